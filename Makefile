@@ -1,0 +1,49 @@
+# mlcache: PGXS build.  The version lives only in mlcache.control.
+EXTENSION = mlcache
+EXTVERSION = $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" mlcache.control)
+
+MODULE_big = mlcache
+OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
+DATA = $(wildcard extension/mlcache--*.sql)
+
+PG_CONFIG ?= pg_config
+PG_CPPFLAGS = -I$(srcdir)/src
+SHLIB_LINK = -lhiredis
+
+# pg_regress pairs in sql/ and expected/, run with Redis up.
+REGRESS = setup get levels ttl l1_memory keys bad_input invalidate
+REGRESS_OPTS = --dbname=mlcache_regress
+# Run separately by test/run_tests.sh with Redis stopped.
+REGRESS_DOWN = redis_down
+# Isolation specs live under test/isolation.
+ISOLATION = $(basename $(notdir $(wildcard test/isolation/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test/isolation --dbname=mlcache_isolation
+
+ifdef MLCACHE_WERROR
+PG_CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+endif
+
+# No LLVM bitcode: nothing here benefits from JIT inlining, and it needs clang.
+override with_llvm = no
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+META.json: META.json.in mlcache.control
+	sed 's/@EXTVERSION@/$(EXTVERSION)/g' $< > $@
+
+all: META.json
+
+.PHONY: test demo deps bench faults
+# The two set-up commands: each installs missing packages, builds, installs,
+# starts throwaway PostgreSQL and Redis servers, runs, and stops them again.
+test:
+	bash test/deps.sh
+	$(MAKE) MLCACHE_WERROR=1 all
+	$(MAKE) install
+	bash test/harness.sh bash test/run_tests.sh
+
+demo:
+	bash test/deps.sh
+	$(MAKE) all
+	$(MAKE) install
+	bash test/harness.sh bash demo/demo.sh

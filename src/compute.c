@@ -1,0 +1,218 @@
+/*
+ * compute.c
+ *	  Runs the query behind a cache key and converts its result to jsonb.
+ *
+ * The result becomes jsonb like this:
+ *	- no rows: JSON null (and that null is cached like any value);
+ *	- one row of one column: that column's value, as to_jsonb() gives it;
+ *	- anything else: an array of objects, one per row, keyed by column name.
+ *
+ * Only a single read-only SELECT (or VALUES/TABLE) is accepted, and it runs
+ * with the transaction marked read-only, so writes hidden in functions fail
+ * too (SQLSTATE 25006).  It runs with read_only = false in SPI so that, in
+ * READ COMMITTED, it gets a snapshot taken after the caller read the
+ * generation token: that ordering is what makes the token a proof of
+ * freshness (see lookup.c).
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "nodes/makefuncs.h"
+#include "portability/instr_time.h"
+#include "utils/fmgroids.h"
+#include "utils/plancache.h"
+
+#include "compute.h"
+
+/* Refuse anything but one read-only SELECT, before it runs. */
+static void
+compute_check_read_only(SPIPlanPtr plan)
+{
+	List	   *sources = SPI_plan_get_plan_sources(plan);
+	CachedPlanSource *ps;
+	ListCell   *lc;
+
+	if (list_length(sources) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cache query must be a single statement")));
+	ps = linitial(sources);
+	foreach(lc, ps->query_list)
+	{
+		Query	   *q = lfirst_node(Query, lc);
+		const char *why = NULL;
+
+		if (q->commandType != CMD_SELECT || q->utilityStmt != NULL)
+			why = psprintf("It is a %s statement.", GetCommandTagName(ps->commandTag));
+		else if (q->hasModifyingCTE)
+			why = "It contains a data-modifying WITH clause.";
+		else if (q->rowMarks != NIL)
+			why = "It locks rows with FOR UPDATE or FOR SHARE.";
+		if (why)
+			ereport(ERROR,
+					(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+					 errmsg("cache query must be a read-only SELECT"),
+					 errdetail_internal("%s", why)));
+	}
+}
+
+/* Set up f to call to_jsonb() on values of the given type. */
+static void
+compute_jsonb_converter(FmgrInfo *f, Oid typid, int32 typmod, Oid collid)
+{
+	FuncExpr   *expr;
+
+	fmgr_info(F_TO_JSONB, f);
+	expr = makeFuncExpr(F_TO_JSONB, JSONBOID,
+						list_make1(makeNullConst(typid, typmod, collid)),
+						InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
+	fmgr_info_set_expr((Node *) expr, f);
+}
+
+static Jsonb *
+compute_datum_jsonb(FmgrInfo *f, Datum d)
+{
+	return DatumGetJsonbP(FunctionCall1(f, d));
+}
+
+/* Push one column value into a jsonb being built. */
+static void
+compute_push_value(JsonbParseState **st, FmgrInfo *f, Datum d, bool isnull)
+{
+	JsonbValue	v;
+	Jsonb	   *jb;
+
+	if (isnull)
+	{
+		v.type = jbvNull;
+		pushJsonbValue(st, WJB_VALUE, &v);
+		return;
+	}
+	jb = compute_datum_jsonb(f, d);
+	if (JB_ROOT_IS_SCALAR(jb))
+		JsonbExtractScalar(&jb->root, &v);
+	else
+	{
+		v.type = jbvBinary;
+		v.val.binary.data = &jb->root;
+		v.val.binary.len = VARSIZE(jb) - VARHDRSZ;
+	}
+	pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+/* Convert SPI's current result; the jsonb is allocated in target. */
+static Jsonb *
+compute_result_jsonb(MemoryContext target)
+{
+	SPITupleTable *tt = SPI_tuptable;
+	TupleDesc	desc = tt->tupdesc;
+	uint64		nrows = SPI_processed;
+	FmgrInfo   *conv = palloc(sizeof(FmgrInfo) * Max(desc->natts, 1));
+	JsonbParseState *st = NULL;
+	JsonbValue *res;
+	MemoryContext old;
+	Jsonb	   *out;
+	uint64		r;
+	int			c;
+
+	for (c = 0; c < desc->natts; c++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, c);
+
+		compute_jsonb_converter(&conv[c], att->atttypid, att->atttypmod, att->attcollation);
+	}
+
+	if (nrows == 0 || (nrows == 1 && desc->natts == 1))
+	{
+		bool		isnull = true;
+		Datum		d = nrows ? SPI_getbinval(tt->vals[0], desc, 1, &isnull) : (Datum) 0;
+		JsonbValue	nullv;
+
+		if (!isnull)
+		{
+			Jsonb	   *jb = compute_datum_jsonb(&conv[0], d);
+
+			old = MemoryContextSwitchTo(target);
+			out = palloc(VARSIZE(jb));
+			memcpy(out, jb, VARSIZE(jb));
+			MemoryContextSwitchTo(old);
+			return out;
+		}
+		nullv.type = jbvNull;
+		old = MemoryContextSwitchTo(target);
+		out = JsonbValueToJsonb(&nullv);
+		MemoryContextSwitchTo(old);
+		return out;
+	}
+
+	pushJsonbValue(&st, WJB_BEGIN_ARRAY, NULL);
+	for (r = 0; r < nrows; r++)
+	{
+		pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+		for (c = 0; c < desc->natts; c++)
+		{
+			JsonbValue	k;
+			bool		isnull;
+			Datum		d = SPI_getbinval(tt->vals[r], desc, c + 1, &isnull);
+
+			k.type = jbvString;
+			k.val.string.val = NameStr(TupleDescAttr(desc, c)->attname);
+			k.val.string.len = strlen(k.val.string.val);
+			pushJsonbValue(&st, WJB_KEY, &k);
+			compute_push_value(&st, &conv[c], d, isnull);
+		}
+		pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+	}
+	res = pushJsonbValue(&st, WJB_END_ARRAY, NULL);
+	old = MemoryContextSwitchTo(target);
+	out = JsonbValueToJsonb(res);
+	MemoryContextSwitchTo(old);
+	return out;
+}
+
+/*
+ * Run query and return its result as jsonb, allocated in the caller's memory
+ * context.  Errors in the query propagate as they are.  *compute_us receives
+ * the time the query took.
+ */
+Jsonb *
+mlcache_compute(const char *query, int64 *compute_us)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	bool		save_read_only = XactReadOnly;
+	instr_time	start,
+				elapsed;
+	SPIPlanPtr	plan;
+	Jsonb	   *result;
+	int			rc;
+
+	INSTR_TIME_SET_CURRENT(start);
+	SPI_connect();
+	plan = SPI_prepare(query, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	compute_check_read_only(plan);
+
+	XactReadOnly = true;
+	PG_TRY();
+	{
+		rc = SPI_execute_plan(plan, NULL, NULL, false, 0);
+	}
+	PG_FINALLY();
+	{
+		XactReadOnly = save_read_only;
+	}
+	PG_END_TRY();
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "unexpected SPI result: %s", SPI_result_code_string(rc));
+
+	result = compute_result_jsonb(caller);
+	SPI_finish();
+
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, start);
+	*compute_us = INSTR_TIME_GET_MICROSEC(elapsed);
+	return result;
+}

@@ -1,0 +1,206 @@
+/*
+ * guc.c
+ *	  Definitions of every mlcache.* configuration parameter.
+ *
+ * Contexts follow what a setting controls: anything that sizes shared memory
+ * is PGC_POSTMASTER, the Redis address and login are PGC_SIGHUP (the
+ * password also superuser-only), and per-call knobs are PGC_USERSET.
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "utils/guc.h"
+
+#include "guc.h"
+
+bool		mlcache_enabled = true;
+int			mlcache_l1_ttl = 60;
+int			mlcache_l2_ttl = 3600;
+int			mlcache_l3_ttl = 7 * 24 * 3600;
+int			mlcache_l1_max_memory = 50 * 1024;
+char	   *mlcache_redis_host = NULL;
+int			mlcache_redis_port = 6379;
+char	   *mlcache_redis_socket = NULL;
+char	   *mlcache_redis_password = NULL;
+int			mlcache_redis_database = 0;
+int			mlcache_redis_connect_timeout = 50;
+int			mlcache_redis_command_timeout = 50;
+int			mlcache_redis_retry_interval = 1000;
+char	   *mlcache_key_prefix = NULL;
+int			mlcache_max_value_size = 8 * 1024;
+int			mlcache_generation_slots = 65536;
+
+uint64		mlcache_redis_config_version = 0;
+uint64		mlcache_prefix_config_version = 0;
+
+/* Any Redis connection setting changed: the next call reconnects. */
+static void
+redis_setting_assign(const char *newval, void *extra)
+{
+	mlcache_redis_config_version++;
+}
+
+static void
+redis_int_setting_assign(int newval, void *extra)
+{
+	mlcache_redis_config_version++;
+}
+
+static void
+key_prefix_assign(const char *newval, void *extra)
+{
+	mlcache_prefix_config_version++;
+}
+
+/*
+ * A key prefix may not contain control characters: it becomes part of every
+ * Redis key and of the PUBLISH channel name.
+ */
+static bool
+key_prefix_check(char **newval, void **extra, GucSource source)
+{
+	const unsigned char *p;
+
+	if (*newval == NULL)
+		return true;
+	for (p = (const unsigned char *) *newval; *p; p++)
+	{
+		if (*p < 0x20 || *p == 0x7f)
+		{
+			GUC_check_errdetail("mlcache.key_prefix must not contain control characters.");
+			return false;
+		}
+	}
+	if (strlen(*newval) > 200)
+	{
+		GUC_check_errdetail("mlcache.key_prefix must be at most 200 bytes long.");
+		return false;
+	}
+	return true;
+}
+
+/* The generation table is indexed with a mask, so its size is a power of 2. */
+static bool
+generation_slots_check(int *newval, void **extra, GucSource source)
+{
+	if ((*newval & (*newval - 1)) != 0)
+	{
+		GUC_check_errdetail("mlcache.generation_slots must be a power of 2.");
+		return false;
+	}
+	return true;
+}
+
+static void
+define_ttl(const char *name, const char *desc, int *var, int boot)
+{
+	DefineCustomIntVariable(name, desc,
+							"0 means values are not kept at this level.",
+							var, boot, 0, INT_MAX / 1000,
+							PGC_USERSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+}
+
+static void
+define_redis_gucs(void)
+{
+	DefineCustomStringVariable("mlcache.redis_host",
+							   "Host name or IP address of the Redis server.",
+							   "Ignored when mlcache.redis_socket is set.",
+							   &mlcache_redis_host, "127.0.0.1",
+							   PGC_SIGHUP, 0,
+							   NULL, redis_setting_assign, NULL);
+	DefineCustomIntVariable("mlcache.redis_port",
+							"TCP port of the Redis server.",
+							NULL,
+							&mlcache_redis_port, 6379, 1, 65535,
+							PGC_SIGHUP, 0,
+							NULL, redis_int_setting_assign, NULL);
+	DefineCustomStringVariable("mlcache.redis_socket",
+							   "Unix socket path of the Redis server; empty to use host and port.",
+							   NULL,
+							   &mlcache_redis_socket, "",
+							   PGC_SIGHUP, 0,
+							   NULL, redis_setting_assign, NULL);
+	DefineCustomStringVariable("mlcache.redis_password",
+							   "Password sent with AUTH after connecting; empty for none.",
+							   NULL,
+							   &mlcache_redis_password, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
+							   NULL, redis_setting_assign, NULL);
+	DefineCustomIntVariable("mlcache.redis_database",
+							"Redis logical database number (SELECT).",
+							NULL,
+							&mlcache_redis_database, 0, 0, 1024,
+							PGC_SIGHUP, 0,
+							NULL, redis_int_setting_assign, NULL);
+	DefineCustomIntVariable("mlcache.redis_connect_timeout",
+							"Upper bound on connecting to Redis.",
+							NULL,
+							&mlcache_redis_connect_timeout, 50, 1, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, redis_int_setting_assign, NULL);
+	DefineCustomIntVariable("mlcache.redis_command_timeout",
+							"Upper bound on each Redis command's send and receive.",
+							"This is the real bound on how long a query can wait for Redis: "
+							"a Redis call cannot be interrupted by cancel or statement_timeout.",
+							&mlcache_redis_command_timeout, 50, 1, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, redis_int_setting_assign, NULL);
+	DefineCustomIntVariable("mlcache.redis_retry_interval",
+							"How long Redis is skipped after an error (circuit breaker).",
+							NULL,
+							&mlcache_redis_retry_interval, 1000, 10, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+}
+
+/*
+ * Define all parameters.  Called from _PG_init, also when the library is not
+ * preloaded, so that settings are validated the same way in every process.
+ */
+void
+mlcache_guc_init(void)
+{
+	DefineCustomBoolVariable("mlcache.enabled",
+							 "Enables reading and filling the cache.",
+							 "When off, every read computes its query and nothing is stored; "
+							 "invalidations are still recorded.",
+							 &mlcache_enabled, true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	define_ttl("mlcache.l1_ttl", "Default time to live in backend memory (L1).",
+			   &mlcache_l1_ttl, 60);
+	define_ttl("mlcache.l2_ttl", "Default time to live in Redis (L2).",
+			   &mlcache_l2_ttl, 3600);
+	define_ttl("mlcache.l3_ttl", "Age after which a materialized view (L3) is refreshed.",
+			   &mlcache_l3_ttl, 7 * 24 * 3600);
+	DefineCustomIntVariable("mlcache.l1_max_memory",
+							"Memory cap of each backend's L1 cache, enforced by LRU eviction.",
+							"A value larger than the cap is not kept in L1.",
+							&mlcache_l1_max_memory, 50 * 1024, 0, INT_MAX / 2,
+							PGC_USERSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("mlcache.max_value_size",
+							"Largest value, encoded, that is stored in L1 or Redis.",
+							"Larger results are returned but not cached.",
+							&mlcache_max_value_size, 8 * 1024, 1, 512 * 1024,
+							PGC_USERSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+	define_redis_gucs();
+	DefineCustomStringVariable("mlcache.key_prefix",
+							   "Namespace prepended to every Redis key; empty derives \"mlcache:<database>:\".",
+							   NULL,
+							   &mlcache_key_prefix, "",
+							   PGC_SUSET, 0,
+							   key_prefix_check, key_prefix_assign, NULL);
+	DefineCustomIntVariable("mlcache.generation_slots",
+							"Number of shared-memory generation counters (a power of 2).",
+							"More slots make hash collisions, which cost a spurious miss, rarer.",
+							&mlcache_generation_slots, 65536, 1024, 1 << 24,
+							PGC_POSTMASTER, 0,
+							generation_slots_check, NULL, NULL);
+
+	MarkGUCPrefixReserved("mlcache");
+}

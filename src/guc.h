@@ -1,0 +1,32 @@
+/*
+ * guc.h
+ *	  All mlcache.* configuration parameters.
+ */
+#ifndef MLCACHE_GUC_H
+#define MLCACHE_GUC_H
+
+extern bool mlcache_enabled;
+extern int	mlcache_l1_ttl;			/* seconds */
+extern int	mlcache_l2_ttl;			/* seconds */
+extern int	mlcache_l3_ttl;			/* seconds */
+extern int	mlcache_l1_max_memory;	/* kB */
+extern char *mlcache_redis_host;
+extern int	mlcache_redis_port;
+extern char *mlcache_redis_socket;
+extern char *mlcache_redis_password;
+extern int	mlcache_redis_database;
+extern int	mlcache_redis_connect_timeout;	/* ms */
+extern int	mlcache_redis_command_timeout;	/* ms */
+extern int	mlcache_redis_retry_interval;	/* ms */
+extern char *mlcache_key_prefix;
+extern int	mlcache_max_value_size;	/* kB */
+extern int	mlcache_generation_slots;
+
+/* Bumped whenever a Redis connection setting changes. */
+extern uint64 mlcache_redis_config_version;
+/* Bumped whenever key_prefix changes. */
+extern uint64 mlcache_prefix_config_version;
+
+extern void mlcache_guc_init(void);
+
+#endif

@@ -1,0 +1,394 @@
+/*
+ * invalidate.c
+ *	  The invalidation path: pending targets, and the commit that applies them.
+ *
+ * invalidate(), invalidate_pattern(), clear() and (later) the watch triggers
+ * add targets to a per-transaction pending set in TopTransactionContext.
+ * Nothing happens to any cache before COMMIT.  Each entry records the
+ * subtransaction nesting level that added it: a subtransaction abort drops
+ * its entries, a subtransaction commit hands them to its parent, and a
+ * top-level abort drops everything.
+ *
+ * At XACT_EVENT_COMMIT, which runs after ProcArrayEndTransaction made the
+ * commit visible to new snapshots and before COMMIT returns to the client,
+ * every pending slot's generation counter is bumped with an atomic add.
+ * That callback does no I/O, allocates nothing and cannot fail (G4).  Redis
+ * is cleaned up afterwards by the background worker; correctness never
+ * depends on it.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "common/hashfn.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+#include "invalidate.h"
+#include "keys.h"
+#include "lookup.h"
+#include "shmem.h"
+#include "stats.h"
+#include "worker.h"
+
+typedef struct PendingTarget
+{
+	char		kind;
+	uint32		slot;
+	int			level;			/* subtransaction nesting level that added it */
+	uint64		hash;			/* of (kind, text), for deduplication */
+	char	   *text;			/* key or prefix */
+	int			len;
+	char	   *hygiene;		/* Redis key, or SCAN pattern, to remove later */
+	char	   *channel;		/* where the worker PUBLISHes it */
+	bool		hygiene_is_pattern;
+} PendingTarget;
+
+typedef struct PendingHashEntry
+{
+	uint64		hash;
+	int			index;			/* into pend[] */
+} PendingHashEntry;
+
+typedef struct PendingSlotEntry
+{
+	uint32		slot;
+	int			count;
+} PendingSlotEntry;
+
+/* All in TopTransactionContext; reset at transaction end. */
+static PendingTarget *pend = NULL;
+static int	npend = 0;
+static int	maxpend = 0;
+static HTAB *pend_by_hash = NULL;
+static HTAB *pend_slots = NULL;
+
+static void
+inval_reset(void)
+{
+	pend = NULL;
+	npend = 0;
+	maxpend = 0;
+	pend_by_hash = NULL;
+	pend_slots = NULL;
+}
+
+static HTAB *
+inval_hash_create(const char *name, Size keysize, Size entrysize)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = keysize;
+	ctl.entrysize = entrysize;
+	ctl.hcxt = TopTransactionContext;
+	return hash_create(name, 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+/* Index pend[i] in both lookup tables. */
+static void
+inval_index(int i)
+{
+	bool		found;
+	PendingHashEntry *he = hash_search(pend_by_hash, &pend[i].hash, HASH_ENTER, &found);
+	PendingSlotEntry *se;
+
+	if (!found)
+		he->index = i;
+	se = hash_search(pend_slots, &pend[i].slot, HASH_ENTER, &found);
+	se->count = found ? se->count + 1 : 1;
+}
+
+/* Rebuild both lookup tables from pend[] (after a subtransaction abort). */
+static void
+inval_reindex(void)
+{
+	int			i;
+
+	hash_destroy(pend_by_hash);
+	hash_destroy(pend_slots);
+	pend_by_hash = inval_hash_create("mlcache pending", sizeof(uint64), sizeof(PendingHashEntry));
+	pend_slots = inval_hash_create("mlcache pending slots", sizeof(uint32), sizeof(PendingSlotEntry));
+	for (i = 0; i < npend; i++)
+		inval_index(i);
+}
+
+/* "<namespace>invalidations", the PUBLISH channel; palloc'd. */
+static char *
+inval_channel(void)
+{
+	int			nlen;
+	const char *ns = mlcache_namespace(&nlen);
+
+	return psprintf("%sinvalidations", ns);
+}
+
+/* Is this target already pending?  Any pending entry covers a new one. */
+static bool
+inval_is_pending(uint64 hash, const MlcacheTarget *t)
+{
+	PendingHashEntry *he = hash_search(pend_by_hash, &hash, HASH_FIND, NULL);
+	PendingTarget *p;
+
+	if (he == NULL)
+		return false;
+	p = &pend[he->index];
+	return p->kind == t->kind && p->len == t->len && memcmp(p->text, t->text, t->len) == 0;
+}
+
+/*
+ * Add a target to the current transaction.  hygiene names what the worker
+ * should remove from Redis after commit.  Returns false if an identical
+ * target was already pending.
+ */
+bool
+mlcache_inval_add(const MlcacheTarget *t, const char *hygiene, bool hygiene_is_pattern)
+{
+	MemoryContext old;
+	uint64		hash;
+	PendingTarget *p;
+
+	if (pend_by_hash == NULL)
+	{
+		pend_by_hash = inval_hash_create("mlcache pending", sizeof(uint64), sizeof(PendingHashEntry));
+		pend_slots = inval_hash_create("mlcache pending slots", sizeof(uint32), sizeof(PendingSlotEntry));
+	}
+	hash = hash_bytes_extended((const unsigned char *) t->text, t->len, (uint64) t->kind);
+	if (inval_is_pending(hash, t))
+		return false;
+
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	if (npend == maxpend)
+	{
+		maxpend = maxpend ? maxpend * 2 : 16;
+		pend = pend ? repalloc(pend, sizeof(PendingTarget) * maxpend)
+			: palloc(sizeof(PendingTarget) * maxpend);
+	}
+	p = &pend[npend];
+	p->kind = t->kind;
+	p->slot = t->slot;
+	p->level = GetCurrentTransactionNestLevel();
+	p->hash = hash;
+	p->text = pnstrdup(t->text, t->len);
+	p->len = t->len;
+	p->hygiene = pstrdup(hygiene);
+	p->channel = inval_channel();
+	p->hygiene_is_pattern = hygiene_is_pattern;
+	MemoryContextSwitchTo(old);
+	inval_index(npend);
+	npend++;
+	return true;
+}
+
+/*
+ * Does the current transaction have a pending invalidation that covers k?
+ * Such a key must be read around the cache (read-your-writes, G9).
+ */
+bool
+mlcache_inval_touches(const MlcacheKey *k)
+{
+	int			i;
+
+	if (npend == 0)
+		return false;
+	for (i = 0; i < k->nslots; i++)
+		if (hash_search(pend_slots, &k->slots[i], HASH_FIND, NULL) != NULL)
+			return true;
+	return false;
+}
+
+int
+mlcache_inval_pending_count(void)
+{
+	return npend;
+}
+
+/*
+ * The commit: bump every pending slot.  No allocation, no I/O, no ERROR.
+ * Duplicate slots (hash collisions) are bumped twice, which is harmless.
+ */
+static void
+inval_apply(void)
+{
+	int			i;
+
+	for (i = 0; i < npend; i++)
+		pg_atomic_fetch_add_u64(&mlcache_shared->gens[pend[i].slot], 1);
+	mlcache_count_n(MLC_INVALIDATION, npend);
+	for (i = 0; i < npend; i++)
+		mlcache_worker_enqueue_hygiene(pend[i].channel, pend[i].hygiene,
+									   pend[i].hygiene_is_pattern);
+}
+
+static void
+inval_xact_callback(XactEvent event, void *arg)
+{
+	if (mlcache_shared == NULL)
+		return;
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			mlcache_lookup_flush_sets();
+			break;
+		case XACT_EVENT_COMMIT:
+			if (npend > 0)
+				inval_apply();
+			inval_reset();
+			mlcache_lookup_reset_sets();
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			inval_reset();
+			mlcache_lookup_reset_sets();
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			if (npend > 0 || mlcache_lookup_pending_sets() > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that has pending mlcache invalidations or sets"),
+						 errdetail("Cache invalidations take effect at COMMIT, which PREPARE TRANSACTION would separate from the commit of its data."),
+						 errhint("Run the statements that invalidate cached keys in a transaction that is committed directly.")));
+			break;
+		default:
+			break;
+	}
+}
+
+/* Drop what an aborted subtransaction added; hand a committed one's up. */
+static void
+inval_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	int			i,
+				kept = 0;
+
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		mlcache_lookup_discard_sets(level);
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		mlcache_lookup_promote_sets(level);
+	if (npend == 0)
+		return;
+	if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		for (i = 0; i < npend; i++)
+			if (pend[i].level >= level)
+				pend[i].level = level - 1;
+	}
+	else if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		for (i = 0; i < npend; i++)
+			if (pend[i].level < level)
+				pend[kept++] = pend[i];
+		if (kept != npend)
+		{
+			npend = kept;
+			inval_reindex();
+		}
+	}
+}
+
+void
+mlcache_inval_init(void)
+{
+	RegisterXactCallback(inval_xact_callback, NULL);
+	RegisterSubXactCallback(inval_subxact_callback, NULL);
+}
+
+/* The Redis key of a caller's key, for hygiene. */
+static char *
+inval_key_hygiene(const char *key, int len)
+{
+	MlcacheKey	k;
+
+	mlcache_key_init(&k, key, len);
+	return (char *) mlcache_key_rkey(&k);
+}
+
+/* SCAN pattern for a target: namespace (escaped) + the given glob. */
+static char *
+inval_pattern_hygiene(const char *glob)
+{
+	int			nlen;
+	const char *ns = mlcache_namespace(&nlen);
+
+	return psprintf("%s%s", mlcache_glob_escape(ns, nlen), glob);
+}
+
+static text *
+inval_key_arg(FunctionCallInfo fcinfo, const char *what)
+{
+	text	   *t;
+
+	mlcache_require_loaded();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+	t = PG_GETARG_TEXT_PP(0);
+	mlcache_check_key(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), what);
+	return t;
+}
+
+PG_FUNCTION_INFO_V1(mlcache_invalidate);
+
+/*
+ * mlcache.invalidate(key, include_l1): invalidate one key, literally (glob
+ * characters in it have no special meaning), at commit.
+ */
+Datum
+mlcache_invalidate(PG_FUNCTION_ARGS)
+{
+	text	   *key = inval_key_arg(fcinfo, "cache key");
+	MlcacheTarget t;
+
+	t.kind = MLCACHE_TARGET_KEY;
+	t.text = VARDATA_ANY(key);
+	t.len = VARSIZE_ANY_EXHDR(key);
+	t.slot = mlcache_target_slot(t.kind, t.text, t.len);
+	mlcache_inval_add(&t, inval_key_hygiene(t.text, t.len), false);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(mlcache_invalidate_pattern);
+
+/*
+ * mlcache.invalidate_pattern(pattern, include_l1): invalidate, at commit,
+ * every key the Redis glob can match.  Locally this is one generation bump
+ * (see mlcache_pattern_target); Redis is SCANned by the worker afterwards.
+ * Returns 1 if a new invalidation was registered, 0 if the same one was
+ * already pending in this transaction.
+ */
+Datum
+mlcache_invalidate_pattern(PG_FUNCTION_ARGS)
+{
+	text	   *pat = inval_key_arg(fcinfo, "pattern");
+	char	   *p = text_to_cstring(pat);
+	int			len = strlen(p);
+	MlcacheTarget t = mlcache_pattern_target(p, len);
+	bool		added;
+
+	if (t.kind == MLCACHE_TARGET_KEY)
+		added = mlcache_inval_add(&t, inval_key_hygiene(p, len), false);
+	else
+		added = mlcache_inval_add(&t, inval_pattern_hygiene(p), true);
+	PG_RETURN_INT64(added ? 1 : 0);
+}
+
+PG_FUNCTION_INFO_V1(mlcache_clear);
+
+/* mlcache.clear(): invalidate the whole namespace at commit, in O(1). */
+Datum
+mlcache_clear(PG_FUNCTION_ARGS)
+{
+	MlcacheTarget t;
+
+	mlcache_require_loaded();
+	t.kind = MLCACHE_TARGET_ALL;
+	t.text = "";
+	t.len = 0;
+	t.slot = mlcache_target_slot(t.kind, "", 0);
+	mlcache_inval_add(&t, inval_pattern_hygiene("*"), true);
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,16 @@
+/*
+ * invalidate.h
+ *	  Transactional invalidation: targets collected during a transaction and
+ *	  applied to the generation counters when it commits.
+ */
+#ifndef MLCACHE_INVALIDATE_H
+#define MLCACHE_INVALIDATE_H
+
+#include "keys.h"
+
+extern void mlcache_inval_init(void);
+extern bool mlcache_inval_add(const MlcacheTarget *t, const char *hygiene, bool hygiene_is_pattern);
+extern bool mlcache_inval_touches(const MlcacheKey *k);
+extern int	mlcache_inval_pending_count(void);
+
+#endif

@@ -1,0 +1,262 @@
+/*
+ * keys.c
+ *	  What a cache key is and what it depends on.
+ *
+ * A key depends on a set of generation counters in shared memory: one for
+ * the whole namespace (bumped by clear() and by globs we cannot narrow), one
+ * per ":"-terminated prefix of the key, and one for the key itself.  Every
+ * counter only grows, so the sum of a key's counters (its "token") changes
+ * exactly when one of them is bumped; a cached value stays valid only while
+ * the token it was computed under is still the current one.
+ *
+ * Slots are chosen by hashing (namespace, kind, text).  A collision only
+ * makes a bump hit an unrelated key too: a spurious miss, never a stale hit.
+ */
+#include "postgres.h"
+
+#include "commands/dbcommands.h"
+#include "common/cryptohash.h"
+#include "common/hashfn.h"
+#include "common/sha2.h"
+#include "miscadmin.h"
+#include "utils/memutils.h"
+
+#include "guc.h"
+#include "keys.h"
+#include "shmem.h"
+
+static char *ns_text = NULL;
+static int	ns_len = 0;
+static uint64 ns_seed = 0;
+static uint64 ns_version = (uint64) -1;
+
+/*
+ * The namespace: mlcache.key_prefix, or "mlcache:<database>:" when that is
+ * empty.  Cached in TopMemoryContext until the setting changes.
+ */
+const char *
+mlcache_namespace(int *len)
+{
+	if (ns_text == NULL || ns_version != mlcache_prefix_config_version)
+	{
+		char	   *text;
+
+		if (mlcache_key_prefix != NULL && mlcache_key_prefix[0] != '\0')
+			text = MemoryContextStrdup(TopMemoryContext, mlcache_key_prefix);
+		else
+		{
+			char	   *db = get_database_name(MyDatabaseId);
+
+			text = MemoryContextStrdup(TopMemoryContext,
+									   psprintf("mlcache:%s:", db ? db : "?"));
+		}
+		if (ns_text)
+			pfree(ns_text);
+		ns_text = text;
+		ns_len = strlen(text);
+		ns_seed = hash_bytes_extended((const unsigned char *) ns_text, ns_len,
+									  UINT64CONST(0x6d6c6361636865));
+		ns_version = mlcache_prefix_config_version;
+	}
+	*len = ns_len;
+	return ns_text;
+}
+
+/*
+ * Reject keys that cannot be cached: empty, too long, or holding control
+ * characters (they would make Redis keys and log lines ambiguous).  NULL is
+ * checked by the callers, which see the argument.
+ */
+void
+mlcache_check_key(const char *key, int len, const char *what)
+{
+	int			i;
+
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", what)));
+	if (len > MLCACHE_MAX_KEY)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s is too long", what),
+				 errdetail("It is %d bytes long; the limit is %d bytes.", len, MLCACHE_MAX_KEY)));
+	for (i = 0; i < len; i++)
+	{
+		unsigned char c = (unsigned char) key[i];
+
+		if (c < 0x20 || c == 0x7f)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not contain control characters", what),
+					 errdetail("Byte %d has the value 0x%02x.", i + 1, c)));
+	}
+}
+
+uint32
+mlcache_target_slot(char kind, const char *text, int len)
+{
+	uint64		h;
+	int			nlen;
+
+	(void) mlcache_namespace(&nlen);
+	h = hash_bytes_extended((const unsigned char *) text, len, ns_seed + (uint64) kind);
+	h &= mlcache_shared->slot_mask;
+	return h == 0 ? 1 : (uint32) h;
+}
+
+/* Build the Redis key: namespace + key, or namespace + "#" + sha256(key). */
+static void
+key_redis_name(MlcacheKey *k)
+{
+	int			nlen;
+	const char *ns = mlcache_namespace(&nlen);
+
+	if (k->keylen <= MLCACHE_MAX_PLAIN_KEY)
+	{
+		k->rkeylen = nlen + k->keylen;
+		k->rkey = palloc(k->rkeylen + 1);
+		memcpy(k->rkey, ns, nlen);
+		memcpy(k->rkey + nlen, k->key, k->keylen);
+	}
+	else
+	{
+		pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+		uint8		digest[PG_SHA256_DIGEST_LENGTH];
+		int			i;
+
+		if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
+			pg_cryptohash_update(ctx, (const uint8 *) k->key, k->keylen) < 0 ||
+			pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+			elog(ERROR, "could not compute SHA-256 of a cache key");
+		pg_cryptohash_free(ctx);
+		k->rkeylen = nlen + 1 + 2 * PG_SHA256_DIGEST_LENGTH;
+		k->rkey = palloc(k->rkeylen + 1);
+		memcpy(k->rkey, ns, nlen);
+		k->rkey[nlen] = '#';
+		for (i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
+			sprintf(k->rkey + nlen + 1 + 2 * i, "%02x", digest[i]);
+	}
+	k->rkey[k->rkeylen] = '\0';
+}
+
+/*
+ * Fill in the generation slots a validated key depends on.  The Redis name
+ * is built lazily by mlcache_key_rkey, since an L1 hit never needs it.
+ */
+void
+mlcache_key_init(MlcacheKey *k, const char *key, int len)
+{
+	int			i;
+	int			depth = 0;
+
+	k->key = key;
+	k->keylen = len;
+	k->nslots = 0;
+	k->slots[k->nslots++] = mlcache_target_slot(MLCACHE_TARGET_ALL, "", 0);
+	for (i = 0; i < len && depth < MLCACHE_MAX_PREFIX_DEPTH; i++)
+	{
+		if (key[i] == ':')
+		{
+			k->slots[k->nslots++] = mlcache_target_slot(MLCACHE_TARGET_PREFIX, key, i + 1);
+			depth++;
+		}
+	}
+	k->slots[k->nslots++] = mlcache_target_slot(MLCACHE_TARGET_KEY, key, len);
+	k->rkey = NULL;
+	k->rkeylen = 0;
+}
+
+/* The key's Redis name, built on first use. */
+const char *
+mlcache_key_rkey(MlcacheKey *k)
+{
+	if (k->rkey == NULL)
+		key_redis_name(k);
+	return k->rkey;
+}
+
+/*
+ * The key's token: the sum of its generation counters.  The barrier orders
+ * these reads before whatever snapshot the caller takes next (see lookup.c).
+ */
+uint64
+mlcache_key_token(const MlcacheKey *k)
+{
+	uint64		sum = 0;
+	int			i;
+
+	for (i = 0; i < k->nslots; i++)
+		sum += pg_atomic_read_u64(&mlcache_shared->gens[k->slots[i]]);
+	pg_memory_barrier();
+	return sum;
+}
+
+bool
+mlcache_is_glob(const char *s, int len)
+{
+	int			i;
+
+	for (i = 0; i < len; i++)
+		if (s[i] == '*' || s[i] == '?' || s[i] == '[' || s[i] == '\\')
+			return true;
+	return false;
+}
+
+/*
+ * Map a Redis glob to one generation target that covers every key it can
+ * match.  A pattern without glob characters is the exact key.  Otherwise the
+ * literal text before the first glob character is cut back to its last ":"
+ * (and to MLCACHE_MAX_PREFIX_DEPTH levels), and that prefix is the target;
+ * with no ":" in it, the whole namespace is.  "a:b:*" is thus exactly the
+ * prefix "a:b:", and "a:b*" conservatively the prefix "a:".
+ */
+MlcacheTarget
+mlcache_pattern_target(const char *pattern, int len)
+{
+	MlcacheTarget t;
+	int			lit = 0;
+	int			cut = 0;
+	int			depth = 0;
+
+	if (!mlcache_is_glob(pattern, len))
+	{
+		t.kind = MLCACHE_TARGET_KEY;
+		t.text = pattern;
+		t.len = len;
+		t.slot = mlcache_target_slot(t.kind, t.text, t.len);
+		return t;
+	}
+	while (lit < len && pattern[lit] != '*' && pattern[lit] != '?' &&
+		   pattern[lit] != '[' && pattern[lit] != '\\')
+	{
+		if (pattern[lit] == ':' && depth < MLCACHE_MAX_PREFIX_DEPTH)
+		{
+			cut = lit + 1;
+			depth++;
+		}
+		lit++;
+	}
+	t.text = pattern;
+	t.len = cut;
+	t.kind = cut > 0 ? MLCACHE_TARGET_PREFIX : MLCACHE_TARGET_ALL;
+	t.slot = mlcache_target_slot(t.kind, t.text, t.kind == MLCACHE_TARGET_ALL ? 0 : t.len);
+	return t;
+}
+
+/* Escape Redis glob characters so that s matches only itself in SCAN MATCH. */
+char *
+mlcache_glob_escape(const char *s, int len)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	for (i = 0; i < len; i++)
+	{
+		if (s[i] == '*' || s[i] == '?' || s[i] == '[' || s[i] == ']' || s[i] == '\\')
+			appendStringInfoChar(&buf, '\\');
+		appendStringInfoChar(&buf, s[i]);
+	}
+	return buf.data;
+}

@@ -1,0 +1,52 @@
+/*
+ * keys.h
+ *	  Cache keys: validation, the Redis key, and the generation slots a key
+ *	  depends on.
+ */
+#ifndef MLCACHE_KEYS_H
+#define MLCACHE_KEYS_H
+
+/* Keys longer than this are stored in Redis under a SHA-256 of the key. */
+#define MLCACHE_MAX_PLAIN_KEY	200
+/* Keys longer than this are refused. */
+#define MLCACHE_MAX_KEY			65536
+/* Prefix levels (":"-separated) tracked per key; deeper prefixes are cut. */
+#define MLCACHE_MAX_PREFIX_DEPTH 16
+/* Namespace slot + prefix slots + the key's own slot. */
+#define MLCACHE_MAX_DEPS		(MLCACHE_MAX_PREFIX_DEPTH + 2)
+
+/* Kinds of invalidation target, each hashed into its own slot space. */
+#define MLCACHE_TARGET_KEY		'K'
+#define MLCACHE_TARGET_PREFIX	'P'
+#define MLCACHE_TARGET_ALL		'N'
+
+typedef struct MlcacheKey
+{
+	const char *key;			/* the caller's key */
+	int			keylen;
+	char	   *rkey;			/* key in Redis (see mlcache_key_rkey) */
+	int			rkeylen;
+	int			nslots;
+	uint32		slots[MLCACHE_MAX_DEPS];	/* generation slots it depends on */
+} MlcacheKey;
+
+/* An invalidation target derived from a key or a pattern. */
+typedef struct MlcacheTarget
+{
+	char		kind;			/* MLCACHE_TARGET_* */
+	const char *text;			/* key or prefix (not NUL-terminated) */
+	int			len;
+	uint32		slot;
+} MlcacheTarget;
+
+extern void mlcache_check_key(const char *key, int len, const char *what);
+extern void mlcache_key_init(MlcacheKey *k, const char *key, int len);
+extern const char *mlcache_key_rkey(MlcacheKey *k);
+extern uint64 mlcache_key_token(const MlcacheKey *k);
+extern uint32 mlcache_target_slot(char kind, const char *text, int len);
+extern MlcacheTarget mlcache_pattern_target(const char *pattern, int len);
+extern const char *mlcache_namespace(int *len);
+extern char *mlcache_glob_escape(const char *s, int len);
+extern bool mlcache_is_glob(const char *s, int len);
+
+#endif

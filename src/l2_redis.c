@@ -1,0 +1,390 @@
+/*
+ * l2_redis.c
+ *	  L2: the only file that talks to Redis.
+ *
+ * Rules (see DESIGN.md, G5 and G6):
+ *	- Every call is bounded: connecting by mlcache.redis_connect_timeout, each
+ *	  command by mlcache.redis_command_timeout (set with redisSetTimeout after
+ *	  every connect).  A hiredis call cannot be interrupted, so these timeouts
+ *	  are also the bound on query cancel and statement_timeout.
+ *	- After a context error the context is dead: it is freed, and the shared
+ *	  circuit breaker skips Redis in every backend for a backoff period that
+ *	  doubles on each failed retry (up to 60 times the base interval).  The
+ *	  process that opens the breaker emits the single WARNING for that opening.
+ *	- Replies are copied into palloc'd memory and freed before anything that
+ *	  can ereport.
+ *	- The password is never part of any message.
+ */
+#include "postgres.h"
+
+#include <sys/time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "utils/timestamp.h"
+
+#include "guc.h"
+#include "l2_redis.h"
+#include "shmem.h"
+#include "stats.h"
+
+static redisContext *l2_ctx = NULL;
+static uint64 l2_ctx_version = 0;
+
+static struct timeval
+ms_to_timeval(int ms)
+{
+	struct timeval tv;
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	return tv;
+}
+
+void
+mlcache_l2_disconnect(void)
+{
+	if (l2_ctx != NULL)
+		redisFree(l2_ctx);
+	l2_ctx = NULL;
+}
+
+/* True while the breaker tells every backend to skip Redis. */
+bool
+mlcache_l2_breaker_open(void)
+{
+	uint64		until = pg_atomic_read_u64(&mlcache_shared->breaker_until);
+
+	return until != 0 && (uint64) GetCurrentTimestamp() < until;
+}
+
+/*
+ * Record a failure: drop the connection, count it and open (or keep open) the
+ * breaker.  what says which step failed; detail is hiredis' text.
+ */
+static void
+l2_failure(const char *what, const char *detail)
+{
+	uint64		backoff = pg_atomic_read_u64(&mlcache_shared->breaker_backoff);
+	uint64		max_backoff = (uint64) mlcache_redis_retry_interval * 60;
+	uint64		old_until = pg_atomic_read_u64(&mlcache_shared->breaker_until);
+	uint64		until;
+
+	mlcache_l2_disconnect();
+	mlcache_count(MLC_L2_ERROR);
+	backoff = backoff == 0 ? (uint64) mlcache_redis_retry_interval : Min(backoff * 2, max_backoff);
+	pg_atomic_write_u64(&mlcache_shared->breaker_backoff, backoff);
+	until = (uint64) GetCurrentTimestamp() + backoff * 1000;
+	if (pg_atomic_compare_exchange_u64(&mlcache_shared->breaker_until, &old_until, until) &&
+		old_until == 0)
+	{
+		mlcache_count(MLC_BREAKER_OPENED);
+		ereport(WARNING,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("mlcache could not %s Redis: %s", what, detail),
+				 errdetail("Redis is skipped for %d ms; reads are computed meanwhile, and results stay correct.",
+						   (int) backoff)));
+	}
+}
+
+/* A command went through: close the breaker if it was open. */
+static void
+l2_success(void)
+{
+	uint64		old_until = pg_atomic_read_u64(&mlcache_shared->breaker_until);
+
+	if (old_until == 0)
+		return;
+	if (pg_atomic_compare_exchange_u64(&mlcache_shared->breaker_until, &old_until, 0))
+	{
+		pg_atomic_write_u64(&mlcache_shared->breaker_backoff, 0);
+		ereport(LOG, (errmsg("mlcache reached Redis again")));
+	}
+}
+
+/* Send a command on a fresh connection during set-up; true if it succeeded. */
+static bool
+l2_setup_command(redisContext *c, const char *what, int argc, const char **argv)
+{
+	redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+	bool		ok = (r != NULL && r->type != REDIS_REPLY_ERROR);
+
+	if (r != NULL)
+		freeReplyObject(r);
+	if (!ok)
+		l2_failure(what, c->err ? c->errstr : "the server refused the command");
+	return ok;
+}
+
+/*
+ * The connection to use now, or NULL (breaker open, or connecting failed and
+ * was reported).  Reconnects when a connection setting changed.
+ */
+static redisContext *
+l2_connection(void)
+{
+	redisContext *c;
+	char		dbnum[16];
+
+	if (mlcache_l2_breaker_open())
+		return NULL;
+	if (l2_ctx != NULL && l2_ctx_version == mlcache_redis_config_version)
+		return l2_ctx;
+	mlcache_l2_disconnect();
+
+	if (mlcache_redis_socket != NULL && mlcache_redis_socket[0] != '\0')
+		c = redisConnectUnixWithTimeout(mlcache_redis_socket,
+										ms_to_timeval(mlcache_redis_connect_timeout));
+	else
+		c = redisConnectWithTimeout(mlcache_redis_host, mlcache_redis_port,
+									ms_to_timeval(mlcache_redis_connect_timeout));
+	if (c == NULL || c->err)
+	{
+		char		detail[160];
+
+		strlcpy(detail, c ? c->errstr : "out of memory", sizeof(detail));
+		if (c)
+			redisFree(c);
+		l2_failure("connect to", detail);
+		return NULL;
+	}
+	if (redisSetTimeout(c, ms_to_timeval(mlcache_redis_command_timeout)) != REDIS_OK)
+	{
+		redisFree(c);
+		l2_failure("configure the connection to", "setting the command timeout failed");
+		return NULL;
+	}
+	if (mlcache_redis_password != NULL && mlcache_redis_password[0] != '\0')
+	{
+		const char *argv[2] = {"AUTH", mlcache_redis_password};
+
+		if (!l2_setup_command(c, "authenticate to", 2, argv))
+		{
+			redisFree(c);
+			return NULL;
+		}
+	}
+	if (mlcache_redis_database != 0)
+	{
+		const char *argv[2] = {"SELECT", dbnum};
+
+		snprintf(dbnum, sizeof(dbnum), "%d", mlcache_redis_database);
+		if (!l2_setup_command(c, "select the database on", 2, argv))
+		{
+			redisFree(c);
+			return NULL;
+		}
+	}
+	l2_ctx = c;
+	l2_ctx_version = mlcache_redis_config_version;
+	return c;
+}
+
+/*
+ * Run one command.  Returns the reply (caller frees it) or NULL after a
+ * connection-level failure, which has been reported.
+ */
+static redisReply *
+l2_command(int argc, const char **argv, const size_t *argvlen, MlcacheL2Result *res)
+{
+	redisContext *c = l2_connection();
+	redisReply *r;
+
+	if (c == NULL)
+	{
+		*res = mlcache_l2_breaker_open() ? L2_SKIPPED : L2_FAILED;
+		return NULL;
+	}
+	r = redisCommandArgv(c, argc, argv, argvlen);
+	if (r == NULL)
+	{
+		char		detail[160];
+
+		strlcpy(detail, c->errstr, sizeof(detail));
+		l2_failure("talk to", detail);
+		*res = L2_FAILED;
+		return NULL;
+	}
+	l2_success();
+	*res = L2_OK;
+	return r;
+}
+
+/*
+ * GET.  On L2_OK *val is a palloc'd copy of the value.  A value of another
+ * Redis type under our key (WRONGTYPE) is a miss, not a failure.
+ */
+MlcacheL2Result
+mlcache_l2_get(const char *rkey, int rkeylen, char **val, Size *vlen)
+{
+	const char *argv[2] = {"GET", rkey};
+	size_t		argvlen[2] = {3, (size_t) rkeylen};
+	MlcacheL2Result res;
+	redisReply *r = l2_command(2, argv, argvlen, &res);
+
+	if (r == NULL)
+		return res;
+	if (r->type == REDIS_REPLY_STRING)
+	{
+		*vlen = r->len;
+		*val = palloc(r->len + 1);
+		memcpy(*val, r->str, r->len);
+		(*val)[r->len] = '\0';
+		res = L2_OK;
+	}
+	else
+	{
+		if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) != 0)
+			mlcache_count(MLC_L2_ERROR);
+		else if (r->type != REDIS_REPLY_NIL)
+			mlcache_count(MLC_DECODE_FAILED);
+		res = L2_MISS;
+	}
+	freeReplyObject(r);
+	return res;
+}
+
+/*
+ * SET with a time to live in milliseconds.  An error reply (such as OOM under
+ * maxmemory noeviction) is counted; the connection stays usable.
+ */
+MlcacheL2Result
+mlcache_l2_set(const char *rkey, int rkeylen, const char *val, Size vlen, int64 ttl_ms)
+{
+	char		ttl[32];
+	const char *argv[5] = {"SET", rkey, val, "PX", ttl};
+	size_t		argvlen[5];
+	MlcacheL2Result res;
+	redisReply *r;
+
+	snprintf(ttl, sizeof(ttl), INT64_FORMAT, Max(ttl_ms, 1));
+	argvlen[0] = 3;
+	argvlen[1] = rkeylen;
+	argvlen[2] = vlen;
+	argvlen[3] = 2;
+	argvlen[4] = strlen(ttl);
+	r = l2_command(5, argv, argvlen, &res);
+	if (r == NULL)
+		return res;
+	if (r->type == REDIS_REPLY_ERROR)
+	{
+		mlcache_count(MLC_L2_ERROR);
+		res = L2_FAILED;
+	}
+	freeReplyObject(r);
+	return res;
+}
+
+/*
+ * Run n commands pipelined: all are appended, then all replies read.  Each
+ * command's integer reply, if any, goes to its result field.  Arguments are
+ * NUL-terminated strings.
+ */
+MlcacheL2Result
+mlcache_l2_pipeline(MlcacheL2Cmd *cmds, int n)
+{
+	redisContext *c = l2_connection();
+	int			i;
+
+	if (c == NULL)
+		return mlcache_l2_breaker_open() ? L2_SKIPPED : L2_FAILED;
+	for (i = 0; i < n; i++)
+	{
+		if (redisAppendCommandArgv(c, cmds[i].argc, cmds[i].argv, NULL) != REDIS_OK)
+		{
+			l2_failure("send to", "could not queue a command");
+			return L2_FAILED;
+		}
+	}
+	for (i = 0; i < n; i++)
+	{
+		redisReply *r = NULL;
+
+		if (redisGetReply(c, (void **) &r) != REDIS_OK || r == NULL)
+		{
+			char		detail[160];
+
+			strlcpy(detail, c->errstr, sizeof(detail));
+			l2_failure("talk to", detail);
+			return L2_FAILED;
+		}
+		cmds[i].result = (r->type == REDIS_REPLY_INTEGER) ? r->integer : 0;
+		if (r->type == REDIS_REPLY_ERROR)
+			mlcache_count(MLC_L2_ERROR);
+		freeReplyObject(r);
+	}
+	l2_success();
+	return L2_OK;
+}
+
+/*
+ * SCAN the keyspace with MATCH and UNLINK what it finds, a batch at a time.
+ * Used off the commit path only (worker, maintenance).
+ */
+MlcacheL2Result
+mlcache_l2_scan_unlink(const char *match, int64 *removed)
+{
+	char		cursor[32] = "0";
+
+	*removed = 0;
+	do
+	{
+		const char *argv[6] = {"SCAN", cursor, "MATCH", match, "COUNT", "1000"};
+		MlcacheL2Result res;
+		redisReply *r = l2_command(6, argv, NULL, &res);
+		MlcacheL2Cmd *cmds;
+		int			n,
+					i;
+
+		if (r == NULL)
+			return res;
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+			r->element[0]->type != REDIS_REPLY_STRING ||
+			r->element[1]->type != REDIS_REPLY_ARRAY)
+		{
+			freeReplyObject(r);
+			mlcache_count(MLC_L2_ERROR);
+			return L2_FAILED;
+		}
+		strlcpy(cursor, r->element[0]->str, sizeof(cursor));
+		n = (int) r->element[1]->elements;
+		cmds = palloc0(sizeof(MlcacheL2Cmd) * Max(n, 1));
+		for (i = 0; i < n; i++)
+		{
+			redisReply *e = r->element[1]->element[i];
+
+			cmds[i].argc = 2;
+			cmds[i].argv[0] = "UNLINK";
+			cmds[i].argv[1] = pnstrdup(e->str, e->len);
+		}
+		freeReplyObject(r);
+		if (n > 0)
+		{
+			res = mlcache_l2_pipeline(cmds, n);
+			if (res != L2_OK)
+				return res;
+			for (i = 0; i < n; i++)
+				*removed += cmds[i].result;
+		}
+		for (i = 0; i < n; i++)
+			pfree((char *) cmds[i].argv[1]);
+		pfree(cmds);
+	} while (strcmp(cursor, "0") != 0);
+	return L2_OK;
+}
+
+/* PING, reporting the round trip in milliseconds. */
+MlcacheL2Result
+mlcache_l2_ping(double *rtt_ms)
+{
+	const char *argv[1] = {"PING"};
+	TimestampTz start = GetCurrentTimestamp();
+	MlcacheL2Result res;
+	redisReply *r = l2_command(1, argv, NULL, &res);
+
+	if (r == NULL)
+		return res;
+	freeReplyObject(r);
+	*rtt_ms = (double) (GetCurrentTimestamp() - start) / 1000.0;
+	return L2_OK;
+}

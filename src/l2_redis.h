@@ -1,0 +1,34 @@
+/*
+ * l2_redis.h
+ *	  L2: Redis through hiredis, with timeouts and a shared circuit breaker.
+ *	  Nothing here ever raises an ERROR because of Redis.
+ */
+#ifndef MLCACHE_L2_REDIS_H
+#define MLCACHE_L2_REDIS_H
+
+typedef enum MlcacheL2Result
+{
+	L2_OK,						/* command done (GET: value found) */
+	L2_MISS,					/* GET: no usable value */
+	L2_SKIPPED,					/* breaker open: Redis not tried */
+	L2_FAILED					/* Redis error; counted and reported */
+} MlcacheL2Result;
+
+/* One command of a pipeline; result receives an integer reply. */
+typedef struct MlcacheL2Cmd
+{
+	int			argc;
+	const char *argv[4];
+	long long	result;
+} MlcacheL2Cmd;
+
+extern MlcacheL2Result mlcache_l2_pipeline(MlcacheL2Cmd *cmds, int n);
+extern MlcacheL2Result mlcache_l2_get(const char *rkey, int rkeylen, char **val, Size *vlen);
+extern MlcacheL2Result mlcache_l2_set(const char *rkey, int rkeylen,
+									  const char *val, Size vlen, int64 ttl_ms);
+extern MlcacheL2Result mlcache_l2_scan_unlink(const char *match, int64 *removed);
+extern MlcacheL2Result mlcache_l2_ping(double *rtt_ms);
+extern bool mlcache_l2_breaker_open(void);
+extern void mlcache_l2_disconnect(void);
+
+#endif

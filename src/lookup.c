@@ -1,0 +1,465 @@
+/*
+ * lookup.c
+ *	  The read path: mlcache.get() through L1, then Redis, then the query.
+ *
+ * Freshness proof (G1, G2).  Before anything else a read takes the key's
+ * generation token (keys.c).  A cached value is served only if it was
+ * stored under that same token.  A computed value is stored under the token
+ * read before its snapshot was taken.  A writer's commit bumps the counters
+ * after its commit became visible and before COMMIT returns; so a value
+ * computed from a snapshot that lacks the commit carries a token from before
+ * the bump, and no read that starts after the bump can accept it.
+ *
+ * Reads go around the cache (compute, store nothing) when the cache cannot
+ * prove anything for this snapshot: REPEATABLE READ and SERIALIZABLE (the
+ * snapshot may be older than the token), a hot standby (no commits happen
+ * here to bump tokens), a transaction with its own pending invalidation of
+ * the key (read-your-writes, G9), or mlcache.enabled = off.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/namespace.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "compute.h"
+#include "envelope.h"
+#include "guc.h"
+#include "invalidate.h"
+#include "keys.h"
+#include "l1.h"
+#include "l2_redis.h"
+#include "lookup.h"
+#include "shmem.h"
+#include "stats.h"
+
+/* What answered the last read in this session, for mlcache.last_level(). */
+static const char *last_level = NULL;
+
+/* A set() waiting for its transaction to commit. */
+typedef struct PendingSet
+{
+	char	   *key;
+	int			keylen;
+	Jsonb	   *value;
+	MlcacheStamp stamp;
+	int			l1_ttl;
+	int			l2_ttl;
+	int			level;
+} PendingSet;
+
+static List *pending_sets = NIL;	/* in TopTransactionContext */
+
+static Jsonb *
+copy_jsonb(const Jsonb *j)
+{
+	Jsonb	   *c = palloc(VARSIZE(j));
+
+	memcpy(c, j, VARSIZE(j));
+	return c;
+}
+
+/* Why this read may not use the cache, or NULL if it may. */
+static const char *
+lookup_bypass_reason(const MlcacheKey *k)
+{
+	if (!mlcache_enabled)
+		return "mlcache.enabled is off";
+	if (IsolationUsesXactSnapshot())
+		return "the transaction uses REPEATABLE READ or SERIALIZABLE";
+	if (RecoveryInProgress())
+		return "the server is a hot standby";
+	if (mlcache_inval_touches(k))
+		return "the transaction has a pending invalidation of this key";
+	return NULL;
+}
+
+/*
+ * A fingerprint of what the value means: the query text and the search_path
+ * it is resolved with.  A cached value is served only to the same query.
+ */
+static uint64
+lookup_fingerprint(const char *query)
+{
+	uint64		h = hash_bytes_extended((const unsigned char *) query, strlen(query), 0x71);
+	const char *sp = namespace_search_path ? namespace_search_path : "";
+
+	h ^= hash_bytes_extended((const unsigned char *) sp, strlen(sp), 0x7370) * 31;
+	return h == 0 ? 1 : h;
+}
+
+/*
+ * Is a stamp valid for this read?  fingerprint 0 marks a set() value, which
+ * any query of the same role may read.
+ */
+static bool
+stamp_matches(const MlcacheStamp *s, uint64 token, uint64 fingerprint)
+{
+	return s->token == token && s->roleid == GetUserId() &&
+		(s->fingerprint == fingerprint || s->fingerprint == 0);
+}
+
+static TimestampTz
+ttl_deadline(TimestampTz now, int ttl_s)
+{
+	return now + (TimestampTz) ttl_s * USECS_PER_SEC;
+}
+
+/* Write a value to L2 under stamp; Redis trouble is only counted. */
+static void
+l2_store(MlcacheKey *k, Jsonb *value, const MlcacheStamp *stamp)
+{
+	MlcacheEnvelope env;
+	Size		len;
+	char	   *buf;
+	int64		ttl_ms = (stamp->expires_at - GetCurrentTimestamp()) / 1000;
+
+	env.epoch = mlcache_shared->epoch;
+	env.token = stamp->token;
+	env.dbid = MyDatabaseId;
+	env.roleid = stamp->roleid;
+	env.fingerprint = stamp->fingerprint;
+	env.computed_at = stamp->computed_at;
+	env.expires_at = stamp->expires_at;
+	env.compute_us = stamp->compute_us;
+	env.key = k->key;
+	env.keylen = k->keylen;
+	env.value = value;
+	buf = mlcache_envelope_encode(&env, &len);
+	if (len > (Size) mlcache_max_value_size * 1024)
+		mlcache_count(MLC_TOO_LARGE);
+	else if (ttl_ms > 0)
+	{
+		const char *rkey = mlcache_key_rkey(k);
+
+		(void) mlcache_l2_set(rkey, k->rkeylen, buf, len, ttl_ms);
+	}
+	pfree(buf);
+}
+
+/* Store a value in the levels whose TTL is positive. */
+static void
+lookup_store(MlcacheKey *k, Jsonb *value, MlcacheStamp stamp, int l1_ttl, int l2_ttl)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (VARSIZE(value) > (Size) mlcache_max_value_size * 1024)
+	{
+		mlcache_count(MLC_TOO_LARGE);
+		return;
+	}
+	if (l2_ttl > 0)
+	{
+		stamp.expires_at = ttl_deadline(now, l2_ttl);
+		l2_store(k, value, &stamp);
+	}
+	if (l1_ttl > 0)
+	{
+		stamp.expires_at = ttl_deadline(now, l1_ttl);
+		mlcache_l1_put(k, value, &stamp);
+	}
+}
+
+/* Try L1.  Returns a copy of the value on a valid hit, else NULL. */
+static Jsonb *
+lookup_l1(const MlcacheKey *k, uint64 token, uint64 fingerprint)
+{
+	MlcacheStamp stamp;
+	Jsonb	   *v = mlcache_l1_get(k, &stamp);
+
+	if (v != NULL && stamp_matches(&stamp, token, fingerprint))
+	{
+		mlcache_count(MLC_L1_HIT);
+		return copy_jsonb(v);
+	}
+	if (v != NULL)
+	{
+		if (stamp.token != token)
+			mlcache_count(MLC_STALE_REJECTED);
+		mlcache_l1_remove(k);
+	}
+	mlcache_count(MLC_L1_MISS);
+	return NULL;
+}
+
+/*
+ * Try Redis.  A value is accepted only if it is a well-formed envelope for
+ * this server life (epoch), database, key, role and query, under the current
+ * token, and not past its expiry.  On a hit L1 is filled if l1_ttl > 0.
+ */
+static Jsonb *
+lookup_l2(MlcacheKey *k, uint64 token, uint64 fingerprint, int l1_ttl)
+{
+	char	   *buf;
+	Size		len;
+	MlcacheEnvelope env;
+	MlcacheStamp stamp;
+	TimestampTz now;
+	const char *rkey = mlcache_key_rkey(k);
+
+	if (mlcache_l2_get(rkey, k->rkeylen, &buf, &len) != L2_OK)
+	{
+		mlcache_count(MLC_L2_MISS);
+		return NULL;
+	}
+	if (!mlcache_envelope_decode(buf, len, &env) ||
+		env.epoch != mlcache_shared->epoch || env.dbid != MyDatabaseId ||
+		env.keylen != k->keylen || memcmp(env.key, k->key, k->keylen) != 0)
+	{
+		mlcache_count(MLC_DECODE_FAILED);
+		mlcache_count(MLC_L2_MISS);
+		return NULL;
+	}
+	now = GetCurrentTimestamp();
+	stamp.token = env.token;
+	stamp.roleid = env.roleid;
+	stamp.fingerprint = env.fingerprint;
+	stamp.computed_at = env.computed_at;
+	stamp.compute_us = env.compute_us;
+	stamp.expires_at = Min(env.expires_at, ttl_deadline(now, l1_ttl));
+	if (!stamp_matches(&stamp, token, fingerprint) || env.expires_at <= now)
+	{
+		if (env.token != token)
+			mlcache_count(MLC_STALE_REJECTED);
+		mlcache_count(MLC_L2_MISS);
+		return NULL;
+	}
+	mlcache_count(MLC_L2_HIT);
+	if (l1_ttl > 0)
+		mlcache_l1_put(k, env.value, &stamp);
+	return env.value;
+}
+
+/*
+ * Read a key through the levels, computing query on a miss.  This is the
+ * whole of mlcache.get() once the arguments are checked.
+ */
+static Jsonb *
+lookup_read(MlcacheKey *k, const char *query, int l1_ttl, int l2_ttl)
+{
+	uint64		fingerprint = lookup_fingerprint(query);
+	MlcacheStamp stamp;
+	uint64		token;
+	Jsonb	   *value;
+	const char *why = lookup_bypass_reason(k);
+
+	if (why != NULL)
+	{
+		int64		us;
+
+		mlcache_count(MLC_BYPASS);
+		elog(DEBUG1, "mlcache: reading \"%s\" around the cache: %s", k->key, why);
+		last_level = "compute";
+		return mlcache_compute(query, &us);
+	}
+
+	token = mlcache_key_token(k);
+	if (l1_ttl > 0 && (value = lookup_l1(k, token, fingerprint)) != NULL)
+	{
+		last_level = "l1";
+		return value;
+	}
+	if (l2_ttl > 0 && (value = lookup_l2(k, token, fingerprint, l1_ttl)) != NULL)
+	{
+		last_level = "l2";
+		return value;
+	}
+
+	stamp.computed_at = GetCurrentTimestamp();
+	value = mlcache_compute(query, &stamp.compute_us);
+	mlcache_count(MLC_COMPUTE);
+	last_level = "compute";
+
+	/* Store only under the token read before the computing snapshot. */
+	if (mlcache_key_token(k) != token)
+	{
+		mlcache_count(MLC_REJECTED_FILL);
+		return value;
+	}
+	stamp.token = token;
+	stamp.roleid = GetUserId();
+	stamp.fingerprint = fingerprint;
+	lookup_store(k, value, stamp, l1_ttl, l2_ttl);
+	return value;
+}
+
+/* Check a TTL argument: NULL means the GUC default, negative is an error. */
+static int
+lookup_ttl_arg(FunctionCallInfo fcinfo, int argno, const char *name, int dflt)
+{
+	int32		ttl;
+
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return dflt;
+	ttl = PG_GETARG_INT32(argno);
+	if (ttl < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be negative", name),
+				 errdetail("A TTL of 0 means the value is not kept at that level.")));
+	return ttl;
+}
+
+/* Check and decode the key argument (argument 0). */
+static void
+lookup_key_arg(FunctionCallInfo fcinfo, MlcacheKey *k)
+{
+	text	   *t;
+
+	mlcache_require_loaded();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("cache key must not be null")));
+	t = PG_GETARG_TEXT_PP(0);
+	mlcache_check_key(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), "cache key");
+	mlcache_key_init(k, text_to_cstring(t), VARSIZE_ANY_EXHDR(t));
+}
+
+PG_FUNCTION_INFO_V1(mlcache_get);
+
+/* mlcache.get(key, query, l1_ttl, l2_ttl) RETURNS jsonb */
+Datum
+mlcache_get(PG_FUNCTION_ARGS)
+{
+	MlcacheKey	k;
+	char	   *query;
+	int			l1_ttl,
+				l2_ttl;
+
+	lookup_key_arg(fcinfo, &k);
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("cache query must not be null")));
+	query = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	l1_ttl = lookup_ttl_arg(fcinfo, 2, "l1_ttl", mlcache_l1_ttl);
+	l2_ttl = lookup_ttl_arg(fcinfo, 3, "l2_ttl", mlcache_l2_ttl);
+	PG_RETURN_JSONB_P(lookup_read(&k, query, l1_ttl, l2_ttl));
+}
+
+PG_FUNCTION_INFO_V1(mlcache_last_level);
+
+/* mlcache.last_level(): l1, l2, l3 or compute; NULL before the first read. */
+Datum
+mlcache_last_level(PG_FUNCTION_ARGS)
+{
+	mlcache_require_loaded();
+	if (last_level == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(last_level));
+}
+
+PG_FUNCTION_INFO_V1(mlcache_set);
+
+/*
+ * mlcache.set(key, value, l1_ttl, l2_ttl): store a value.  Like an
+ * invalidation it takes effect when the transaction commits (just before,
+ * at PRE_COMMIT, since it does I/O), so an aborted transaction stores
+ * nothing.  The value is stamped with the token current at the call: a
+ * commit that invalidates the key in between makes it unreadable.
+ */
+Datum
+mlcache_set(PG_FUNCTION_ARGS)
+{
+	MlcacheKey	k;
+	PendingSet *ps;
+	MemoryContext old;
+
+	lookup_key_arg(fcinfo, &k);
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("cache value must not be null"),
+				 errhint("Store the JSON null, 'null'::jsonb, instead.")));
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	ps = palloc(sizeof(PendingSet));
+	ps->l1_ttl = lookup_ttl_arg(fcinfo, 2, "l1_ttl", mlcache_l1_ttl);
+	ps->l2_ttl = lookup_ttl_arg(fcinfo, 3, "l2_ttl", mlcache_l2_ttl);
+	ps->key = pnstrdup(k.key, k.keylen);
+	ps->keylen = k.keylen;
+	ps->value = copy_jsonb(PG_GETARG_JSONB_P(1));
+	ps->stamp.token = mlcache_key_token(&k);
+	ps->stamp.roleid = GetUserId();
+	ps->stamp.fingerprint = 0;
+	ps->stamp.computed_at = GetCurrentTimestamp();
+	ps->stamp.compute_us = 0;
+	ps->level = GetCurrentTransactionNestLevel();
+	pending_sets = lappend(pending_sets, ps);
+	MemoryContextSwitchTo(old);
+	PG_RETURN_VOID();
+}
+
+/*
+ * PRE_COMMIT: perform the transaction's set() calls, in order.  A key the
+ * transaction also invalidates is not stored: the invalidation wins.
+ */
+void
+mlcache_lookup_flush_sets(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, pending_sets)
+	{
+		PendingSet *ps = lfirst(lc);
+		MlcacheKey	k;
+
+		mlcache_key_init(&k, ps->key, ps->keylen);
+		if (!mlcache_enabled || RecoveryInProgress() || mlcache_inval_touches(&k))
+		{
+			mlcache_count(MLC_BYPASS);
+			continue;
+		}
+		mlcache_count(MLC_SETS);
+		lookup_store(&k, ps->value, ps->stamp, ps->l1_ttl, ps->l2_ttl);
+	}
+	pending_sets = NIL;
+}
+
+void
+mlcache_lookup_reset_sets(void)
+{
+	pending_sets = NIL;
+}
+
+/* A subtransaction at level aborted: forget its sets. */
+void
+mlcache_lookup_discard_sets(int level)
+{
+	ListCell   *lc;
+
+	foreach(lc, pending_sets)
+	{
+		PendingSet *ps = lfirst(lc);
+
+		if (ps->level >= level)
+			pending_sets = foreach_delete_current(pending_sets, lc);
+	}
+}
+
+/* A subtransaction at level committed: its sets belong to its parent. */
+void
+mlcache_lookup_promote_sets(int level)
+{
+	ListCell   *lc;
+
+	foreach(lc, pending_sets)
+	{
+		PendingSet *ps = lfirst(lc);
+
+		if (ps->level >= level)
+			ps->level = level - 1;
+	}
+}
+
+int
+mlcache_lookup_pending_sets(void)
+{
+	return list_length(pending_sets);
+}

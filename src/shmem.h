@@ -1,0 +1,27 @@
+/*
+ * shmem.h
+ *	  The shared-memory segment: epoch, generation counters, breaker state.
+ */
+#ifndef MLCACHE_SHMEM_H
+#define MLCACHE_SHMEM_H
+
+#include "port/atomics.h"
+#include "storage/lwlock.h"
+
+/* Slot 0 of the generation table is never used by a hash (see gen_slot). */
+typedef struct MlcacheShared
+{
+	LWLock	   *lock;			/* see locking rules in shmem.c */
+	uint64		epoch;			/* random, new at every shmem initialisation */
+	uint32		slot_mask;		/* number of generation slots - 1 */
+	pg_atomic_uint64 breaker_until; /* Redis skipped until this time (us) */
+	pg_atomic_uint64 breaker_backoff;	/* current backoff in ms, 0 = closed */
+	pg_atomic_uint64 gens[FLEXIBLE_ARRAY_MEMBER];
+} MlcacheShared;
+
+extern MlcacheShared *mlcache_shared;
+
+extern void mlcache_shmem_init(void);
+extern void mlcache_require_loaded(void);
+
+#endif

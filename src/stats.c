@@ -1,0 +1,199 @@
+/*
+ * stats.c
+ *	  mlcache's counters and the SQL functions that show and reset them.
+ *
+ * Each backend owns one row of counters, indexed by its BackendId, and is
+ * the only writer of that row, so an increment is a plain read and write of
+ * an atomic (no locked instruction on the hot path).  Processes without a
+ * BackendId share row 0 and use a real atomic add.  Rows are never zeroed
+ * when a backend exits, so sums only grow; a reset records the sums as a
+ * baseline, under mlcache_shared->lock, and readers subtract it.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/backendid.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "shmem.h"
+#include "stats.h"
+
+typedef struct MlcacheCounterRow
+{
+	pg_atomic_uint64 v[MLC_NCOUNTERS];
+} MlcacheCounterRow;
+
+typedef struct MlcacheStatsShared
+{
+	TimestampTz reset_time;		/* protected by mlcache_shared->lock */
+	uint64		baseline[MLC_NCOUNTERS];	/* likewise */
+	int			nrows;
+	MlcacheCounterRow rows[FLEXIBLE_ARRAY_MEMBER];
+} MlcacheStatsShared;
+
+static MlcacheStatsShared *stats_shared = NULL;
+
+static const char *const counter_names[MLC_NCOUNTERS] = {
+	[MLC_L1_HIT] = "l1_hits",
+	[MLC_L1_MISS] = "l1_misses",
+	[MLC_L2_HIT] = "l2_hits",
+	[MLC_L2_MISS] = "l2_misses",
+	[MLC_L3_HIT] = "l3_hits",
+	[MLC_L3_MISS] = "l3_misses",
+	[MLC_COMPUTE] = "computes",
+	[MLC_BYPASS] = "bypasses",
+	[MLC_REJECTED_FILL] = "rejected_fills",
+	[MLC_STALE_REJECTED] = "stale_rejected",
+	[MLC_DECODE_FAILED] = "decode_failures",
+	[MLC_TOO_LARGE] = "too_large",
+	[MLC_L1_EVICTION] = "l1_evictions",
+	[MLC_L2_ERROR] = "redis_errors",
+	[MLC_BREAKER_OPENED] = "breaker_opened",
+	[MLC_INVALIDATION] = "invalidations",
+	[MLC_SETS] = "sets",
+	[MLC_HYGIENE_QUEUED] = "hygiene_queued",
+	[MLC_HYGIENE_DROPPED] = "hygiene_dropped",
+	[MLC_HYGIENE_DONE] = "hygiene_done",
+	[MLC_HYGIENE_RETRIES] = "hygiene_retries",
+	[MLC_REDIS_UNLINKED] = "redis_unlinked",
+};
+
+static int
+stats_nrows(void)
+{
+	return MaxBackends + 1;
+}
+
+Size
+mlcache_stats_shmem_size(void)
+{
+	return add_size(offsetof(MlcacheStatsShared, rows),
+					mul_size(stats_nrows(), sizeof(MlcacheCounterRow)));
+}
+
+/* Called with AddinShmemInitLock held. */
+void
+mlcache_stats_shmem_startup(void)
+{
+	bool		found;
+
+	stats_shared = ShmemInitStruct("mlcache stats", mlcache_stats_shmem_size(), &found);
+	if (!found)
+	{
+		int			r,
+					c;
+
+		stats_shared->nrows = stats_nrows();
+		stats_shared->reset_time = GetCurrentTimestamp();
+		memset(stats_shared->baseline, 0, sizeof(stats_shared->baseline));
+		for (r = 0; r < stats_shared->nrows; r++)
+			for (c = 0; c < MLC_NCOUNTERS; c++)
+				pg_atomic_init_u64(&stats_shared->rows[r].v[c], 0);
+	}
+}
+
+void
+mlcache_count_n(MlcacheCounter c, uint64 n)
+{
+	pg_atomic_uint64 *cell;
+
+	if (stats_shared == NULL)
+		return;
+	if (MyBackendId == InvalidBackendId || MyBackendId >= stats_shared->nrows)
+	{
+		pg_atomic_fetch_add_u64(&stats_shared->rows[0].v[c], n);
+		return;
+	}
+	cell = &stats_shared->rows[MyBackendId].v[c];
+	pg_atomic_write_u64(cell, pg_atomic_read_u64(cell) + n);
+}
+
+void
+mlcache_count(MlcacheCounter c)
+{
+	mlcache_count_n(c, 1);
+}
+
+static uint64
+counter_sum(MlcacheCounter c)
+{
+	uint64		sum = 0;
+	int			r;
+
+	for (r = 0; r < stats_shared->nrows; r++)
+		sum += pg_atomic_read_u64(&stats_shared->rows[r].v[c]);
+	return sum;
+}
+
+/* Current value of one counter since the last reset.  Takes the lock shared. */
+uint64
+mlcache_counter_value(MlcacheCounter c)
+{
+	uint64		sum = counter_sum(c);
+	uint64		base;
+
+	LWLockAcquire(mlcache_shared->lock, LW_SHARED);
+	base = stats_shared->baseline[c];
+	LWLockRelease(mlcache_shared->lock);
+	return sum >= base ? sum - base : 0;
+}
+
+PG_FUNCTION_INFO_V1(mlcache_counters);
+
+/*
+ * mlcache.counters(): one row (counter, value) per counter, plus stats_reset.
+ */
+Datum
+mlcache_counters(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			c;
+
+	mlcache_require_loaded();
+	InitMaterializedSRF(fcinfo, 0);
+	for (c = 0; c < MLC_NCOUNTERS; c++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		values[0] = CStringGetTextDatum(counter_names[c]);
+		values[1] = Int64GetDatum((int64) mlcache_counter_value(c));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(mlcache_stats_reset_time);
+
+Datum
+mlcache_stats_reset_time(PG_FUNCTION_ARGS)
+{
+	TimestampTz t;
+
+	mlcache_require_loaded();
+	LWLockAcquire(mlcache_shared->lock, LW_SHARED);
+	t = stats_shared->reset_time;
+	LWLockRelease(mlcache_shared->lock);
+	PG_RETURN_TIMESTAMPTZ(t);
+}
+
+PG_FUNCTION_INFO_V1(mlcache_reset_stats);
+
+/* mlcache.reset_stats(): record the current sums as the new baseline. */
+Datum
+mlcache_reset_stats(PG_FUNCTION_ARGS)
+{
+	int			c;
+
+	mlcache_require_loaded();
+	LWLockAcquire(mlcache_shared->lock, LW_EXCLUSIVE);
+	for (c = 0; c < MLC_NCOUNTERS; c++)
+		stats_shared->baseline[c] = counter_sum(c);
+	stats_shared->reset_time = GetCurrentTimestamp();
+	LWLockRelease(mlcache_shared->lock);
+	PG_RETURN_VOID();
+}

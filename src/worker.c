@@ -1,0 +1,377 @@
+/*
+ * worker.c
+ *	  mlcache's background worker: removes invalidated keys from Redis after
+ *	  commit, and publishes them for other consumers.
+ *
+ * Committing backends append records to a byte ring in shared memory from
+ * their commit callback: a spinlock, a memcpy and SetLatch, nothing that can
+ * fail or allocate (G4).  When the ring is full the record is dropped and
+ * counted: correctness never depends on Redis being cleaned, since the
+ * generation counters already made the values unreachable, and their TTL
+ * still bounds how long they take space.
+ *
+ * The worker drains the ring into its own memory, then UNLINKs keys
+ * (pipelined), SCANs and UNLINKs patterns, and PUBLISHes each key or pattern
+ * on "<namespace>invalidations".  While Redis is down it keeps the batch and
+ * retries with exponential backoff; a batch that outgrows its bound is
+ * dropped and counted.
+ *
+ * Locking: ring fields are protected by ring->mutex (a spinlock, held only
+ * for copies).  worker_latch and worker_pid are written by the worker and
+ * read without a lock (a stale value only delays a wake-up).
+ */
+#include "postgres.h"
+
+#include <signal.h>
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/wait_event.h"
+
+#include "guc.h"
+#include "l2_redis.h"
+#include "shmem.h"
+#include "stats.h"
+#include "worker.h"
+
+#define RING_SIZE		(1024 * 1024)
+#define RECORD_HEADER	4		/* uint16 text length, channel length, flags */
+#define MAX_TEXT		1024	/* longer texts are not queued */
+#define MAX_CHANNEL		255
+#define MAX_BATCH		65536	/* records the worker holds while Redis is down */
+
+typedef struct MlcacheRing
+{
+	slock_t		mutex;
+	uint32		head;			/* next byte to write */
+	uint32		tail;			/* next byte to read */
+	uint32		used;
+	uint32		records;
+	Latch	   *worker_latch;
+	pid_t		worker_pid;
+	char		data[RING_SIZE];
+} MlcacheRing;
+
+static MlcacheRing *ring = NULL;
+
+typedef struct HygieneItem
+{
+	char	   *text;
+	char	   *channel;
+	bool		is_pattern;
+} HygieneItem;
+
+PGDLLEXPORT void mlcache_worker_main(Datum arg);
+
+Size
+mlcache_worker_shmem_size(void)
+{
+	return sizeof(MlcacheRing);
+}
+
+/* Called with AddinShmemInitLock held. */
+void
+mlcache_worker_shmem_startup(void)
+{
+	bool		found;
+
+	ring = ShmemInitStruct("mlcache hygiene ring", sizeof(MlcacheRing), &found);
+	if (!found)
+	{
+		SpinLockInit(&ring->mutex);
+		ring->head = ring->tail = ring->used = ring->records = 0;
+		ring->worker_latch = NULL;
+		ring->worker_pid = 0;
+	}
+}
+
+/* Copy into the ring at head, wrapping.  Caller holds ring->mutex. */
+static void
+ring_put(const void *src, uint32 len)
+{
+	uint32		first = Min(len, RING_SIZE - ring->head);
+
+	memcpy(ring->data + ring->head, src, first);
+	memcpy(ring->data, (const char *) src + first, len - first);
+	ring->head = (ring->head + len) % RING_SIZE;
+}
+
+/* Copy out of the ring at tail, wrapping.  Caller holds ring->mutex. */
+static void
+ring_get(void *dst, uint32 len)
+{
+	uint32		first = Min(len, RING_SIZE - ring->tail);
+
+	memcpy(dst, ring->data + ring->tail, first);
+	memcpy((char *) dst + first, ring->data, len - first);
+	ring->tail = (ring->tail + len) % RING_SIZE;
+}
+
+/*
+ * Queue a Redis key (or SCAN pattern) for removal, and for PUBLISH on
+ * channel.  Runs in the commit callback: no allocation, no I/O, no ERROR.
+ */
+void
+mlcache_worker_enqueue_hygiene(const char *channel, const char *text, bool is_pattern)
+{
+	uint32		len = strlen(text);
+	uint32		clen = strlen(channel);
+	uint32		need = RECORD_HEADER + clen + len;
+	unsigned char hdr[RECORD_HEADER];
+	bool		queued = false;
+	Latch	   *latch;
+
+	if (ring == NULL)
+		return;
+	if (len <= MAX_TEXT && clen <= MAX_CHANNEL)
+	{
+		hdr[0] = len & 0xff;
+		hdr[1] = (len >> 8) & 0xff;
+		hdr[2] = (unsigned char) clen;
+		hdr[3] = is_pattern ? 1 : 0;
+		SpinLockAcquire(&ring->mutex);
+		if (ring->used + need <= RING_SIZE)
+		{
+			ring_put(hdr, RECORD_HEADER);
+			ring_put(channel, clen);
+			ring_put(text, len);
+			ring->used += need;
+			ring->records++;
+			queued = true;
+		}
+		SpinLockRelease(&ring->mutex);
+	}
+	mlcache_count(queued ? MLC_HYGIENE_QUEUED : MLC_HYGIENE_DROPPED);
+	latch = ring->worker_latch;
+	if (queued && latch != NULL)
+		SetLatch(latch);
+}
+
+/* Records waiting in the ring. */
+int
+mlcache_worker_queue_length(void)
+{
+	int			n;
+
+	if (ring == NULL)
+		return 0;
+	SpinLockAcquire(&ring->mutex);
+	n = ring->records;
+	SpinLockRelease(&ring->mutex);
+	return n;
+}
+
+bool
+mlcache_worker_alive(void)
+{
+	pid_t		pid;
+
+	if (ring == NULL)
+		return false;
+	pid = ring->worker_pid;
+	return pid != 0 && kill(pid, 0) == 0;
+}
+
+/*
+ * Move queued records into items[nitems..max), allocating their text in the
+ * current memory context.  Records are copied to a local buffer under the
+ * spinlock and duplicated after it is released.  Returns the new count.
+ */
+static int
+worker_drain(HygieneItem *items, int nitems, int max)
+{
+	char		text[MAX_TEXT + 1];
+	char		chan[MAX_CHANNEL + 1];
+
+	for (;;)
+	{
+		unsigned char hdr[RECORD_HEADER];
+		uint32		len,
+					clen;
+
+		if (nitems >= max)
+			break;
+		SpinLockAcquire(&ring->mutex);
+		if (ring->records == 0)
+		{
+			SpinLockRelease(&ring->mutex);
+			break;
+		}
+		ring_get(hdr, RECORD_HEADER);
+		len = hdr[0] | (hdr[1] << 8);
+		clen = hdr[2];
+		ring_get(chan, clen);
+		ring_get(text, len);
+		ring->used -= RECORD_HEADER + clen + len;
+		ring->records--;
+		SpinLockRelease(&ring->mutex);
+
+		chan[clen] = '\0';
+		text[len] = '\0';
+		items[nitems].text = pstrdup(text);
+		items[nitems].channel = pstrdup(chan);
+		items[nitems].is_pattern = (hdr[3] != 0);
+		nitems++;
+	}
+	return nitems;
+}
+
+/*
+ * Deliver a batch: UNLINK the keys and PUBLISH every item, pipelined, then
+ * SCAN + UNLINK each pattern.  Returns true if all of it went through.
+ */
+static bool
+worker_deliver(HygieneItem *items, int n)
+{
+	MlcacheL2Cmd *cmds = palloc0(sizeof(MlcacheL2Cmd) * 2 * n);
+	int			ncmds = 0;
+	int64		removed = 0;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		MlcacheL2Cmd *c;
+
+		if (!items[i].is_pattern)
+		{
+			c = &cmds[ncmds++];
+			c->argc = 2;
+			c->argv[0] = "UNLINK";
+			c->argv[1] = items[i].text;
+		}
+		c = &cmds[ncmds++];
+		c->argc = 3;
+		c->argv[0] = "PUBLISH";
+		c->argv[1] = items[i].channel;
+		c->argv[2] = items[i].text;
+	}
+	if (mlcache_l2_pipeline(cmds, ncmds) != L2_OK)
+		return false;
+	for (i = 0; i < ncmds; i++)
+		if (strcmp(cmds[i].argv[0], "UNLINK") == 0)
+			removed += cmds[i].result;
+	for (i = 0; i < n; i++)
+	{
+		int64		got = 0;
+
+		if (items[i].is_pattern)
+		{
+			if (mlcache_l2_scan_unlink(items[i].text, &got) != L2_OK)
+				return false;
+			removed += got;
+		}
+	}
+	mlcache_count_n(MLC_REDIS_UNLINKED, removed);
+	return true;
+}
+
+static void
+worker_clear_pid(int code, Datum arg)
+{
+	if (ring != NULL && ring->worker_pid == MyProcPid)
+	{
+		ring->worker_latch = NULL;
+		ring->worker_pid = 0;
+	}
+}
+
+/*
+ * The worker's main loop.  It holds the current batch across iterations
+ * while Redis fails, retrying with exponential backoff; everything else is
+ * allocated in a context reset every iteration.
+ */
+void
+mlcache_worker_main(Datum arg)
+{
+	MemoryContext loop_cxt;
+	MemoryContext batch_cxt;
+	HygieneItem *items;
+	int			nitems = 0;
+	long		backoff_ms = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	pqsignal(SIGPIPE, SIG_IGN);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("mlcache worker");
+
+	ring->worker_latch = MyLatch;
+	ring->worker_pid = MyProcPid;
+	on_shmem_exit(worker_clear_pid, (Datum) 0);
+
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "mlcache worker loop",
+									 ALLOCSET_DEFAULT_SIZES);
+	batch_cxt = AllocSetContextCreate(TopMemoryContext, "mlcache worker batch",
+									  ALLOCSET_DEFAULT_SIZES);
+	items = MemoryContextAlloc(TopMemoryContext, sizeof(HygieneItem) * MAX_BATCH);
+
+	while (!ShutdownRequestPending)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 backoff_ms > 0 ? backoff_ms : 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ShutdownRequestPending)
+			break;
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		MemoryContextReset(loop_cxt);
+
+		MemoryContextSwitchTo(batch_cxt);
+		nitems = worker_drain(items, nitems, MAX_BATCH);
+		MemoryContextSwitchTo(loop_cxt);
+		if (nitems == 0)
+			continue;
+
+		if (worker_deliver(items, nitems))
+		{
+			mlcache_count_n(MLC_HYGIENE_DONE, nitems);
+			nitems = 0;
+			backoff_ms = 0;
+			MemoryContextReset(batch_cxt);
+			SetLatch(MyLatch);	/* more may have arrived meanwhile */
+			continue;
+		}
+		mlcache_count(MLC_HYGIENE_RETRIES);
+		backoff_ms = Min(Max(backoff_ms * 2, (long) mlcache_redis_retry_interval),
+						 60L * mlcache_redis_retry_interval);
+		if (nitems >= MAX_BATCH)
+		{
+			/* The batch is full and Redis still fails: leave it to the TTLs. */
+			mlcache_count_n(MLC_HYGIENE_DROPPED, nitems);
+			nitems = 0;
+			MemoryContextReset(batch_cxt);
+		}
+	}
+	proc_exit(0);
+}
+
+/* Register the worker; called from _PG_init while preloading. */
+void
+mlcache_worker_register(void)
+{
+	BackgroundWorker bgw;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = 1;
+	strlcpy(bgw.bgw_library_name, "mlcache", BGW_MAXLEN);
+	strlcpy(bgw.bgw_function_name, "mlcache_worker_main", BGW_MAXLEN);
+	strlcpy(bgw.bgw_name, "mlcache worker", BGW_MAXLEN);
+	strlcpy(bgw.bgw_type, "mlcache worker", BGW_MAXLEN);
+	RegisterBackgroundWorker(&bgw);
+}
