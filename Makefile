@@ -14,7 +14,7 @@ SHLIB_LINK = -lhiredis
 REGRESS = setup get levels ttl l1_memory keys bad_input invalidate
 REGRESS_OPTS = --dbname=mlcache_regress
 # Run separately by test/run_tests.sh with Redis stopped.
-REGRESS_DOWN = redis_down
+REGRESS_DOWN = setup redis_down
 # Isolation specs live under test/isolation.
 ISOLATION = $(basename $(notdir $(wildcard test/isolation/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test/isolation --dbname=mlcache_isolation

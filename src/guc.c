@@ -10,6 +10,7 @@
 
 #include <limits.h>
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "guc.h"
@@ -158,7 +159,8 @@ define_redis_gucs(void)
 
 /*
  * Define all parameters.  Called from _PG_init, also when the library is not
- * preloaded, so that settings are validated the same way in every process.
+ * preloaded (then without the PGC_POSTMASTER ones), so that settings are
+ * validated the same way in every process.
  */
 void
 mlcache_guc_init(void)
@@ -195,12 +197,14 @@ mlcache_guc_init(void)
 							   &mlcache_key_prefix, "",
 							   PGC_SUSET, 0,
 							   key_prefix_check, key_prefix_assign, NULL);
-	DefineCustomIntVariable("mlcache.generation_slots",
-							"Number of shared-memory generation counters (a power of 2).",
-							"More slots make hash collisions, which cost a spurious miss, rarer.",
-							&mlcache_generation_slots, 65536, 1024, 1 << 24,
-							PGC_POSTMASTER, 0,
-							generation_slots_check, NULL, NULL);
+	/* Shared-memory sizes can only be defined while preloading. */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("mlcache.generation_slots",
+								"Number of shared-memory generation counters (a power of 2).",
+								"More slots make hash collisions, which cost a spurious miss, rarer.",
+								&mlcache_generation_slots, 65536, 1024, 1 << 24,
+								PGC_POSTMASTER, 0,
+								generation_slots_check, NULL, NULL);
 
 	MarkGUCPrefixReserved("mlcache");
 }

@@ -23,6 +23,7 @@
 
 #include "guc.h"
 #include "keys.h"
+#include "l1.h"
 #include "shmem.h"
 
 static char *ns_text = NULL;
@@ -32,7 +33,8 @@ static uint64 ns_version = (uint64) -1;
 
 /*
  * The namespace: mlcache.key_prefix, or "mlcache:<database>:" when that is
- * empty.  Cached in TopMemoryContext until the setting changes.
+ * empty.  Cached in TopMemoryContext until the setting changes; a change
+ * also empties this backend's L1.
  */
 const char *
 mlcache_namespace(int *len)
@@ -57,6 +59,8 @@ mlcache_namespace(int *len)
 		ns_seed = hash_bytes_extended((const unsigned char *) ns_text, ns_len,
 									  UINT64CONST(0x6d6c6361636865));
 		ns_version = mlcache_prefix_config_version;
+		/* L1 is keyed by the caller's key alone: start it afresh. */
+		mlcache_l1_clear();
 	}
 	*len = ns_len;
 	return ns_text;

@@ -1,0 +1,27 @@
+-- Run with Redis stopped: results stay correct, last_level says compute, no
+-- ERROR is raised, and a single WARNING reports the breaker opening.
+CREATE TABLE down_t (v int);
+INSERT INTO down_t VALUES (1), (2), (3);
+SELECT counter('breaker_opened') AS b0, counter('redis_errors') AS e0 \gset
+
+SELECT mlcache.get('down:a', 'SELECT sum(v) FROM down_t'), mlcache.last_level();
+-- L1 still works, and is still proved fresh by the generations.
+SELECT mlcache.get('down:a', 'SELECT sum(v) FROM down_t'), mlcache.last_level();
+-- Not kept in L1: computed each time, with no further WARNING.
+SELECT mlcache.get('down:b', 'SELECT sum(v) FROM down_t', 0), mlcache.last_level();
+SELECT mlcache.get('down:b', 'SELECT sum(v) FROM down_t', 0), mlcache.last_level();
+
+-- set and invalidate do not fail the transaction.
+SELECT mlcache.set('down:c', '"c"');
+INSERT INTO down_t VALUES (4);
+SELECT mlcache.invalidate('down:a');
+SELECT mlcache.get('down:a', 'SELECT sum(v) FROM down_t'), mlcache.last_level();
+SELECT mlcache.clear();
+SELECT mlcache.invalidate_pattern('down:*');
+SELECT mlcache.get('down:c', 'SELECT ''computed''::text'), mlcache.last_level();
+
+-- A new session: L2 is skipped while the breaker is open, and still no ERROR.
+\c
+SELECT mlcache.get('down:a', 'SELECT sum(v) FROM down_t'), mlcache.last_level();
+SELECT counter('breaker_opened') - :b0 AS breaker_opened, counter('redis_errors') > :e0 AS redis_errors;
+DROP TABLE down_t;
