@@ -62,6 +62,8 @@ static int	npend = 0;
 static int	maxpend = 0;
 static HTAB *pend_by_hash = NULL;
 static HTAB *pend_slots = NULL;
+static char *pend_channel = NULL;
+static const char *pend_channel_ns = NULL;
 
 static void
 inval_reset(void)
@@ -71,6 +73,8 @@ inval_reset(void)
 	maxpend = 0;
 	pend_by_hash = NULL;
 	pend_slots = NULL;
+	pend_channel = NULL;
+	pend_channel_ns = NULL;
 }
 
 static HTAB *
@@ -112,14 +116,33 @@ inval_reindex(void)
 		inval_index(i);
 }
 
-/* "<namespace>invalidations", the PUBLISH channel; palloc'd. */
+/*
+ * What the worker removes from Redis once t has committed: the key itself,
+ * or a SCAN pattern covering the prefix or the whole namespace.  Also sets
+ * *channel to "<namespace>invalidations", made once per transaction.
+ */
 static char *
-inval_channel(void)
+inval_hygiene(const MlcacheTarget *t, char **channel)
 {
 	int			nlen;
 	const char *ns = mlcache_namespace(&nlen);
 
-	return psprintf("%sinvalidations", ns);
+	if (pend_channel == NULL || pend_channel_ns != ns)
+	{
+		pend_channel = MemoryContextStrdup(TopTransactionContext,
+										   psprintf("%sinvalidations", ns));
+		pend_channel_ns = ns;
+	}
+	*channel = pend_channel;
+	if (t->kind == MLCACHE_TARGET_KEY)
+	{
+		MlcacheKey	k;
+
+		mlcache_key_init(&k, t->text, t->len);
+		return (char *) mlcache_key_rkey(&k);
+	}
+	return psprintf("%s%.*s*", mlcache_glob_escape(ns, nlen),
+					t->len, mlcache_glob_escape(t->text, t->len));
 }
 
 /* Is this target already pending?  Any pending entry covers a new one. */
@@ -136,12 +159,11 @@ inval_is_pending(uint64 hash, const MlcacheTarget *t)
 }
 
 /*
- * Add a target to the current transaction.  hygiene names what the worker
- * should remove from Redis after commit.  Returns false if an identical
+ * Add a target to the current transaction.  Returns false if an identical
  * target was already pending.
  */
 bool
-mlcache_inval_add(const MlcacheTarget *t, const char *hygiene, bool hygiene_is_pattern)
+mlcache_inval_add(const MlcacheTarget *t)
 {
 	MemoryContext old;
 	uint64		hash;
@@ -170,9 +192,8 @@ mlcache_inval_add(const MlcacheTarget *t, const char *hygiene, bool hygiene_is_p
 	p->hash = hash;
 	p->text = pnstrdup(t->text, t->len);
 	p->len = t->len;
-	p->hygiene = pstrdup(hygiene);
-	p->channel = inval_channel();
-	p->hygiene_is_pattern = hygiene_is_pattern;
+	p->hygiene = inval_hygiene(t, &p->channel);
+	p->hygiene_is_pattern = (t->kind != MLCACHE_TARGET_KEY);
 	MemoryContextSwitchTo(old);
 	inval_index(npend);
 	npend++;
@@ -296,26 +317,6 @@ mlcache_inval_init(void)
 	RegisterSubXactCallback(inval_subxact_callback, NULL);
 }
 
-/* The Redis key of a caller's key, for hygiene. */
-static char *
-inval_key_hygiene(const char *key, int len)
-{
-	MlcacheKey	k;
-
-	mlcache_key_init(&k, key, len);
-	return (char *) mlcache_key_rkey(&k);
-}
-
-/* SCAN pattern for a target: namespace (escaped) + the given glob. */
-static char *
-inval_pattern_hygiene(const char *glob)
-{
-	int			nlen;
-	const char *ns = mlcache_namespace(&nlen);
-
-	return psprintf("%s%s", mlcache_glob_escape(ns, nlen), glob);
-}
-
 static text *
 inval_key_arg(FunctionCallInfo fcinfo, const char *what)
 {
@@ -347,7 +348,7 @@ mlcache_invalidate(PG_FUNCTION_ARGS)
 	t.text = VARDATA_ANY(key);
 	t.len = VARSIZE_ANY_EXHDR(key);
 	t.slot = mlcache_target_slot(t.kind, t.text, t.len);
-	mlcache_inval_add(&t, inval_key_hygiene(t.text, t.len), false);
+	mlcache_inval_add(&t);
 	PG_RETURN_VOID();
 }
 
@@ -369,10 +370,7 @@ mlcache_invalidate_pattern(PG_FUNCTION_ARGS)
 	MlcacheTarget t = mlcache_pattern_target(p, len);
 	bool		added;
 
-	if (t.kind == MLCACHE_TARGET_KEY)
-		added = mlcache_inval_add(&t, inval_key_hygiene(p, len), false);
-	else
-		added = mlcache_inval_add(&t, inval_pattern_hygiene(p), true);
+	added = mlcache_inval_add(&t);
 	PG_RETURN_INT64(added ? 1 : 0);
 }
 
@@ -389,6 +387,6 @@ mlcache_clear(PG_FUNCTION_ARGS)
 	t.text = "";
 	t.len = 0;
 	t.slot = mlcache_target_slot(t.kind, "", 0);
-	mlcache_inval_add(&t, inval_pattern_hygiene("*"), true);
+	mlcache_inval_add(&t);
 	PG_RETURN_VOID();
 }

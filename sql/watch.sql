@@ -1,0 +1,153 @@
+-- mlcache.watch(): triggers that invalidate rendered keys at commit.
+CREATE TABLE submissions (
+    id int PRIMARY KEY,
+    assignment_id int,
+    student_id int,
+    score int,
+    note text
+);
+INSERT INTO submissions SELECT g, g % 3, g % 5, g, 'n' || g FROM generate_series(1, 30) g;
+
+SELECT mlcache.watch('submissions',
+       ARRAY['assignment_stats:{assignment_id}', 'analytics:student:{student_id}:*']);
+SELECT tbl, keys, views FROM mlcache.watches;
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'submissions'::regclass ORDER BY tgname;
+
+-- A helper: read assignment and student aggregates through the cache.
+CREATE FUNCTION a_stats(a int) RETURNS text LANGUAGE sql AS $$
+    SELECT mlcache.get('assignment_stats:' || a,
+                       format('SELECT sum(score) FROM submissions WHERE assignment_id = %s', a))::text
+           || ' ' || mlcache.last_level()
+$$;
+CREATE FUNCTION s_stats(s int) RETURNS text LANGUAGE sql AS $$
+    SELECT mlcache.get('analytics:student:' || s || ':total',
+                       format('SELECT sum(score) FROM submissions WHERE student_id = %s', s))::text
+           || ' ' || mlcache.last_level()
+$$;
+SELECT a_stats(0), a_stats(1), a_stats(2), s_stats(1), s_stats(2);
+SELECT a_stats(0), a_stats(1), a_stats(2), s_stats(1), s_stats(2);
+
+-- UPDATE invalidates the row's assignment and student, and nothing else.
+UPDATE submissions SET score = score + 100 WHERE id = 1;   -- assignment 1, student 1
+SELECT a_stats(0), a_stats(1), a_stats(2), s_stats(1), s_stats(2);
+
+-- A row that moves from one assignment to another invalidates both.
+SELECT a_stats(0), a_stats(1), a_stats(2);
+UPDATE submissions SET assignment_id = 2 WHERE id = 3;     -- from assignment 0
+SELECT a_stats(0), a_stats(1), a_stats(2);
+
+-- INSERT and DELETE.
+SELECT a_stats(1);
+INSERT INTO submissions VALUES (100, 1, 4, 1000, 'new');
+SELECT a_stats(1), a_stats(0);
+DELETE FROM submissions WHERE id = 100;
+SELECT a_stats(1), a_stats(0);
+
+-- Nothing before COMMIT, nothing on rollback.
+SELECT a_stats(0);
+BEGIN;
+UPDATE submissions SET score = score + 1 WHERE id = 6;     -- assignment 0
+SELECT a_stats(0);   -- read-your-writes: computed, not stored
+ROLLBACK;
+SELECT a_stats(0);
+BEGIN;
+SAVEPOINT sp;
+UPDATE submissions SET score = score + 1 WHERE id = 6;
+ROLLBACK TO SAVEPOINT sp;
+COMMIT;
+SELECT a_stats(0);
+
+-- Keys are deduplicated per transaction: a bulk UPDATE of every row is one
+-- invalidation per distinct key (3 assignments + 5 student prefixes).
+SELECT counter('invalidations') AS i0 \gset
+UPDATE submissions SET score = score + 1;
+SELECT counter('invalidations') - :i0 AS invalidations;
+SELECT a_stats(0), a_stats(1), a_stats(2), s_stats(1), s_stats(2);
+
+-- A NULL placeholder column names no entity: no key for that template.
+SELECT a_stats(1), s_stats(3);
+SELECT counter('invalidations') AS i0 \gset
+UPDATE submissions SET assignment_id = NULL WHERE id = 13; -- assignment 1 -> NULL, student 3
+SELECT counter('invalidations') - :i0 AS invalidations;
+SELECT a_stats(1), s_stats(3);
+
+-- session_replication_role = replica: the triggers are ENABLE ALWAYS.
+SELECT a_stats(2);
+SET session_replication_role = replica;
+UPDATE submissions SET score = score + 1 WHERE id = 2;     -- assignment 2
+RESET session_replication_role;
+SELECT a_stats(2);
+
+-- TRUNCATE invalidates each template's static prefix.
+SELECT a_stats(0), s_stats(1), mlcache.get('assignment_other:1', 'SELECT 1');
+TRUNCATE submissions;
+SELECT a_stats(0), s_stats(1);
+SELECT mlcache.get('assignment_other:1', 'SELECT 1'), mlcache.last_level();
+INSERT INTO submissions SELECT g, g % 3, g % 5, g, 'n' || g FROM generate_series(1, 30) g;
+
+-- Bad templates are refused when watch() is called.
+SELECT expect_error($$SELECT mlcache.watch('submissions', ARRAY['x:{no_such_column}'])$$);
+SELECT expect_error($$SELECT mlcache.watch('submissions', ARRAY['x:{assignment_id'])$$);
+SELECT expect_error($$SELECT mlcache.watch('submissions', ARRAY['x:{}'])$$);
+SELECT expect_error($$SELECT mlcache.watch('submissions', ARRAY['x:*:{id}'])$$);
+SELECT expect_error($$SELECT mlcache.watch('submissions', ARRAY['x}'])$$);
+SELECT expect_error($$SELECT mlcache.watch('submissions', ARRAY['*'])$$);
+SELECT expect_error($$SELECT mlcache.watch('submissions', ARRAY['x:{id}', 'x:{id}'])$$);
+SELECT expect_error($$SELECT mlcache.watch('submissions', ARRAY[NULL])$$);
+SELECT expect_error($$SELECT mlcache.watch('submissions', ARRAY[]::text[])$$);
+SELECT expect_error($$SELECT mlcache.watch('submissions', NULL)$$);
+SELECT expect_error($$SELECT mlcache.watch('no_such_table', ARRAY['x'])$$);
+CREATE VIEW submissions_v AS SELECT * FROM submissions;
+SELECT expect_error($$SELECT mlcache.watch('submissions_v', ARRAY['x:{id}'])$$);
+SELECT expect_error($$SELECT mlcache.watch('submissions', ARRAY['x:{id}'], ARRAY['submissions_v'::regclass])$$);
+DROP VIEW submissions_v;
+-- A failed watch() left the existing one as it was.
+SELECT tbl, keys FROM mlcache.watches;
+
+-- DDL on a watched table: changes that would break the watch are refused ...
+SELECT expect_error($$ALTER TABLE submissions RENAME COLUMN student_id TO sid$$);
+SELECT expect_error($$ALTER TABLE submissions DROP COLUMN assignment_id$$);
+SELECT expect_error($$ALTER TABLE submissions DISABLE TRIGGER mlcache_watch_upd$$);
+SELECT expect_error($$ALTER TABLE submissions DISABLE TRIGGER ALL$$);
+SELECT expect_error($$ALTER TABLE submissions ENABLE TRIGGER mlcache_watch_upd$$);
+SELECT expect_error($$DROP TRIGGER mlcache_watch_del ON submissions$$);
+SELECT expect_error($$ALTER TRIGGER mlcache_watch_ins ON submissions RENAME TO other$$);
+SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'submissions'::regclass ORDER BY tgname;
+-- ... and others invalidate everything the watch covers, since they may
+-- rewrite the data.
+SELECT a_stats(0), s_stats(1);
+SELECT a_stats(0), s_stats(1);
+ALTER TABLE submissions ALTER COLUMN score TYPE bigint USING score * 2;
+SELECT a_stats(0), s_stats(1);
+ALTER TABLE submissions DROP COLUMN note;
+SELECT a_stats(0), s_stats(1);
+
+-- watch() again replaces the templates.
+SELECT mlcache.watch('submissions', ARRAY['assignment_stats:{assignment_id}']);
+SELECT tbl, keys FROM mlcache.watches;
+SELECT a_stats(0), s_stats(1);
+UPDATE submissions SET score = score + 1 WHERE id = 6;     -- assignment 0, student 1
+SELECT a_stats(0), s_stats(1);
+
+-- Data that cannot make a valid key falls back to the template's prefix.
+CREATE TABLE tagged (id int, tag text);
+SELECT mlcache.watch('tagged', ARRAY['tag:{tag}:count']);
+SELECT mlcache.get('tag:a:count', 'SELECT 1'), mlcache.get('tag:b:count', 'SELECT 2');
+INSERT INTO tagged VALUES (1, E'bad\ttag');
+SELECT mlcache.get('tag:a:count', 'SELECT 1'), mlcache.last_level();
+
+-- unwatch: the triggers and the catalog row go; changes no longer invalidate.
+SELECT mlcache.unwatch('tagged');
+SELECT mlcache.get('tag:a:count', 'SELECT 1'), mlcache.last_level();
+INSERT INTO tagged VALUES (2, 'a');
+SELECT mlcache.get('tag:a:count', 'SELECT 1'), mlcache.last_level();
+SELECT count(*) FROM pg_trigger WHERE tgrelid = 'tagged'::regclass;
+SELECT expect_error($$SELECT mlcache.unwatch('tagged')$$);
+
+-- Dropping a watched table forgets its watch and invalidates its keys.
+SELECT a_stats(0);
+DROP TABLE submissions;
+SELECT tbl FROM mlcache.watches;
+SELECT mlcache.get('assignment_stats:0', 'SELECT ''gone''::text'), mlcache.last_level();
+DROP TABLE tagged;
+DROP FUNCTION a_stats(int), s_stats(int);

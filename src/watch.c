@@ -1,0 +1,374 @@
+/*
+ * watch.c
+ *	  The invalidation triggers installed by mlcache.watch(), and key
+ *	  templates.
+ *
+ * A template is literal text with {column} placeholders, optionally ending
+ * in '*' (a prefix invalidation): "assignment_stats:{assignment_id}",
+ * "analytics:student:{student_id}:*".  The triggers are statement-level
+ * AFTER triggers with transition tables; the templates travel as trigger
+ * arguments, so firing needs no catalog lookup.  For every OLD and NEW row
+ * each template is filled in and the key (or prefix) is added to the
+ * transaction's pending set (invalidate.c), which deduplicates it and
+ * applies it at commit.
+ *
+ * A rendered key that is not a valid cache key (a control character in the
+ * data, or too long) is never an error in the writer's statement: it falls
+ * back to the template's static prefix, which covers it.  A NULL in a
+ * placeholder column names no entity, so that row renders no key for that
+ * template.  TRUNCATE invalidates each template's static prefix.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/tuplestore.h"
+
+#include "invalidate.h"
+#include "keys.h"
+#include "shmem.h"
+
+/* One piece of a parsed template: literal text or a column reference. */
+typedef struct TemplatePart
+{
+	bool		is_column;
+	char	   *text;			/* literal text, or the column name */
+	int			attnum;			/* for columns, in the table's tuple descriptor */
+	FmgrInfo	out;			/* for columns, the type's output function */
+} TemplatePart;
+
+typedef struct Template
+{
+	const char *source;
+	int			nparts;
+	TemplatePart *parts;
+	bool		is_prefix;		/* ends in '*' */
+	MlcacheTarget fallback;		/* static prefix (or namespace) covering it */
+} Template;
+
+/*
+ * Parse src into t.  With a tuple descriptor, every column must exist in it;
+ * errors are raised with SQLSTATEs suited to watch() time.
+ */
+static void
+template_parse(const char *src, TupleDesc desc, Template *t)
+{
+	int			len = strlen(src);
+	int			i = 0;
+	int			maxparts = 8;
+	StringInfoData lit;
+
+	t->source = src;
+	t->nparts = 0;
+	t->parts = palloc(sizeof(TemplatePart) * maxparts);
+	t->is_prefix = (len > 0 && src[len - 1] == '*');
+	if (t->is_prefix)
+		len--;
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("key template \"%s\" is empty", src)));
+	initStringInfo(&lit);
+	while (i <= len)
+	{
+		bool		flush = (i == len || src[i] == '{');
+
+		if (flush && lit.len > 0)
+		{
+			if (t->nparts == maxparts)
+				t->parts = repalloc(t->parts, sizeof(TemplatePart) * (maxparts *= 2));
+			t->parts[t->nparts].is_column = false;
+			t->parts[t->nparts].text = pstrdup(lit.data);
+			t->nparts++;
+			resetStringInfo(&lit);
+		}
+		if (i == len)
+			break;
+		if (src[i] == '{')
+		{
+			const char *close = memchr(src + i, '}', len - i);
+			char	   *col;
+			TemplatePart *p;
+
+			if (close == NULL || close == src + i + 1)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("key template \"%s\" has an unterminated or empty placeholder", src)));
+			col = pnstrdup(src + i + 1, close - (src + i + 1));
+			if (strchr(col, '{'))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("key template \"%s\" has a nested \"{\"", src)));
+			if (t->nparts == maxparts)
+				t->parts = repalloc(t->parts, sizeof(TemplatePart) * (maxparts *= 2));
+			p = &t->parts[t->nparts++];
+			p->is_column = true;
+			p->text = col;
+			p->attnum = InvalidAttrNumber;
+			if (desc != NULL)
+			{
+				int			a;
+
+				for (a = 0; a < desc->natts; a++)
+				{
+					Form_pg_attribute att = TupleDescAttr(desc, a);
+
+					if (!att->attisdropped && strcmp(NameStr(att->attname), col) == 0)
+					{
+						Oid			outfn;
+						bool		varlena;
+
+						p->attnum = a + 1;
+						getTypeOutputInfo(att->atttypid, &outfn, &varlena);
+						fmgr_info(outfn, &p->out);
+						break;
+					}
+				}
+				if (p->attnum == InvalidAttrNumber)
+					ereport(ERROR,
+							(errcode(ERRCODE_UNDEFINED_COLUMN),
+							 errmsg("column \"%s\" of key template \"%s\" does not exist", col, src)));
+			}
+			i = close - src + 1;
+			continue;
+		}
+		if (src[i] == '}' || src[i] == '*')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("key template \"%s\" has a stray \"%c\"", src, src[i]),
+					 errhint("Placeholders are written {column}; '*' may only end a template.")));
+		if ((unsigned char) src[i] < 0x20 || src[i] == 0x7f)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("key template \"%s\" contains a control character", src)));
+		appendStringInfoChar(&lit, src[i]);
+		i++;
+	}
+
+	/* The static prefix: the leading literal, as a glob. */
+	{
+		StringInfoData glob;
+
+		initStringInfo(&glob);
+		if (t->nparts > 0 && !t->parts[0].is_column)
+			appendStringInfoString(&glob, t->parts[0].text);
+		if (t->nparts != 1 || t->parts[0].is_column || t->is_prefix)
+			appendStringInfoChar(&glob, '*');
+		t->fallback = mlcache_pattern_target(glob.data, glob.len);
+	}
+}
+
+/* Render t for one row into buf; false if a placeholder column is NULL. */
+static bool
+template_render(Template *t, TupleTableSlot *slot, StringInfo buf)
+{
+	int			i;
+
+	resetStringInfo(buf);
+	for (i = 0; i < t->nparts; i++)
+	{
+		TemplatePart *p = &t->parts[i];
+		bool		isnull;
+		Datum		d;
+
+		if (!p->is_column)
+		{
+			appendStringInfoString(buf, p->text);
+			continue;
+		}
+		d = slot_getattr(slot, p->attnum, &isnull);
+		if (isnull)
+			return false;
+		appendStringInfoString(buf, OutputFunctionCall(&p->out, d));
+	}
+	return true;
+}
+
+/* A rendered key is usable if mlcache_check_key would accept it. */
+static bool
+key_is_valid(const char *key, int len)
+{
+	int			i;
+
+	if (len == 0 || len > MLCACHE_MAX_KEY)
+		return false;
+	for (i = 0; i < len; i++)
+		if ((unsigned char) key[i] < 0x20 || key[i] == 0x7f)
+			return false;
+	return true;
+}
+
+/* Add the invalidation for one rendered key of template t. */
+static void
+watch_add_key(Template *t, const char *key, int len)
+{
+	MlcacheTarget target;
+
+	if (!key_is_valid(key, len))
+		target = t->fallback;
+	else if (t->is_prefix)
+		target = mlcache_pattern_target(psprintf("%s*", key), len + 1);
+	else
+	{
+		target.kind = MLCACHE_TARGET_KEY;
+		target.text = key;
+		target.len = len;
+		target.slot = mlcache_target_slot(target.kind, key, len);
+	}
+	mlcache_inval_add(&target);
+}
+
+/* Render every template for every row of a transition table. */
+static void
+watch_scan_rows(Tuplestorestate *ts, TupleDesc desc, Template *tmpls, int ntmpl)
+{
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	int			ptr = tuplestore_alloc_read_pointer(ts, EXEC_FLAG_REWIND);
+	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext,
+												 "mlcache watch row",
+												 ALLOCSET_SMALL_SIZES);
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	tuplestore_select_read_pointer(ts, ptr);
+	tuplestore_rescan(ts);
+	while (tuplestore_gettupleslot(ts, true, false, slot))
+	{
+		MemoryContext old = MemoryContextSwitchTo(rowcxt);
+
+		for (i = 0; i < ntmpl; i++)
+			if (template_render(&tmpls[i], slot, &buf))
+				watch_add_key(&tmpls[i], buf.data, buf.len);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(rowcxt);
+	}
+	tuplestore_select_read_pointer(ts, 0);
+	ExecDropSingleTupleTableSlot(slot);
+	MemoryContextDelete(rowcxt);
+}
+
+PG_FUNCTION_INFO_V1(mlcache_watch_trigger);
+
+/*
+ * The trigger function behind every watch.  Without the library preloaded
+ * no cache can exist, so there is nothing to invalidate and it does nothing.
+ */
+Datum
+mlcache_watch_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	Template   *tmpls;
+	int			ntmpl,
+				i;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
+		!TRIGGER_FIRED_AFTER(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("mlcache.watch_trigger() must be fired AFTER ... FOR EACH STATEMENT")));
+	if (mlcache_shared == NULL)
+		return PointerGetDatum(NULL);
+
+	desc = RelationGetDescr(td->tg_relation);
+	ntmpl = td->tg_trigger->tgnargs;
+	tmpls = palloc(sizeof(Template) * Max(ntmpl, 1));
+	for (i = 0; i < ntmpl; i++)
+		template_parse(td->tg_trigger->tgargs[i], desc, &tmpls[i]);
+
+	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
+	{
+		for (i = 0; i < ntmpl; i++)
+			mlcache_inval_add(&tmpls[i].fallback);
+		return PointerGetDatum(NULL);
+	}
+	if (td->tg_oldtable)
+		watch_scan_rows(td->tg_oldtable, desc, tmpls, ntmpl);
+	if (td->tg_newtable)
+		watch_scan_rows(td->tg_newtable, desc, tmpls, ntmpl);
+	return PointerGetDatum(NULL);
+}
+
+PG_FUNCTION_INFO_V1(mlcache_check_templates);
+
+/*
+ * mlcache._check_templates(tbl, keys): validate templates against a table's
+ * current columns; raises the error watch() reports.  Also used by the DDL
+ * event trigger to refuse changes that would break a watch.
+ */
+Datum
+mlcache_check_templates(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(1);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i,
+				j;
+	Relation	rel;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("at least one key template is required")));
+	rel = relation_open(relid, AccessShareLock);
+	for (i = 0; i < n; i++)
+	{
+		Template	t;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("key template must not be null")));
+		template_parse(TextDatumGetCString(elems[i]), RelationGetDescr(rel), &t);
+		for (j = 0; j < i; j++)
+			if (!nulls[j] && strcmp(TextDatumGetCString(elems[j]), t.source) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_OBJECT),
+						 errmsg("key template \"%s\" is listed twice", t.source)));
+	}
+	relation_close(rel, AccessShareLock);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(mlcache_invalidate_templates);
+
+/*
+ * mlcache._invalidate_templates(keys): at commit, invalidate everything the
+ * templates can produce (their static prefixes).  Used by watch(), unwatch()
+ * and DDL on watched tables, where the rows involved are unknown.
+ */
+Datum
+mlcache_invalidate_templates(PG_FUNCTION_ARGS)
+{
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(0);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i;
+
+	mlcache_require_loaded();
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+	{
+		Template	t;
+
+		if (nulls[i])
+			continue;
+		template_parse(TextDatumGetCString(elems[i]), NULL, &t);
+		mlcache_inval_add(&t.fallback);
+	}
+	PG_RETURN_VOID();
+}
