@@ -11,13 +11,13 @@ PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lhiredis
 
 # pg_regress pairs in sql/ and expected/, run with Redis up.
-REGRESS = setup get levels ttl l1_memory keys bad_input invalidate watch
-REGRESS_OPTS = --dbname=mlcache_regress
+REGRESS = setup get levels ttl l1_memory keys bad_input invalidate watch worker
+
 # Run separately by test/run_tests.sh with Redis stopped.
 REGRESS_DOWN = setup redis_down
 # Isolation specs live under test/isolation.
 ISOLATION = $(basename $(notdir $(wildcard test/isolation/specs/*.spec)))
-ISOLATION_OPTS = --inputdir=test/isolation --dbname=mlcache_isolation
+ISOLATION_OPTS = --inputdir=test/isolation
 
 ifdef MLCACHE_WERROR
 PG_CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare

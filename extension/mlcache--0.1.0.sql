@@ -121,6 +121,11 @@ RETURNS trigger
 AS 'MODULE_PATHNAME', 'mlcache_watch_trigger'
 LANGUAGE C;
 
+CREATE FUNCTION _require_loaded()
+RETURNS void
+AS 'MODULE_PATHNAME', 'mlcache_require_loaded_sql'
+LANGUAGE C;
+
 CREATE FUNCTION _check_templates(tbl regclass, keys text[])
 RETURNS void
 AS 'MODULE_PATHNAME', 'mlcache_check_templates'
@@ -136,6 +141,7 @@ LANGUAGE C STRICT;
 CREATE FUNCTION _watch_trigger_names()
 RETURNS name[]
 LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
 AS $$ SELECT ARRAY['mlcache_watch_ins', 'mlcache_watch_upd', 'mlcache_watch_del', 'mlcache_watch_trunc']::name[] $$;
 
 CREATE FUNCTION _drop_watch_triggers(tbl regclass)
@@ -163,6 +169,7 @@ DECLARE
     v regclass;
     trg name;
 BEGIN
+    PERFORM mlcache._require_loaded();
     IF tbl IS NULL OR keys IS NULL OR views IS NULL THEN
         RAISE EXCEPTION 'table, key templates and views must not be null'
             USING ERRCODE = 'null_value_not_allowed';
@@ -216,6 +223,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    PERFORM mlcache._require_loaded();
     DELETE FROM mlcache.watches w WHERE w.tbl = unwatch.tbl;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'table "%" is not watched by mlcache', tbl

@@ -22,6 +22,23 @@ SELECT try($$SELECT mlcache.clear()$$);
 SELECT try($$SELECT * FROM mlcache.counters()$$);
 SELECT try($$SELECT mlcache.stats_reset_time()$$);
 SELECT try($$SELECT mlcache.reset_stats()$$);
--- Every function of the extension is listed above.
-SELECT count(*) AS functions FROM pg_proc WHERE pronamespace = 'mlcache'::regnamespace;
+SELECT try($$SELECT mlcache._invalidate_templates(ARRAY['x:{id}'])$$);
+-- A watch trigger (as restored by pg_dump, say) does nothing without shared
+-- memory, since no cache can exist then; writes are never refused.
+CREATE TABLE t (id int);
+SELECT try($$SELECT mlcache.watch('t', ARRAY['t:{id}'])$$);
+SELECT try($$SELECT mlcache.unwatch('t')$$);
+SELECT try($$SELECT mlcache._require_loaded()$$);
+CREATE TRIGGER w AFTER UPDATE ON t REFERENCING OLD TABLE AS o NEW TABLE AS n
+    FOR EACH STATEMENT EXECUTE FUNCTION mlcache.watch_trigger('t:{id}');
+CREATE TRIGGER w_trunc AFTER TRUNCATE ON t
+    FOR EACH STATEMENT EXECUTE FUNCTION mlcache.watch_trigger('t:{id}');
+INSERT INTO t VALUES (1);
+UPDATE t SET id = 2;
+TRUNCATE t;
+-- The internal helpers refuse too.
+SELECT try($$SELECT mlcache._check_templates('t', ARRAY['t:{nope}'])$$);
+-- The C entry points of the extension, all exercised above.
+SELECT count(*) AS c_functions FROM pg_proc WHERE pronamespace = 'mlcache'::regnamespace AND prolang = 13;
+DROP TABLE t;
 DROP EXTENSION mlcache;

@@ -23,6 +23,7 @@
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "invalidate.h"
 #include "keys.h"
@@ -230,6 +231,7 @@ mlcache_inval_pending_count(void)
 static void
 inval_apply(void)
 {
+	TimestampTz now = GetCurrentTimestamp();
 	int			i;
 
 	for (i = 0; i < npend; i++)
@@ -237,7 +239,7 @@ inval_apply(void)
 	mlcache_count_n(MLC_INVALIDATION, npend);
 	for (i = 0; i < npend; i++)
 		mlcache_worker_enqueue_hygiene(pend[i].channel, pend[i].hygiene,
-									   pend[i].hygiene_is_pattern);
+									   pend[i].hygiene_is_pattern, now);
 }
 
 static void

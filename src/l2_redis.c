@@ -29,6 +29,20 @@
 #include "stats.h"
 
 static redisContext *l2_ctx = NULL;
+
+/*
+ * Remove KEYS[1] only if it is not an mlcache value computed at or after
+ * ARGV[1] (a TimestampTz): the clean-up after a commit must not delete a
+ * value stored after that commit.  Values that are not envelopes, or of
+ * another type, are removed.  The offset is that of computed_at in
+ * envelope.c.  Returns 1 if the key was removed.
+ */
+static const char *const l2_unlink_older_script =
+"local ok, v = pcall(redis.call, 'GET', KEYS[1]) "
+"if ok and not v then return 0 end "
+"if ok and #v >= 72 and string.sub(v, 1, 3) == 'MLC' "
+"   and struct.unpack('<i8', v, 41) >= tonumber(ARGV[1]) then return 0 end "
+"return redis.call('UNLINK', KEYS[1])";
 static uint64 l2_ctx_version = 0;
 
 static struct timeval
@@ -317,12 +331,24 @@ mlcache_l2_pipeline(MlcacheL2Cmd *cmds, int n)
 	return L2_OK;
 }
 
+/* Make c the conditional UNLINK of key (see l2_unlink_older_script). */
+void
+mlcache_l2_cmd_unlink_older(MlcacheL2Cmd *c, const char *key, const char *before)
+{
+	c->argc = 5;
+	c->argv[0] = "EVAL";
+	c->argv[1] = l2_unlink_older_script;
+	c->argv[2] = "1";
+	c->argv[3] = key;
+	c->argv[4] = before;
+}
+
 /*
- * SCAN the keyspace with MATCH and UNLINK what it finds, a batch at a time.
- * Used off the commit path only (worker, maintenance).
+ * SCAN the keyspace with MATCH and remove what it finds that was computed
+ * before 'before', a batch at a time.  Used off the commit path only.
  */
 MlcacheL2Result
-mlcache_l2_scan_unlink(const char *match, int64 *removed)
+mlcache_l2_scan_unlink(const char *match, const char *before, int64 *removed)
 {
 	char		cursor[32] = "0";
 
@@ -353,9 +379,7 @@ mlcache_l2_scan_unlink(const char *match, int64 *removed)
 		{
 			redisReply *e = r->element[1]->element[i];
 
-			cmds[i].argc = 2;
-			cmds[i].argv[0] = "UNLINK";
-			cmds[i].argv[1] = pnstrdup(e->str, e->len);
+			mlcache_l2_cmd_unlink_older(&cmds[i], pnstrdup(e->str, e->len), before);
 		}
 		freeReplyObject(r);
 		if (n > 0)
@@ -367,7 +391,7 @@ mlcache_l2_scan_unlink(const char *match, int64 *removed)
 				*removed += cmds[i].result;
 		}
 		for (i = 0; i < n; i++)
-			pfree((char *) cmds[i].argv[1]);
+			pfree((char *) cmds[i].argv[3]);
 		pfree(cmds);
 	} while (strcmp(cursor, "0") != 0);
 	return L2_OK;

@@ -18,7 +18,7 @@ typedef enum MlcacheL2Result
 typedef struct MlcacheL2Cmd
 {
 	int			argc;
-	const char *argv[4];
+	const char *argv[6];
 	long long	result;
 } MlcacheL2Cmd;
 
@@ -26,7 +26,8 @@ extern MlcacheL2Result mlcache_l2_pipeline(MlcacheL2Cmd *cmds, int n);
 extern MlcacheL2Result mlcache_l2_get(const char *rkey, int rkeylen, char **val, Size *vlen);
 extern MlcacheL2Result mlcache_l2_set(const char *rkey, int rkeylen,
 									  const char *val, Size vlen, int64 ttl_ms);
-extern MlcacheL2Result mlcache_l2_scan_unlink(const char *match, int64 *removed);
+extern void mlcache_l2_cmd_unlink_older(MlcacheL2Cmd *c, const char *key, const char *before);
+extern MlcacheL2Result mlcache_l2_scan_unlink(const char *match, const char *before, int64 *removed);
 extern MlcacheL2Result mlcache_l2_ping(double *rtt_ms);
 extern bool mlcache_l2_breaker_open(void);
 extern void mlcache_l2_disconnect(void);

@@ -12,6 +12,7 @@
  */
 #include "postgres.h"
 
+#include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
@@ -109,4 +110,14 @@ mlcache_require_loaded(void)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("mlcache must be loaded via shared_preload_libraries"),
 				 errhint("Add mlcache to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+PG_FUNCTION_INFO_V1(mlcache_require_loaded_sql);
+
+/* mlcache._require_loaded(): the same check, for the SQL-language functions. */
+Datum
+mlcache_require_loaded_sql(PG_FUNCTION_ARGS)
+{
+	mlcache_require_loaded();
+	PG_RETURN_VOID();
 }

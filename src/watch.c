@@ -154,7 +154,8 @@ template_parse(const char *src, TupleDesc desc, Template *t)
 		i++;
 	}
 
-	/* The static prefix: the leading literal, as a glob. */
+	/* The static prefix: the leading literal, as a glob (needs shared memory). */
+	if (mlcache_shared != NULL)
 	{
 		StringInfoData glob;
 
@@ -318,6 +319,7 @@ mlcache_check_templates(PG_FUNCTION_ARGS)
 				j;
 	Relation	rel;
 
+	mlcache_require_loaded();
 	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 	if (n == 0)
 		ereport(ERROR,

@@ -35,6 +35,7 @@
 #include "storage/spin.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 #include "guc.h"
@@ -44,7 +45,7 @@
 #include "worker.h"
 
 #define RING_SIZE		(1024 * 1024)
-#define RECORD_HEADER	4		/* uint16 text length, channel length, flags */
+#define RECORD_HEADER	12		/* uint16 text length, channel length, flags, int64 time */
 #define MAX_TEXT		1024	/* longer texts are not queued */
 #define MAX_CHANNEL		255
 #define MAX_BATCH		65536	/* records the worker holds while Redis is down */
@@ -68,6 +69,7 @@ typedef struct HygieneItem
 	char	   *text;
 	char	   *channel;
 	bool		is_pattern;
+	char		committed[24];	/* commit time (TimestampTz), as text */
 } HygieneItem;
 
 PGDLLEXPORT void mlcache_worker_main(Datum arg);
@@ -118,10 +120,13 @@ ring_get(void *dst, uint32 len)
 
 /*
  * Queue a Redis key (or SCAN pattern) for removal, and for PUBLISH on
- * channel.  Runs in the commit callback: no allocation, no I/O, no ERROR.
+ * channel; committed is the time of the commit, so that values stored after
+ * it are left alone.  Runs in the commit callback: no allocation, no I/O, no
+ * ERROR.
  */
 void
-mlcache_worker_enqueue_hygiene(const char *channel, const char *text, bool is_pattern)
+mlcache_worker_enqueue_hygiene(const char *channel, const char *text, bool is_pattern,
+							   TimestampTz committed)
 {
 	uint32		len = strlen(text);
 	uint32		clen = strlen(channel);
@@ -138,6 +143,7 @@ mlcache_worker_enqueue_hygiene(const char *channel, const char *text, bool is_pa
 		hdr[1] = (len >> 8) & 0xff;
 		hdr[2] = (unsigned char) clen;
 		hdr[3] = is_pattern ? 1 : 0;
+		memcpy(hdr + 4, &committed, sizeof(committed));
 		SpinLockAcquire(&ring->mutex);
 		if (ring->used + need <= RING_SIZE)
 		{
@@ -220,14 +226,23 @@ worker_drain(HygieneItem *items, int nitems, int max)
 		items[nitems].text = pstrdup(text);
 		items[nitems].channel = pstrdup(chan);
 		items[nitems].is_pattern = (hdr[3] != 0);
+		{
+			TimestampTz committed;
+
+			memcpy(&committed, hdr + 4, sizeof(committed));
+			snprintf(items[nitems].committed, sizeof(items[nitems].committed),
+					 INT64_FORMAT, (int64) committed);
+		}
 		nitems++;
 	}
 	return nitems;
 }
 
 /*
- * Deliver a batch: UNLINK the keys and PUBLISH every item, pipelined, then
- * SCAN + UNLINK each pattern.  Returns true if all of it went through.
+ * Deliver a batch: remove the keys and PUBLISH every item, pipelined, then
+ * SCAN each pattern and remove what it matches.  Only values computed before
+ * the invalidating commit are removed (mlcache_l2_cmd_unlink_older).
+ * Returns true if all of it went through.
  */
 static bool
 worker_deliver(HygieneItem *items, int n)
@@ -242,12 +257,7 @@ worker_deliver(HygieneItem *items, int n)
 		MlcacheL2Cmd *c;
 
 		if (!items[i].is_pattern)
-		{
-			c = &cmds[ncmds++];
-			c->argc = 2;
-			c->argv[0] = "UNLINK";
-			c->argv[1] = items[i].text;
-		}
+			mlcache_l2_cmd_unlink_older(&cmds[ncmds++], items[i].text, items[i].committed);
 		c = &cmds[ncmds++];
 		c->argc = 3;
 		c->argv[0] = "PUBLISH";
@@ -257,7 +267,7 @@ worker_deliver(HygieneItem *items, int n)
 	if (mlcache_l2_pipeline(cmds, ncmds) != L2_OK)
 		return false;
 	for (i = 0; i < ncmds; i++)
-		if (strcmp(cmds[i].argv[0], "UNLINK") == 0)
+		if (strcmp(cmds[i].argv[0], "EVAL") == 0)
 			removed += cmds[i].result;
 	for (i = 0; i < n; i++)
 	{
@@ -265,7 +275,7 @@ worker_deliver(HygieneItem *items, int n)
 
 		if (items[i].is_pattern)
 		{
-			if (mlcache_l2_scan_unlink(items[i].text, &got) != L2_OK)
+			if (mlcache_l2_scan_unlink(items[i].text, items[i].committed, &got) != L2_OK)
 				return false;
 			removed += got;
 		}

@@ -1,0 +1,53 @@
+-- The background worker: after commit it removes invalidated keys from
+-- Redis, but never a value stored after the invalidating commit.
+SELECT backend_type, application_name FROM pg_stat_activity WHERE backend_type = 'mlcache worker';
+
+-- Wait (bounded: 10 s) until the worker has delivered everything queued.
+CREATE PROCEDURE settle() LANGUAGE plpgsql AS $$
+DECLARE
+    deadline timestamptz := clock_timestamp() + interval '10 s';
+BEGIN
+    WHILE counter('hygiene_queued') > counter('hygiene_done') + counter('hygiene_dropped') LOOP
+        IF clock_timestamp() > deadline THEN
+            RAISE EXCEPTION 'the mlcache worker did not deliver its queue within 10 s';
+        END IF;
+        PERFORM pg_sleep(0.02);
+    END LOOP;
+END
+$$;
+
+-- An invalidated key is removed from Redis.
+SELECT mlcache.get('wk:a', 'SELECT 1'), mlcache.get('wk:b', 'SELECT 2');
+CALL settle();
+SELECT counter('redis_unlinked') AS u0, counter('hygiene_done') AS d0 \gset
+SELECT mlcache.invalidate('wk:a');
+CALL settle();
+SELECT counter('redis_unlinked') - :u0 AS unlinked, counter('hygiene_done') - :d0 AS delivered;
+
+-- A prefix is SCANned: both keys under it are removed, the other one stays.
+SELECT mlcache.get('wk:p:1', 'SELECT 1'), mlcache.get('wk:p:2', 'SELECT 2'), mlcache.get('wk:q', 'SELECT 3');
+CALL settle();
+SELECT counter('redis_unlinked') AS u0 \gset
+SELECT mlcache.invalidate_pattern('wk:p:*');
+CALL settle();
+SELECT counter('redis_unlinked') - :u0 AS unlinked;
+\c
+SELECT mlcache.get('wk:q', 'SELECT 3'), mlcache.last_level();
+
+-- A value stored right after the invalidating commit survives the clean-up,
+-- whether the worker runs before the refill (and removes the old value) or
+-- after it (and leaves the new one).  test/hygiene_late.sh holds the worker
+-- back to test the second order deterministically.
+SELECT counter('redis_unlinked') AS u0 \gset
+BEGIN;
+SELECT mlcache.invalidate('wk:b');
+COMMIT;
+SELECT mlcache.get('wk:b', 'SELECT 2'), mlcache.last_level();
+CALL settle();
+SELECT counter('redis_unlinked') - :u0 <= 1 AS at_most_the_old_value_unlinked;
+\c
+SELECT mlcache.get('wk:b', 'SELECT 2'), mlcache.last_level();
+
+-- Nothing failed on the way.
+SELECT counter('redis_errors') AS redis_errors, counter('hygiene_dropped') AS dropped;
+DROP PROCEDURE settle();

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# test/deps.sh: make sure the Debian packages mlcache builds and tests with are installed (quiet if so).
+set -euo pipefail
+
+pkgs=(
+	postgresql-15 postgresql-client-15 postgresql-server-dev-15   # server, psql/pg_regress/isolation, PGXS
+	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl    # pgTAP + pg_prove
+	libhiredis-dev redis-server redis-tools                       # hiredis, redis-server, redis-cli
+	gcc libc6-dev make procps                                     # build; pgrep/pkill/ps
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+	[[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) == installed ]] || missing+=("$p")
+done
+((${#missing[@]})) || exit 0
+
+if ((EUID != 0)); then
+	echo "mlcache: missing Debian packages: ${missing[*]}. Install them as root with: apt-get install -y ${missing[*]}" >&2
+	exit 1
+fi
+
+echo "mlcache: installing missing Debian packages: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt_install() {
+	apt-get install -y -q --no-install-recommends \
+		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
+}
+
+# No init system here: forbid service starts during the install (exit 101), unless a policy exists already.
+policy=/usr/sbin/policy-rc.d
+if [[ ! -e $policy ]]; then
+	trap 'rm -f "$policy"' EXIT
+	printf '#!/bin/sh\nexit 101\n' >"$policy"
+	chmod 755 "$policy"
+fi
+
+apt-get update -q
+
+# A fresh postgresql-common would make postgresql-15 create a 'main' cluster; turn that off first.
+if [[ $(dpkg-query -W -f='${db:Status-Status}' postgresql-common 2>/dev/null) != installed ]]; then
+	apt_install postgresql-common
+	sed -i 's/^#\? *create_main_cluster *=.*/create_main_cluster = false/' /etc/postgresql-common/createcluster.conf
+	grep -q '^create_main_cluster' /etc/postgresql-common/createcluster.conf ||
+		echo 'create_main_cluster = false' >>/etc/postgresql-common/createcluster.conf
+fi
+
+apt_install "${missing[@]}"

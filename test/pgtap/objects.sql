@@ -1,0 +1,177 @@
+-- test/pgtap/objects.sql: the objects extension/mlcache--0.1.0.sql installs.
+--
+-- Schema, extension and version; every function with its exact signature,
+-- argument names and defaults, return type, language, C symbol, volatility,
+-- parallel safety, strictness and security; the two roles and their
+-- membership.  Run by pg_prove in a database where pgtap and mlcache are
+-- installed.
+BEGIN;
+SELECT plan(137);
+
+-- ---- schema and extension (4) ----
+SELECT has_schema('mlcache', 'schema mlcache exists');
+SELECT has_extension('mlcache', 'mlcache', 'extension mlcache is installed in schema mlcache');
+SELECT is(
+    (SELECT extversion FROM pg_extension WHERE extname = 'mlcache'),
+    '0.1.0',
+    'installed extension version is 0.1.0'
+);
+SELECT is(
+    (SELECT default_version FROM pg_available_extensions WHERE name = 'mlcache'),
+    (SELECT extversion FROM pg_extension WHERE extname = 'mlcache'),
+    'installed version equals the control file''s default_version'
+);
+
+-- ---- functions ----
+-- One row per function of the install script: the single source of truth
+-- for every per-function test below (13 C functions x 9 tests = 117).
+CREATE TEMP TABLE tap_fn (
+    ord      int PRIMARY KEY,
+    fname    name NOT NULL,
+    args     name[] NOT NULL,
+    arglist  text NOT NULL,   -- pg_get_function_arguments(): names, modes, defaults
+    returns  text NOT NULL,   -- as pgTAP spells it (setof ...)
+    vol      text NOT NULL,
+    parallel "char" NOT NULL,
+    csym     text NOT NULL,
+    strict   bool NOT NULL DEFAULT false
+) ON COMMIT DROP;
+INSERT INTO tap_fn VALUES
+ (1, 'get', '{text,text,integer,integer}',
+     'key text, query text, l1_ttl integer DEFAULT NULL::integer, l2_ttl integer DEFAULT NULL::integer',
+     'jsonb', 'VOLATILE', 'u', 'mlcache_get', false),
+ (2, 'set', '{text,jsonb,integer,integer}',
+     'key text, value jsonb, l1_ttl integer DEFAULT NULL::integer, l2_ttl integer DEFAULT NULL::integer',
+     'void', 'VOLATILE', 'u', 'mlcache_set', false),
+ (3, 'last_level', '{}', '', 'text', 'VOLATILE', 'u', 'mlcache_last_level', false),
+ (4, 'invalidate', '{text,boolean}', 'key text, include_l1 boolean DEFAULT true',
+     'void', 'VOLATILE', 'u', 'mlcache_invalidate', false),
+ (5, 'invalidate_pattern', '{text,boolean}', 'pattern text, include_l1 boolean DEFAULT true',
+     'bigint', 'VOLATILE', 'u', 'mlcache_invalidate_pattern', false),
+ (6, 'clear', '{}', '', 'void', 'VOLATILE', 'u', 'mlcache_clear', false),
+ (7, 'counters', '{}', 'OUT counter text, OUT value bigint',
+     'setof record', 'VOLATILE', 's', 'mlcache_counters', false),
+ (8, 'stats_reset_time', '{}', '', 'timestamp with time zone', 'STABLE', 's', 'mlcache_stats_reset_time', false),
+ (9, 'reset_stats', '{}', '', 'void', 'VOLATILE', 'u', 'mlcache_reset_stats', false),
+ (10, 'watch_trigger', '{}', '', 'trigger', 'VOLATILE', 'u', 'mlcache_watch_trigger', false),
+ (11, '_check_templates', '{regclass,text[]}', 'tbl regclass, keys text[]',
+     'void', 'VOLATILE', 'u', 'mlcache_check_templates', true),
+ (12, '_invalidate_templates', '{text[]}', 'keys text[]',
+     'void', 'VOLATILE', 'u', 'mlcache_invalidate_templates', true),
+ (13, '_require_loaded', '{}', '', 'void', 'VOLATILE', 'u', 'mlcache_require_loaded_sql', false);
+
+-- Exactly these functions, no more (1).
+SELECT functions_are(
+    'mlcache',
+    ARRAY['get', 'set', 'last_level', 'invalidate', 'invalidate_pattern',
+          'clear', 'counters', 'stats_reset_time', 'reset_stats',
+          'watch_trigger', '_check_templates', '_invalidate_templates', '_require_loaded',
+          'watch', 'unwatch', '_watch_trigger_names', '_drop_watch_triggers',
+          '_check_watch', '_on_ddl_end', '_on_sql_drop'],
+    'schema mlcache has exactly the functions of the install script'
+);
+
+-- Exact signature (9).
+SELECT has_function('mlcache', fname, args,
+                    format('mlcache.%s(%s) exists', fname, array_to_string(args, ', ')))
+  FROM tap_fn ORDER BY ord;
+
+-- Argument names, OUT parameters and defaults (9).
+SELECT is(pg_get_function_arguments(
+              to_regprocedure(format('mlcache.%I(%s)', fname, array_to_string(args, ',')))),
+          arglist,
+          format('mlcache.%s() arguments are (%s)', fname, arglist))
+  FROM tap_fn ORDER BY ord;
+
+-- Return type (9).
+SELECT function_returns('mlcache', fname, args, returns,
+                        format('mlcache.%s() returns %s', fname, returns))
+  FROM tap_fn ORDER BY ord;
+
+-- Language C (9).
+SELECT function_lang_is('mlcache', fname, args, 'c',
+                        format('mlcache.%s() is written in C', fname))
+  FROM tap_fn ORDER BY ord;
+
+-- C symbol and library (9).
+SELECT is((SELECT p.prosrc || ' in ' || p.probin
+             FROM pg_proc p
+            WHERE p.oid = to_regprocedure(format('mlcache.%I(%s)', fname, array_to_string(args, ',')))),
+          csym || ' in $libdir/mlcache',
+          format('mlcache.%s() is %s in $libdir/mlcache', fname, csym))
+  FROM tap_fn ORDER BY ord;
+
+-- Volatility (9).
+SELECT volatility_is('mlcache', fname, args, vol,
+                     format('mlcache.%s() is %s', fname, vol))
+  FROM tap_fn ORDER BY ord;
+
+-- Parallel safety (9).
+SELECT is((SELECT p.proparallel
+             FROM pg_proc p
+            WHERE p.oid = to_regprocedure(format('mlcache.%I(%s)', fname, array_to_string(args, ',')))),
+          parallel,
+          format('mlcache.%s() is PARALLEL %s', fname,
+                 CASE parallel WHEN 's' THEN 'SAFE' WHEN 'r' THEN 'RESTRICTED' ELSE 'UNSAFE' END))
+  FROM tap_fn ORDER BY ord;
+
+-- The SQL API is not STRICT: the C code reports NULL arguments itself.
+SELECT CASE WHEN strict
+            THEN is_strict('mlcache', fname, args, format('mlcache.%s() is STRICT', fname))
+            ELSE isnt_strict('mlcache', fname, args, format('mlcache.%s() is not STRICT', fname))
+       END
+  FROM tap_fn ORDER BY ord;
+
+-- SECURITY INVOKER: the privileges of the caller apply (9).
+SELECT isnt_definer('mlcache', fname, args, format('mlcache.%s() is SECURITY INVOKER', fname))
+  FROM tap_fn ORDER BY ord;
+
+-- Every function belongs to the extension (1).
+SELECT is(
+    (SELECT count(*)::int
+       FROM pg_depend d
+       JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+      WHERE p.pronamespace = 'mlcache'::regnamespace
+        AND d.refclassid = 'pg_extension'::regclass
+        AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'mlcache')
+        AND d.deptype = 'e'),
+    (SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'mlcache'::regnamespace),
+    'all mlcache functions are members of extension mlcache'
+);
+
+-- ---- watches (10) ----
+SELECT has_function('mlcache', 'watch', ARRAY['regclass', 'text[]', 'regclass[]'],
+                    'mlcache.watch(regclass, text[], regclass[]) exists');
+SELECT is(pg_get_function_arguments('mlcache.watch(regclass, text[], regclass[])'::regprocedure),
+          'tbl regclass, keys text[], views regclass[] DEFAULT ''{}''::regclass[]',
+          'mlcache.watch() arguments are (tbl, keys, views DEFAULT ''{}'')');
+SELECT has_function('mlcache', 'unwatch', ARRAY['regclass'], 'mlcache.unwatch(regclass) exists');
+SELECT has_table('mlcache', 'watches', 'catalog table mlcache.watches exists');
+SELECT columns_are('mlcache', 'watches', ARRAY['tbl', 'keys', 'views', 'created_at'],
+                   'mlcache.watches has tbl, keys, views, created_at');
+SELECT ok((SELECT 'mlcache.watches'::regclass::oid = ANY (extconfig)
+             FROM pg_extension WHERE extname = 'mlcache'),
+          'mlcache.watches is an extension configuration table (kept by pg_dump)');
+SELECT has_pk('mlcache', 'watches', 'mlcache.watches has a primary key');
+SELECT is((SELECT array_agg(evtname::text || ':' || evtevent || ':' || evtenabled::text ORDER BY evtname)
+             FROM pg_event_trigger WHERE evtname LIKE 'mlcache%'),
+          ARRAY['mlcache_ddl_end:ddl_command_end:A', 'mlcache_sql_drop:sql_drop:A'],
+          'the DDL event triggers exist and are ENABLE ALWAYS');
+SELECT ok((SELECT prosecdef FROM pg_proc WHERE oid = 'mlcache._on_ddl_end()'::regprocedure)
+          AND (SELECT prosecdef FROM pg_proc WHERE oid = 'mlcache._on_sql_drop()'::regprocedure),
+          'event trigger functions are SECURITY DEFINER (DDL by any user must not fail)');
+SELECT ok((SELECT bool_and(EXISTS (SELECT 1 FROM unnest(proconfig) c WHERE c LIKE 'search_path=%'))
+             FROM pg_proc WHERE pronamespace = 'mlcache'::regnamespace AND prolang <> 13),
+          'every SQL or plpgsql function of mlcache pins its search_path');
+
+-- ---- roles (4) ----
+SELECT has_role('mlcache_reader', 'role mlcache_reader exists');
+SELECT has_role('mlcache_admin', 'role mlcache_admin exists');
+SELECT is_member_of('mlcache_reader', 'mlcache_admin', 'mlcache_admin is a member of mlcache_reader');
+SELECT ok(
+    NOT pg_has_role('mlcache_reader', 'mlcache_admin', 'MEMBER'),
+    'mlcache_reader is not a member of mlcache_admin'
+);
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# test/run_tests.sh: every mlcache test phase, run inside test/harness.sh (as `make test` does).
+#
+#   a. regress + isolation      make installcheck (REGRESS, then ISOLATION)
+#   b. Redis down               Redis stopped, make installcheck REGRESS="$(REGRESS_DOWN)"; Redis restarted
+#   c. not preloaded            a second cluster ($MLCACHE_TMP/noload, port 55433) runs sql/noload.sql
+#   d. pgTAP                    pg_prove on test/pgtap/*.sql in database mlcache_tap; its summary is the
+#                               last output, so earlier failures are announced before it starts
+# A failed phase does not stop the others; the exit status is 1 if any failed.
+# MLCACHE_PHASE_TIMEOUT (seconds, default 1200) bounds each make/pg_prove run.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
+: "${MLCACHE_TMP:?is not set: run this under test/harness.sh}"
+
+limit=${MLCACHE_PHASE_TIMEOUT:-1200}
+failed=()
+servers() { bash test/servers.sh "$@"; }
+header() { printf '\n==== mlcache test phase %s ====\n' "$*"; }
+# makevar NAME: a variable's value as the Makefile sets it.
+# shellcheck disable=SC2016 # $($*) is for make, not the shell
+makevar() { make -s --no-print-directory --eval='mlcache-print-%: ; @echo $($*)' "mlcache-print-$1"; }
+# any_file PATTERN NAMES...: true if PATTERN with % replaced by some NAME is a file.
+any_file() {
+	local pat=$1 n
+	shift
+	for n in "$@"; do [[ -f ${pat//%/$n} ]] && return 0; done
+	return 1
+}
+# installcheck LABEL [MAKE ARGS...]: make installcheck; on failure show the diffs and record LABEL.
+installcheck() {
+	local label=$1 f rc
+	shift
+	rm -f regression.diffs output_iso/regression.diffs
+	timeout -k 30 "$limit" make -s --no-print-directory installcheck "$@"
+	rc=$?
+	((rc == 0)) && return 0
+	((rc != 124)) || echo "mlcache: phase $label timed out after ${limit}s" >&2
+	for f in regression.diffs output_iso/regression.diffs; do
+		[[ -s $f ]] && printf '\n---- %s ----\n' "$f" && cat "$f"
+	done
+	failed+=("$label")
+}
+
+# ---- a ----
+header "a: regress + isolation (make installcheck)"
+read -ra regress <<<"$(makevar REGRESS)"
+read -ra isolation <<<"$(makevar ISOLATION)"
+if any_file sql/%.sql "${regress[@]}" || any_file test/isolation/specs/%.spec "${isolation[@]}"; then
+	installcheck a
+else
+	echo "skipped: no sql/*.sql for REGRESS and no test/isolation/specs/*.spec"
+fi
+
+# ---- b ----
+header "b: regress with Redis stopped (REGRESS_DOWN)"
+read -ra down <<<"$(makevar REGRESS_DOWN)"
+if any_file sql/%.sql "${down[@]}"; then
+	if servers stop-redis; then
+		installcheck b REGRESS="${down[*]}" ISOLATION=
+	else
+		failed+=(b)
+	fi
+	servers start-redis || failed+=(b-restart-redis)
+else
+	echo "skipped: no sql/*.sql for REGRESS_DOWN"
+fi
+
+# ---- c ----
+header "c: not preloaded (second cluster on port 55433)"
+if [[ -f sql/noload.sql ]]; then
+	noload=$MLCACHE_TMP/noload
+	if servers init-pg "$noload" 55433 no && servers start-pg "$noload"; then
+		PGPORT=55433 installcheck c REGRESS=noload ISOLATION=
+	else
+		failed+=(c)
+	fi
+	servers stop-pg "$noload" || failed+=(c-stop)
+else
+	echo "skipped: no sql/noload.sql"
+fi
+
+# ---- d ----
+header "d: pgTAP (pg_prove)"
+shopt -s nullglob
+tap=(test/pgtap/*.sql)
+if ((${#tap[@]} == 0)); then
+	echo "skipped: no test/pgtap/*.sql"
+	((${#failed[@]} == 0)) || echo "mlcache: failed phases: ${failed[*]}" >&2
+	((${#failed[@]} == 0))
+	exit
+fi
+if ! { dropdb --if-exists mlcache_tap && createdb mlcache_tap &&
+	psql -X -q -v ON_ERROR_STOP=1 -d mlcache_tap \
+		-c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION IF NOT EXISTS mlcache'; }; then
+	failed+=(d-setup)
+fi
+((${#failed[@]} == 0)) || echo "mlcache: earlier phases failed: ${failed[*]} (exit status will be 1)" >&2
+# Nothing is printed after pg_prove on success: its summary closes the run.
+timeout -k 30 "$limit" pg_prove -f -d mlcache_tap "${tap[@]}" || exit 1
+((${#failed[@]} == 0))
