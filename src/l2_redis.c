@@ -9,7 +9,7 @@
  *	  are also the bound on query cancel and statement_timeout.
  *	- After a context error the context is dead: it is freed, and the shared
  *	  circuit breaker skips Redis in every backend for a backoff period that
- *	  doubles on each failed retry (up to 60 times the base interval).  The
+ *	  doubles on each failed retry (up to 10 times the base interval).  The
  *	  process that opens the breaker emits the single WARNING for that opening.
  *	- Replies are copied into palloc'd memory and freed before anything that
  *	  can ereport.
@@ -80,7 +80,7 @@ static void
 l2_failure(const char *what, const char *detail)
 {
 	uint64		backoff = pg_atomic_read_u64(&mlcache_shared->breaker_backoff);
-	uint64		max_backoff = (uint64) mlcache_redis_retry_interval * 60;
+	uint64		max_backoff = (uint64) mlcache_redis_retry_interval * 10;
 	uint64		old_until = pg_atomic_read_u64(&mlcache_shared->breaker_until);
 	uint64		until;
 

@@ -357,7 +357,7 @@ mlcache_worker_main(Datum arg)
 		}
 		mlcache_count(MLC_HYGIENE_RETRIES);
 		backoff_ms = Min(Max(backoff_ms * 2, (long) mlcache_redis_retry_interval),
-						 60L * mlcache_redis_retry_interval);
+						 10L * mlcache_redis_retry_interval);
 		if (nitems >= MAX_BATCH)
 		{
 			/* The batch is full and Redis still fails: leave it to the TTLs. */

@@ -7,6 +7,7 @@ pkgs=(
 	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl    # pgTAP + pg_prove
 	libhiredis-dev redis-server redis-tools                       # hiredis, redis-server, redis-cli
 	gcc libc6-dev make procps                                     # build; pgrep/pkill/ps
+	python3 python3-psycopg2                                      # the concurrent checker (/usr/bin/python3)
 )
 
 missing=()
@@ -26,23 +27,29 @@ apt_install() {
 	apt-get install -y -q --no-install-recommends \
 		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
 }
+# A fresh postgresql-common would make postgresql-15 create a 'main' cluster: turn that off first.
+common() {
+	[[ $(dpkg-query -W -f='${db:Status-Status}' postgresql-common 2>/dev/null) == installed ]] && return 0
+	local conf=/etc/postgresql-common/createcluster.conf
+	apt_install postgresql-common &&
+		sed -i 's/^#\? *create_main_cluster *=.*/create_main_cluster = false/' "$conf" &&
+		{ grep -q '^create_main_cluster' "$conf" || echo 'create_main_cluster = false' >>"$conf"; }
+}
 
 # No init system here: forbid service starts during the install (exit 101), unless a policy exists already.
-policy=/usr/sbin/policy-rc.d
+policy=/usr/sbin/policy-rc.d own_policy=
+log=$(mktemp /tmp/mlcache-apt.XXXXXX)
+trap 'rm -f "$log"; [[ -z $own_policy ]] || rm -f "$policy"' EXIT
 if [[ ! -e $policy ]]; then
-	trap 'rm -f "$policy"' EXIT
+	own_policy=1
 	printf '#!/bin/sh\nexit 101\n' >"$policy"
 	chmod 755 "$policy"
 fi
 
-apt-get update -q
-
-# A fresh postgresql-common would make postgresql-15 create a 'main' cluster; turn that off first.
-if [[ $(dpkg-query -W -f='${db:Status-Status}' postgresql-common 2>/dev/null) != installed ]]; then
-	apt_install postgresql-common
-	sed -i 's/^#\? *create_main_cluster *=.*/create_main_cluster = false/' /etc/postgresql-common/createcluster.conf
-	grep -q '^create_main_cluster' /etc/postgresql-common/createcluster.conf ||
-		echo 'create_main_cluster = false' >>/etc/postgresql-common/createcluster.conf
+# apt's chatter goes to a log that is shown only if something fails.
+if ! { apt-get update -q && common && apt_install "${missing[@]}"; } >"$log" 2>&1; then
+	cat "$log" >&2
+	echo "mlcache: apt-get failed to install: ${missing[*]}" >&2
+	exit 1
 fi
-
-apt_install "${missing[@]}"
+echo "mlcache: installed ${missing[*]}" >&2

@@ -4,6 +4,9 @@
 #   a. regress + isolation      make installcheck (REGRESS, then ISOLATION)
 #   b. Redis down               Redis stopped, make installcheck REGRESS="$(REGRESS_DOWN)"; Redis restarted
 #   c. not preloaded            a second cluster ($MLCACHE_TMP/noload, port 55433) runs sql/noload.sql
+#   e. shell                    the randomized coherence checker (plain and with Redis SIGSTOP/kill),
+#                               the late Redis clean-up, damaged Redis values, crash restart and an
+#                               old Redis snapshot
 #   d. pgTAP                    pg_prove on test/pgtap/*.sql in database mlcache_tap; its summary is the
 #                               last output, so earlier failures are announced before it starts
 # A failed phase does not stop the others; the exit status is 1 if any failed.
@@ -79,6 +82,21 @@ else
 	echo "skipped: no sql/noload.sql"
 fi
 
+# ---- e ----
+header "e: concurrent coherence checker, Redis faults, late clean-up"
+# shell LABEL CMD...: run a test program, recording LABEL if it fails.
+shell() {
+	local label=$1
+	shift
+	timeout -k 30 "$limit" "$@" || failed+=("$label")
+}
+shell e-coherence /usr/bin/python3 test/coherence_check.py --seconds 6
+shell e-hygiene-late bash test/hygiene_late.sh
+shell e-redis-values bash test/redis_values.sh
+shell e-crash-restart bash test/crash_restart.sh
+# Last: it leaves the circuit breaker open for a while.
+shell e-redis-faults /usr/bin/python3 test/coherence_check.py --seconds 8 --fault redis
+
 # ---- d ----
 header "d: pgTAP (pg_prove)"
 shopt -s nullglob
@@ -89,7 +107,7 @@ if ((${#tap[@]} == 0)); then
 	((${#failed[@]} == 0))
 	exit
 fi
-if ! { dropdb --if-exists mlcache_tap && createdb mlcache_tap &&
+if ! { dropdb --if-exists mlcache_tap 2>/dev/null; createdb mlcache_tap &&
 	psql -X -q -v ON_ERROR_STOP=1 -d mlcache_tap \
 		-c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION IF NOT EXISTS mlcache'; }; then
 	failed+=(d-setup)

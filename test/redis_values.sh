@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# test/redis_values.sh: whatever sits in Redis under an mlcache key, a read
+# returns the right value: a foreign string, a truncated envelope, an older
+# format version, a flipped byte (bad checksum), another Redis type, and
+# FLUSHALL are each a miss, and the next fill overwrites the bad value.
+# Run under test/harness.sh; exits non-zero on failure.
+set -euo pipefail
+db=mlcache_values
+psql() { command psql -X -q -t -A -v ON_ERROR_STOP=1 -d "$db" "$@"; }
+rcli() { redis-cli -s "$MLCACHE_REDIS_SOCKET" "$@"; }
+fail() { echo "redis_values: $*" >&2; exit 1; }
+
+command psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+psql -c 'CREATE EXTENSION mlcache'
+rkey="mlcache:$db:val:k"
+query="SELECT 42"
+read_level() { psql -c "SELECT mlcache.get('val:k', '$query', 0), mlcache.last_level()"; }
+counter() { psql -c "SELECT value FROM mlcache.counters() WHERE counter = '$1'"; }
+
+# case NAME REDIS-COMMAND...: fill the key, damage it with the command, then
+# expect one computed read (the right value) and an L2 hit after it.
+case_() {
+	local name=$1 got
+	shift
+	psql -c "SELECT mlcache.invalidate('val:k')" >/dev/null
+	got=$(read_level)
+	[[ $got == "42|compute" ]] || fail "$name: first fill gave '$got'"
+	[[ $(read_level) == "42|l2" ]] || fail "$name: the filled value is not in Redis"
+	rcli "$@" >/dev/null
+	got=$(read_level)
+	[[ $got == "42|compute" ]] || fail "$name: read '$got', expected a computed 42"
+	got=$(read_level)
+	[[ $got == "42|l2" ]] || fail "$name: the bad value was not overwritten (read '$got')"
+	echo "redis_values: $name: a miss, then overwritten"
+}
+
+decode0=$(counter decode_failures)
+errors0=$(counter redis_errors)
+case_ "foreign string" SET "$rkey" "not an mlcache value"
+case_ "truncated envelope" EVAL "redis.call('SET', KEYS[1], string.sub(redis.call('GET', KEYS[1]), 1, 50))" 1 "$rkey"
+case_ "older format version" EVAL "local v = redis.call('GET', KEYS[1]) redis.call('SET', KEYS[1], string.sub(v, 1, 3) .. '\\0' .. string.sub(v, 5))" 1 "$rkey"
+case_ "bad checksum" EVAL "local v = redis.call('GET', KEYS[1]) local i = #v - 6 redis.call('SET', KEYS[1], string.sub(v, 1, i - 1) .. string.char((string.byte(v, i) + 1) % 256) .. string.sub(v, i + 1))" 1 "$rkey"
+case_ "empty string" SET "$rkey" ""
+case_ "another Redis type" EVAL "redis.call('DEL', KEYS[1]) redis.call('LPUSH', KEYS[1], 'x')" 1 "$rkey"
+case_ "FLUSHALL" FLUSHALL
+(($(counter decode_failures) >= decode0 + 6)) || fail "decode_failures did not count the bad values"
+(($(counter redis_errors) == errors0)) || fail "bad values were counted as Redis errors"
+echo "redis_values: every damaged value was a miss"
