@@ -18,6 +18,9 @@ REGRESS_DOWN = setup redis_down
 # Isolation specs live under test/isolation.
 ISOLATION = $(basename $(notdir $(wildcard test/isolation/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test/isolation
+# The databases the suites run in (their names make the default key prefixes).
+CONTRIB_TESTDB = mlcache_regress
+ISOLATION_TESTDB = mlcache_isolation
 
 ifdef MLCACHE_WERROR
 PG_CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
@@ -33,7 +36,7 @@ META.json: META.json.in mlcache.control
 
 all: META.json
 
-.PHONY: test demo deps bench faults
+.PHONY: test demo bench
 # The two set-up commands: each installs missing packages, builds, installs,
 # starts throwaway PostgreSQL and Redis servers, runs, and stops them again.
 test:
@@ -47,3 +50,10 @@ demo:
 	$(MAKE) all
 	$(MAKE) install
 	bash test/harness.sh bash demo/demo.sh
+
+# Benchmarks: ratios against their references, measured in one run; see bench/.
+bench:
+	bash test/deps.sh
+	$(MAKE) all
+	$(MAKE) install
+	bash test/harness.sh bash bench/bench.sh

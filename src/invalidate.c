@@ -43,6 +43,7 @@ typedef struct PendingTarget
 	char	   *hygiene;		/* Redis key, or SCAN pattern, to remove later */
 	char	   *channel;		/* where the worker PUBLISHes it */
 	bool		hygiene_is_pattern;
+	bool		scan;			/* SCAN Redis for the pattern after commit */
 } PendingTarget;
 
 typedef struct PendingHashEntry
@@ -57,7 +58,13 @@ typedef struct PendingSlotEntry
 	int			count;
 } PendingSlotEntry;
 
-/* All in TopTransactionContext; reset at transaction end. */
+/*
+ * All in TopTransactionContext; reset at transaction end.  Most transactions
+ * add a handful of targets, searched linearly; the hash tables are built
+ * only when there are more than INVAL_LINEAR_MAX.
+ */
+#define INVAL_LINEAR_MAX 8
+
 static PendingTarget *pend = NULL;
 static int	npend = 0;
 static int	maxpend = 0;
@@ -103,14 +110,21 @@ inval_index(int i)
 	se->count = found ? se->count + 1 : 1;
 }
 
-/* Rebuild both lookup tables from pend[] (after a subtransaction abort). */
+/* (Re)build both lookup tables from pend[], or drop them for a small set. */
 static void
 inval_reindex(void)
 {
 	int			i;
 
-	hash_destroy(pend_by_hash);
-	hash_destroy(pend_slots);
+	if (pend_by_hash != NULL)
+	{
+		hash_destroy(pend_by_hash);
+		hash_destroy(pend_slots);
+		pend_by_hash = NULL;
+		pend_slots = NULL;
+	}
+	if (npend <= INVAL_LINEAR_MAX)
+		return;
 	pend_by_hash = inval_hash_create("mlcache pending", sizeof(uint64), sizeof(PendingHashEntry));
 	pend_slots = inval_hash_create("mlcache pending slots", sizeof(uint32), sizeof(PendingSlotEntry));
 	for (i = 0; i < npend; i++)
@@ -146,35 +160,46 @@ inval_hygiene(const MlcacheTarget *t, char **channel)
 					t->len, mlcache_glob_escape(t->text, t->len));
 }
 
+static bool
+inval_same(const PendingTarget *p, uint64 hash, const MlcacheTarget *t)
+{
+	return p->hash == hash && p->kind == t->kind && p->len == t->len &&
+		memcmp(p->text, t->text, t->len) == 0;
+}
+
 /* Is this target already pending?  Any pending entry covers a new one. */
 static bool
 inval_is_pending(uint64 hash, const MlcacheTarget *t)
 {
-	PendingHashEntry *he = hash_search(pend_by_hash, &hash, HASH_FIND, NULL);
-	PendingTarget *p;
+	PendingHashEntry *he;
+	int			i;
 
-	if (he == NULL)
+	if (pend_by_hash == NULL)
+	{
+		for (i = 0; i < npend; i++)
+			if (inval_same(&pend[i], hash, t))
+				return true;
 		return false;
-	p = &pend[he->index];
-	return p->kind == t->kind && p->len == t->len && memcmp(p->text, t->text, t->len) == 0;
+	}
+	he = hash_search(pend_by_hash, &hash, HASH_FIND, NULL);
+	return he != NULL && inval_same(&pend[he->index], hash, t);
 }
 
 /*
- * Add a target to the current transaction.  Returns false if an identical
- * target was already pending.
+ * Add a target to the current transaction.  scan asks the worker to SCAN
+ * Redis for a prefix or namespace target after commit (explicit
+ * invalidate_pattern() and clear()); without it such values are left to their
+ * TTL, since watch triggers invalidate prefixes far too often for a SCAN of
+ * the keyspace each time.  Returns false if an identical target was already
+ * pending.
  */
 bool
-mlcache_inval_add(const MlcacheTarget *t)
+mlcache_inval_add(const MlcacheTarget *t, bool scan)
 {
 	MemoryContext old;
 	uint64		hash;
 	PendingTarget *p;
 
-	if (pend_by_hash == NULL)
-	{
-		pend_by_hash = inval_hash_create("mlcache pending", sizeof(uint64), sizeof(PendingHashEntry));
-		pend_slots = inval_hash_create("mlcache pending slots", sizeof(uint32), sizeof(PendingSlotEntry));
-	}
 	hash = hash_bytes_extended((const unsigned char *) t->text, t->len, (uint64) t->kind);
 	if (inval_is_pending(hash, t))
 		return false;
@@ -195,9 +220,13 @@ mlcache_inval_add(const MlcacheTarget *t)
 	p->len = t->len;
 	p->hygiene = inval_hygiene(t, &p->channel);
 	p->hygiene_is_pattern = (t->kind != MLCACHE_TARGET_KEY);
+	p->scan = scan;
 	MemoryContextSwitchTo(old);
-	inval_index(npend);
 	npend++;
+	if (pend_by_hash != NULL)
+		inval_index(npend - 1);
+	else if (npend > INVAL_LINEAR_MAX)
+		inval_reindex();
 	return true;
 }
 
@@ -213,8 +242,21 @@ mlcache_inval_touches(const MlcacheKey *k)
 	if (npend == 0)
 		return false;
 	for (i = 0; i < k->nslots; i++)
-		if (hash_search(pend_slots, &k->slots[i], HASH_FIND, NULL) != NULL)
-			return true;
+	{
+		if (pend_slots != NULL)
+		{
+			if (hash_search(pend_slots, &k->slots[i], HASH_FIND, NULL) != NULL)
+				return true;
+		}
+		else
+		{
+			int			j;
+
+			for (j = 0; j < npend; j++)
+				if (pend[j].slot == k->slots[i])
+					return true;
+		}
+	}
 	return false;
 }
 
@@ -239,7 +281,7 @@ inval_apply(void)
 	mlcache_count_n(MLC_INVALIDATION, npend);
 	for (i = 0; i < npend; i++)
 		mlcache_worker_enqueue_hygiene(pend[i].channel, pend[i].hygiene,
-									   pend[i].hygiene_is_pattern, now);
+									   pend[i].hygiene_is_pattern, pend[i].scan, now);
 }
 
 static void
@@ -350,7 +392,7 @@ mlcache_invalidate(PG_FUNCTION_ARGS)
 	t.text = VARDATA_ANY(key);
 	t.len = VARSIZE_ANY_EXHDR(key);
 	t.slot = mlcache_target_slot(t.kind, t.text, t.len);
-	mlcache_inval_add(&t);
+	mlcache_inval_add(&t, false);
 	PG_RETURN_VOID();
 }
 
@@ -372,7 +414,7 @@ mlcache_invalidate_pattern(PG_FUNCTION_ARGS)
 	MlcacheTarget t = mlcache_pattern_target(p, len);
 	bool		added;
 
-	added = mlcache_inval_add(&t);
+	added = mlcache_inval_add(&t, true);
 	PG_RETURN_INT64(added ? 1 : 0);
 }
 
@@ -389,6 +431,6 @@ mlcache_clear(PG_FUNCTION_ARGS)
 	t.text = "";
 	t.len = 0;
 	t.slot = mlcache_target_slot(t.kind, "", 0);
-	mlcache_inval_add(&t);
+	mlcache_inval_add(&t, true);
 	PG_RETURN_VOID();
 }

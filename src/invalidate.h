@@ -9,7 +9,7 @@
 #include "keys.h"
 
 extern void mlcache_inval_init(void);
-extern bool mlcache_inval_add(const MlcacheTarget *t);
+extern bool mlcache_inval_add(const MlcacheTarget *t, bool scan);
 extern bool mlcache_inval_touches(const MlcacheKey *k);
 extern int	mlcache_inval_pending_count(void);
 

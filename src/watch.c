@@ -29,6 +29,8 @@
 #include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "common/hashfn.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
@@ -44,6 +46,8 @@ typedef struct TemplatePart
 	char	   *text;			/* literal text, or the column name */
 	int			attnum;			/* for columns, in the table's tuple descriptor */
 	FmgrInfo	out;			/* for columns, the type's output function */
+	int16		typlen;			/* for columns: how to compare values as bytes */
+	bool		typbyval;
 } TemplatePart;
 
 typedef struct Template
@@ -53,7 +57,23 @@ typedef struct Template
 	TemplatePart *parts;
 	bool		is_prefix;		/* ends in '*' */
 	MlcacheTarget fallback;		/* static prefix (or namespace) covering it */
+	HTAB	   *seen;			/* placeholder values already rendered */
+	MemoryContext seen_cxt;		/* where seen and its values live */
 } Template;
+
+/*
+ * A set of placeholder-value tuples already rendered in this statement, so
+ * that a bulk UPDATE renders each distinct key once.  Values are compared as
+ * bytes: equal bytes always render the same key (the converse need not hold,
+ * which only costs a redundant render).  Entries are keyed by a hash of the
+ * bytes and keep the bytes themselves, so a hash collision is never taken
+ * for a match.
+ */
+typedef struct SeenEntry
+{
+	uint64		hash;
+	List	   *values;			/* of StringInfo: the byte strings seen */
+} SeenEntry;
 
 /*
  * Parse src into t.  With a tuple descriptor, every column must exist in it;
@@ -128,6 +148,8 @@ template_parse(const char *src, TupleDesc desc, Template *t)
 						bool		varlena;
 
 						p->attnum = a + 1;
+						p->typlen = att->attlen;
+						p->typbyval = att->attbyval;
 						getTypeOutputInfo(att->atttypid, &outfn, &varlena);
 						fmgr_info(outfn, &p->out);
 						break;
@@ -166,6 +188,81 @@ template_parse(const char *src, TupleDesc desc, Template *t)
 			appendStringInfoChar(&glob, '*');
 		t->fallback = mlcache_pattern_target(glob.data, glob.len);
 	}
+}
+
+/*
+ * Append the bytes of t's placeholder values in this row to buf.  Returns
+ * false if one is NULL (the row renders no key for t).
+ */
+static bool
+template_value_bytes(Template *t, TupleTableSlot *slot, StringInfo buf)
+{
+	int			i;
+
+	resetStringInfo(buf);
+	for (i = 0; i < t->nparts; i++)
+	{
+		TemplatePart *p = &t->parts[i];
+		bool		isnull;
+		Datum		d;
+
+		if (!p->is_column)
+			continue;
+		d = slot_getattr(slot, p->attnum, &isnull);
+		if (isnull)
+			return false;
+		if (p->typbyval)
+			appendBinaryStringInfo(buf, (char *) &d, sizeof(Datum));
+		else if (p->typlen == -1)
+		{
+			struct varlena *v = PG_DETOAST_DATUM_PACKED(d);
+			int32		len = VARSIZE_ANY_EXHDR(v);
+
+			appendBinaryStringInfo(buf, (char *) &len, sizeof(len));
+			appendBinaryStringInfo(buf, VARDATA_ANY(v), len);
+		}
+		else if (p->typlen == -2)
+		{
+			int32		len = strlen(DatumGetCString(d));
+
+			appendBinaryStringInfo(buf, (char *) &len, sizeof(len));
+			appendBinaryStringInfo(buf, DatumGetCString(d), len);
+		}
+		else
+			appendBinaryStringInfo(buf, DatumGetPointer(d), p->typlen);
+	}
+	return true;
+}
+
+/*
+ * Has this tuple of placeholder values been rendered for t already in this
+ * statement?  If not, remember it (in the set's memory context).
+ */
+static bool
+template_seen(Template *t, StringInfo bytes)
+{
+	uint64		h = hash_bytes_extended((const unsigned char *) bytes->data, bytes->len, 0);
+	bool		found;
+	SeenEntry  *e = hash_search(t->seen, &h, HASH_ENTER, &found);
+	ListCell   *lc;
+	MemoryContext old;
+	StringInfo	copy;
+
+	if (!found)
+		e->values = NIL;
+	foreach(lc, e->values)
+	{
+		StringInfo	v = lfirst(lc);
+
+		if (v->len == bytes->len && memcmp(v->data, bytes->data, bytes->len) == 0)
+			return true;
+	}
+	old = MemoryContextSwitchTo(t->seen_cxt);
+	copy = makeStringInfo();
+	appendBinaryStringInfo(copy, bytes->data, bytes->len);
+	e->values = lappend(e->values, copy);
+	MemoryContextSwitchTo(old);
+	return false;
 }
 
 /* Render t for one row into buf; false if a placeholder column is NULL. */
@@ -217,7 +314,14 @@ watch_add_key(Template *t, const char *key, int len)
 	if (!key_is_valid(key, len))
 		target = t->fallback;
 	else if (t->is_prefix)
-		target = mlcache_pattern_target(psprintf("%s*", key), len + 1);
+	{
+		char	   *glob = palloc(len + 2);
+
+		memcpy(glob, key, len);
+		glob[len] = '*';
+		glob[len + 1] = '\0';
+		target = mlcache_pattern_target(glob, len + 1);
+	}
 	else
 	{
 		target.kind = MLCACHE_TARGET_KEY;
@@ -225,7 +329,7 @@ watch_add_key(Template *t, const char *key, int len)
 		target.len = len;
 		target.slot = mlcache_target_slot(target.kind, key, len);
 	}
-	mlcache_inval_add(&target);
+	mlcache_inval_add(&target, false);
 }
 
 /* Render every template for every row of a transition table. */
@@ -238,9 +342,12 @@ watch_scan_rows(Tuplestorestate *ts, TupleDesc desc, Template *tmpls, int ntmpl)
 												 "mlcache watch row",
 												 ALLOCSET_SMALL_SIZES);
 	StringInfoData buf;
+	StringInfoData bytes;
 	int			i;
 
+	/* Both buffers are enlarged in this context even while rowcxt is current. */
 	initStringInfo(&buf);
+	initStringInfo(&bytes);
 	tuplestore_select_read_pointer(ts, ptr);
 	tuplestore_rescan(ts);
 	while (tuplestore_gettupleslot(ts, true, false, slot))
@@ -248,8 +355,13 @@ watch_scan_rows(Tuplestorestate *ts, TupleDesc desc, Template *tmpls, int ntmpl)
 		MemoryContext old = MemoryContextSwitchTo(rowcxt);
 
 		for (i = 0; i < ntmpl; i++)
+		{
+			if (!template_value_bytes(&tmpls[i], slot, &bytes) ||
+				template_seen(&tmpls[i], &bytes))
+				continue;
 			if (template_render(&tmpls[i], slot, &buf))
 				watch_add_key(&tmpls[i], buf.data, buf.len);
+		}
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(rowcxt);
 	}
@@ -285,12 +397,22 @@ mlcache_watch_trigger(PG_FUNCTION_ARGS)
 	ntmpl = td->tg_trigger->tgnargs;
 	tmpls = palloc(sizeof(Template) * Max(ntmpl, 1));
 	for (i = 0; i < ntmpl; i++)
+	{
+		HASHCTL		ctl;
+
 		template_parse(td->tg_trigger->tgargs[i], desc, &tmpls[i]);
+		ctl.keysize = sizeof(uint64);
+		ctl.entrysize = sizeof(SeenEntry);
+		ctl.hcxt = CurrentMemoryContext;
+		tmpls[i].seen_cxt = CurrentMemoryContext;
+		tmpls[i].seen = hash_create("mlcache watch values", 256, &ctl,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
 
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
 	{
 		for (i = 0; i < ntmpl; i++)
-			mlcache_inval_add(&tmpls[i].fallback);
+			mlcache_inval_add(&tmpls[i].fallback, false);
 		return PointerGetDatum(NULL);
 	}
 	if (td->tg_oldtable)
@@ -370,7 +492,7 @@ mlcache_invalidate_templates(PG_FUNCTION_ARGS)
 		if (nulls[i])
 			continue;
 		template_parse(TextDatumGetCString(elems[i]), NULL, &t);
-		mlcache_inval_add(&t.fallback);
+		mlcache_inval_add(&t.fallback, false);
 	}
 	PG_RETURN_VOID();
 }

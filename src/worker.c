@@ -49,6 +49,7 @@
 #define MAX_TEXT		1024	/* longer texts are not queued */
 #define MAX_CHANNEL		255
 #define MAX_BATCH		65536	/* records the worker holds while Redis is down */
+#define BATCH_DELAY_MS	10		/* gathering time before a batch is drained */
 
 typedef struct MlcacheRing
 {
@@ -69,6 +70,7 @@ typedef struct HygieneItem
 	char	   *text;
 	char	   *channel;
 	bool		is_pattern;
+	bool		scan;			/* SCAN for the pattern (else only PUBLISH) */
 	char		committed[24];	/* commit time (TimestampTz), as text */
 } HygieneItem;
 
@@ -126,13 +128,14 @@ ring_get(void *dst, uint32 len)
  */
 void
 mlcache_worker_enqueue_hygiene(const char *channel, const char *text, bool is_pattern,
-							   TimestampTz committed)
+							   bool scan, TimestampTz committed)
 {
 	uint32		len = strlen(text);
 	uint32		clen = strlen(channel);
 	uint32		need = RECORD_HEADER + clen + len;
 	unsigned char hdr[RECORD_HEADER];
 	bool		queued = false;
+	bool		was_empty = false;
 	Latch	   *latch;
 
 	if (ring == NULL)
@@ -142,11 +145,12 @@ mlcache_worker_enqueue_hygiene(const char *channel, const char *text, bool is_pa
 		hdr[0] = len & 0xff;
 		hdr[1] = (len >> 8) & 0xff;
 		hdr[2] = (unsigned char) clen;
-		hdr[3] = is_pattern ? 1 : 0;
+		hdr[3] = (is_pattern ? 1 : 0) | (scan ? 2 : 0);
 		memcpy(hdr + 4, &committed, sizeof(committed));
 		SpinLockAcquire(&ring->mutex);
 		if (ring->used + need <= RING_SIZE)
 		{
+			was_empty = (ring->records == 0);
 			ring_put(hdr, RECORD_HEADER);
 			ring_put(channel, clen);
 			ring_put(text, len);
@@ -157,8 +161,9 @@ mlcache_worker_enqueue_hygiene(const char *channel, const char *text, bool is_pa
 		SpinLockRelease(&ring->mutex);
 	}
 	mlcache_count(queued ? MLC_HYGIENE_QUEUED : MLC_HYGIENE_DROPPED);
+	/* The worker drains everything once woken: wake it for the first record. */
 	latch = ring->worker_latch;
-	if (queued && latch != NULL)
+	if (was_empty && latch != NULL)
 		SetLatch(latch);
 }
 
@@ -225,7 +230,8 @@ worker_drain(HygieneItem *items, int nitems, int max)
 		text[len] = '\0';
 		items[nitems].text = pstrdup(text);
 		items[nitems].channel = pstrdup(chan);
-		items[nitems].is_pattern = (hdr[3] != 0);
+		items[nitems].is_pattern = (hdr[3] & 1) != 0;
+		items[nitems].scan = (hdr[3] & 2) != 0;
 		{
 			TimestampTz committed;
 
@@ -240,7 +246,7 @@ worker_drain(HygieneItem *items, int nitems, int max)
 
 /*
  * Deliver a batch: remove the keys and PUBLISH every item, pipelined, then
- * SCAN each pattern and remove what it matches.  Only values computed before
+ * SCAN each pattern marked for it and remove what it matches.  Only values computed before
  * the invalidating commit are removed (mlcache_l2_cmd_unlink_older).
  * Returns true if all of it went through.
  */
@@ -273,7 +279,7 @@ worker_deliver(HygieneItem *items, int n)
 	{
 		int64		got = 0;
 
-		if (items[i].is_pattern)
+		if (items[i].is_pattern && items[i].scan)
 		{
 			if (mlcache_l2_scan_unlink(items[i].text, items[i].committed, &got) != L2_OK)
 				return false;
@@ -339,6 +345,11 @@ mlcache_worker_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		MemoryContextReset(loop_cxt);
+
+		/* Let a burst of commits gather into one batch. */
+		if (nitems == 0 && mlcache_worker_queue_length() > 0)
+			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 BATCH_DELAY_MS, PG_WAIT_EXTENSION);
 
 		MemoryContextSwitchTo(batch_cxt);
 		nitems = worker_drain(items, nitems, MAX_BATCH);

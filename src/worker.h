@@ -11,7 +11,7 @@ extern Size mlcache_worker_shmem_size(void);
 extern void mlcache_worker_shmem_startup(void);
 extern void mlcache_worker_register(void);
 extern void mlcache_worker_enqueue_hygiene(const char *channel, const char *text, bool is_pattern,
-										   TimestampTz committed);
+										   bool scan, TimestampTz committed);
 extern int	mlcache_worker_queue_length(void);
 extern bool mlcache_worker_alive(void);
 

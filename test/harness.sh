@@ -32,8 +32,8 @@ unset PGHOSTADDR PGSERVICE PGOPTIONS PGDATA
 child=
 cleanup() {
 	local rc=$? pids f n
-	trap - EXIT INT TERM
-	trap '' INT TERM # finish the clean-up even if signalled again
+	trap - EXIT INT TERM HUP
+	trap '' INT TERM HUP PIPE # finish the clean-up even if signalled again or stderr is gone
 	if [[ -n $child ]] && alive "$child"; then
 		# CMD is still running (we were signalled): SIGTERM its whole tree, SIGKILL after 10 s.
 		pids=$(tree "$child")
@@ -66,6 +66,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 servers start-redis || exit 1
 servers init-pg || exit 1

@@ -153,9 +153,9 @@ stop_pg() {
 	pid=$(head -n 1 "$dir/postmaster.pid" 2>/dev/null) || return 0
 	[[ $pid =~ ^[0-9]+$ ]] && alive "$pid" || return 0
 	as_pg "$PGBIN/pg_ctl" stop -D "$dir" -m fast -w -t 30 -s 2>/dev/null && return 0
-	echo "servers.sh: fast shutdown of $dir timed out, trying immediate" >&2
+	echo "servers.sh: fast shutdown of $dir timed out, trying immediate" >&2 || true
 	as_pg "$PGBIN/pg_ctl" stop -D "$dir" -m immediate -w -t 15 -s 2>/dev/null && return 0
-	echo "servers.sh: immediate shutdown of $dir timed out, sending SIGKILL" >&2
+	echo "servers.sh: immediate shutdown of $dir timed out, sending SIGKILL" >&2 || true
 	pkill -KILL -P "$pid" 2>/dev/null || true
 	kill -KILL "$pid" 2>/dev/null || true
 	wait_for 5 dead "$pid" || { echo "servers.sh: postmaster (pid $pid) survived SIGKILL" >&2; return 1; }
