@@ -6,7 +6,7 @@
 #   c. not preloaded            a second cluster ($MLCACHE_TMP/noload, port 55433) runs sql/noload.sql
 #   e. shell                    the randomized coherence checker (plain and with Redis SIGSTOP/kill),
 #                               the late Redis clean-up, damaged Redis values, crash restart and an
-#                               old Redis snapshot
+#                               old Redis snapshot, a hot standby
 #   d. pgTAP                    pg_prove on test/pgtap/*.sql in database mlcache_tap; its summary is the
 #                               last output, so earlier failures are announced before it starts
 # A failed phase does not stop the others; the exit status is 1 if any failed.
@@ -94,6 +94,7 @@ shell e-coherence /usr/bin/python3 test/coherence_check.py --seconds 6
 shell e-hygiene-late bash test/hygiene_late.sh
 shell e-redis-values bash test/redis_values.sh
 shell e-crash-restart bash test/crash_restart.sh
+shell e-standby bash test/standby.sh
 # Last: it leaves the circuit breaker open for a while.
 shell e-redis-faults /usr/bin/python3 test/coherence_check.py --seconds 8 --fault redis
 
