@@ -11,16 +11,13 @@ PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lhiredis
 
 # pg_regress pairs in sql/ and expected/, run with Redis up.
-REGRESS = setup get levels ttl l1_memory keys bad_input invalidate watch worker
+REGRESS = setup get levels ttl l1_memory keys bad_input invalidate watch worker define l3
 
 # Run separately by test/run_tests.sh with Redis stopped.
 REGRESS_DOWN = setup redis_down
 # Isolation specs live under test/isolation.
 ISOLATION = $(basename $(notdir $(wildcard test/isolation/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test/isolation
-# The databases the suites run in (their names make the default key prefixes).
-CONTRIB_TESTDB = mlcache_regress
-ISOLATION_TESTDB = mlcache_isolation
 
 ifdef MLCACHE_WERROR
 PG_CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
@@ -30,6 +27,11 @@ endif
 override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# The databases the suites run in (their names make the default key
+# prefixes); set after PGXS, whose Makefile.global sets them too.
+CONTRIB_TESTDB = mlcache_regress
+ISOLATION_TESTDB = mlcache_isolation
 
 META.json: META.json.in mlcache.control
 	sed 's/@EXTVERSION@/$(EXTVERSION)/g' $< > $@

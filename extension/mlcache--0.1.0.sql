@@ -126,6 +126,16 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'mlcache_require_loaded_sql'
 LANGUAGE C;
 
+CREATE FUNCTION _register_view(view regclass)
+RETURNS void
+AS 'MODULE_PATHNAME', 'mlcache_register_view'
+LANGUAGE C STRICT;
+
+CREATE FUNCTION _watches_changed()
+RETURNS void
+AS 'MODULE_PATHNAME', 'mlcache_watches_changed'
+LANGUAGE C;
+
 CREATE FUNCTION _check_templates(tbl regclass, keys text[])
 RETURNS void
 AS 'MODULE_PATHNAME', 'mlcache_check_templates'
@@ -209,6 +219,10 @@ BEGIN
     END LOOP;
 
     INSERT INTO mlcache.watches (tbl, keys, views) VALUES (tbl, keys, views);
+    FOREACH v IN ARRAY views LOOP
+        PERFORM mlcache._register_view(v);
+    END LOOP;
+    PERFORM mlcache._watches_changed();
     -- Values cached before the watch existed were never protected by it.
     PERFORM mlcache._invalidate_templates(keys);
 END
@@ -229,6 +243,7 @@ BEGIN
         RAISE EXCEPTION 'table "%" is not watched by mlcache', tbl
             USING ERRCODE = 'undefined_object';
     END IF;
+    PERFORM mlcache._watches_changed();
     PERFORM mlcache._drop_watch_triggers(tbl);
 END
 $$;
@@ -304,6 +319,7 @@ BEGIN
         RETURNING wt.*
     LOOP
         PERFORM mlcache._invalidate_templates(w.keys);
+        PERFORM mlcache._watches_changed();
     END LOOP;
     FOR w IN SELECT * FROM mlcache.watches LOOP
         PERFORM mlcache._check_watch(w);
@@ -324,3 +340,239 @@ GRANT SELECT ON mlcache.watches TO mlcache_reader;
 GRANT EXECUTE ON FUNCTION watch(regclass, text[], regclass[]),
                           unwatch(regclass)
       TO mlcache_admin;
+
+-- Named definitions: parameterised queries read through L1, Redis, an
+-- optional materialized view (L3), then computed.
+CREATE TABLE definitions (
+    name         text PRIMARY KEY CHECK (name <> '' AND length(name) < 128),
+    query        text NOT NULL,
+    key_template text NOT NULL,
+    param_types  regtype[] NOT NULL,
+    l1_ttl       integer CHECK (l1_ttl >= 0),
+    l2_ttl       integer CHECK (l2_ttl >= 0),
+    l3_view      regclass,
+    l3_columns   text[],
+    l3_value     text,
+    owner        regrole NOT NULL,
+    readers      regrole[] NOT NULL DEFAULT '{}',
+    search_path  text NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE definitions IS
+'Named cached analytics registered with mlcache.define()';
+SELECT pg_catalog.pg_extension_config_dump('mlcache.definitions', '');
+
+CREATE FUNCTION _check_definition(query text, param_types oid[], key text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'mlcache_check_definition'
+LANGUAGE C STRICT;
+
+CREATE FUNCTION _definition_changed(name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'mlcache_definition_changed'
+LANGUAGE C STRICT;
+
+-- The parameter types PostgreSQL infers for a query, through PREPARE.  It
+-- runs with the caller's search_path, as define() does: that is the path the
+-- definition records and its query is resolved with.
+CREATE FUNCTION _param_types(query text)
+RETURNS regtype[]
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    stmt text := 'mlcache_define_' || pg_catalog.pg_backend_pid();
+    types regtype[];
+BEGIN
+    EXECUTE pg_catalog.format('PREPARE %I AS %s', stmt, query);
+    SELECT p.parameter_types INTO types FROM pg_catalog.pg_prepared_statements p WHERE p.name = stmt;
+    EXECUTE pg_catalog.format('DEALLOCATE %I', stmt);
+    RETURN types;
+END
+$$;
+
+-- An L3 view must be a materialized view with the parameter columns, a jsonb
+-- value column, and a unique index on exactly the parameter columns (which
+-- REFRESH ... CONCURRENTLY needs, and which makes the lookup one row).
+CREATE FUNCTION _check_l3(view regclass, cols text[], value_col text, nparams integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF (SELECT relkind FROM pg_class WHERE oid = view) <> 'm' THEN
+        RAISE EXCEPTION '"%" is not a materialized view', view USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF cols IS NULL OR cardinality(cols) <> nparams THEN
+        RAISE EXCEPTION 'l3_columns must name one column of "%" per query parameter (%)', view, nparams
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT FROM unnest(cols || value_col) c
+                WHERE NOT EXISTS (SELECT FROM pg_attribute
+                                   WHERE attrelid = view AND attname = c AND attnum > 0 AND NOT attisdropped)) THEN
+        RAISE EXCEPTION 'materialized view "%" lacks a column of l3_columns or l3_value', view
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF (SELECT atttypid FROM pg_attribute WHERE attrelid = view AND attname = value_col) <> 'jsonb'::regtype THEN
+        RAISE EXCEPTION 'column "%" of materialized view "%" must be of type jsonb', value_col, view
+            USING ERRCODE = 'datatype_mismatch';
+    END IF;
+    IF NOT EXISTS (
+        SELECT FROM pg_index i
+         WHERE i.indrelid = view AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+           AND (SELECT array_agg(a.attname::text ORDER BY a.attname)
+                  FROM pg_attribute a WHERE a.attrelid = view AND a.attnum = ANY (i.indkey))
+               = (SELECT array_agg(c ORDER BY c) FROM unnest(cols) c)) THEN
+        RAISE EXCEPTION 'materialized view "%" has no unique index on (%)', view, array_to_string(cols, ', ')
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'REFRESH MATERIALIZED VIEW CONCURRENTLY needs a unique index, and the L3 lookup needs one row per parameter set.',
+                  HINT = format('CREATE UNIQUE INDEX ON %s (%s);', view, array_to_string(cols, ', '));
+    END IF;
+END
+$$;
+
+CREATE FUNCTION define(name text, query text, key text,
+                       l1_ttl integer DEFAULT NULL, l2_ttl integer DEFAULT NULL,
+                       l3_view regclass DEFAULT NULL, l3_columns text[] DEFAULT NULL,
+                       l3_value text DEFAULT 'value')
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    types regtype[];
+    path text := current_setting('search_path');
+BEGIN
+    PERFORM mlcache._require_loaded();
+    IF name IS NULL OR query IS NULL OR key IS NULL THEN
+        RAISE EXCEPTION 'definition name, query and key must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF name = '' OR length(name) >= 128 OR name ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'invalid definition name "%"', name USING ERRCODE = 'invalid_name',
+            DETAIL = 'A name is 1 to 127 characters long, without control characters.';
+    END IF;
+    IF l1_ttl < 0 OR l2_ttl < 0 THEN
+        RAISE EXCEPTION 'TTLs must not be negative' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    types := mlcache._param_types(query);
+    PERFORM mlcache._check_definition(query, types::oid[], key);
+    IF l3_view IS NOT NULL THEN
+        PERFORM mlcache._check_l3(l3_view, l3_columns, coalesce(l3_value, 'value'), cardinality(types));
+    ELSIF l3_columns IS NOT NULL THEN
+        RAISE EXCEPTION 'l3_columns given without l3_view' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO mlcache.definitions AS d
+           (name, query, key_template, param_types, l1_ttl, l2_ttl, l3_view, l3_columns, l3_value,
+            owner, search_path)
+    VALUES (define.name, define.query, define.key, types, define.l1_ttl, define.l2_ttl,
+            define.l3_view, define.l3_columns,
+            CASE WHEN define.l3_view IS NOT NULL THEN coalesce(define.l3_value, 'value') END,
+            current_user::regrole, path)
+    ON CONFLICT ON CONSTRAINT definitions_pkey DO UPDATE
+       SET query = excluded.query, key_template = excluded.key_template,
+           param_types = excluded.param_types, l1_ttl = excluded.l1_ttl, l2_ttl = excluded.l2_ttl,
+           l3_view = excluded.l3_view, l3_columns = excluded.l3_columns, l3_value = excluded.l3_value,
+           owner = excluded.owner, search_path = excluded.search_path, created_at = now();
+    IF l3_view IS NOT NULL THEN
+        PERFORM mlcache._register_view(l3_view);
+    END IF;
+    PERFORM mlcache._definition_changed(name);
+END
+$$;
+
+COMMENT ON FUNCTION define(text, text, text, integer, integer, regclass, text[], text) IS
+'Register a parameterised query ($1, $2 ...) under a name, with a key template such as stats:{1}';
+
+CREATE FUNCTION undefine(name text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM mlcache._require_loaded();
+    DELETE FROM mlcache.definitions d WHERE d.name = undefine.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'mlcache definition "%" does not exist', name USING ERRCODE = 'undefined_object';
+    END IF;
+    PERFORM mlcache._definition_changed(name);
+END
+$$;
+
+-- Only the owner of a definition (or a superuser) changes who may fetch it.
+CREATE FUNCTION _set_readers(name text, role regrole, add boolean)
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    d mlcache.definitions;
+BEGIN
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO d FROM mlcache.definitions x WHERE x.name = _set_readers.name FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'mlcache definition "%" does not exist', name USING ERRCODE = 'undefined_object';
+    END IF;
+    IF NOT pg_has_role(session_user, d.owner, 'USAGE')
+       AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = session_user) THEN
+        RAISE EXCEPTION 'must be owner of mlcache definition "%"', name USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    UPDATE mlcache.definitions x
+       SET readers = CASE WHEN add THEN array(SELECT DISTINCT r FROM unnest(x.readers || role) r)
+                          ELSE array_remove(x.readers, role) END
+     WHERE x.name = _set_readers.name;
+    PERFORM mlcache._definition_changed(name);
+END
+$$;
+
+CREATE FUNCTION grant_fetch(name text, role regrole)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT mlcache._set_readers(name, role, true) $$;
+
+CREATE FUNCTION revoke_fetch(name text, role regrole)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT mlcache._set_readers(name, role, false) $$;
+
+CREATE FUNCTION "fetch"(name text, VARIADIC params "any")
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'mlcache_fetch'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION "fetch"(text, "any") IS
+'Read a definition through L1, Redis, its materialized view (L3) and its query';
+
+-- A definition without parameters is fetched with just its name.
+CREATE FUNCTION "fetch"(name text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'mlcache_fetch'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION view_status(OUT view oid, OUT state text, OUT last_refresh timestamptz,
+                            OUT duration_ms float8, OUT refreshes bigint, OUT failures integer,
+                            OUT error text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'mlcache_views'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+
+CREATE VIEW views AS
+    SELECT s.view::regclass AS view, s.state, s.last_refresh, s.duration_ms, s.refreshes,
+           s.failures, s.error
+      FROM mlcache.view_status() s;
+COMMENT ON VIEW views IS
+'Materialized views used as L3: state, last refresh, its duration and the last error';
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA mlcache FROM PUBLIC;
+REVOKE ALL ON mlcache.definitions, mlcache.views FROM PUBLIC;
+GRANT SELECT ON mlcache.definitions, mlcache.views TO mlcache_reader;
+GRANT EXECUTE ON FUNCTION "fetch"(text, "any"), "fetch"(text), view_status() TO mlcache_reader;
+GRANT EXECUTE ON FUNCTION define(text, text, text, integer, integer, regclass, text[], text),
+                          undefine(text), grant_fetch(text, regrole), revoke_fetch(text, regrole),
+                          _param_types(text), _check_definition(text, oid[], text),
+                          _check_l3(regclass, text[], text, integer), _definition_changed(text),
+                          _register_view(regclass), _watches_changed(), _require_loaded()
+      TO mlcache_admin;
+GRANT INSERT, UPDATE, DELETE ON mlcache.definitions TO mlcache_admin;

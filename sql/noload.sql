@@ -29,6 +29,15 @@ CREATE TABLE t (id int);
 SELECT try($$SELECT mlcache.watch('t', ARRAY['t:{id}'])$$);
 SELECT try($$SELECT mlcache.unwatch('t')$$);
 SELECT try($$SELECT mlcache._require_loaded()$$);
+SELECT try($$SELECT mlcache.define('d', 'SELECT $1::int', 'd:{1}')$$);
+SELECT try($$SELECT mlcache.undefine('d')$$);
+SELECT try($$SELECT mlcache.fetch('d', 1)$$);
+SELECT try($$SELECT mlcache.fetch('d')$$);
+SELECT try($$SELECT * FROM mlcache.views$$);
+SELECT try($$SELECT mlcache._check_definition('SELECT 1', '{}', 'k')$$);
+SELECT try($$SELECT mlcache._definition_changed('d')$$);
+SELECT try($$SELECT mlcache._register_view('t')$$);
+SELECT try($$SELECT mlcache._watches_changed()$$);
 CREATE TRIGGER w AFTER UPDATE ON t REFERENCING OLD TABLE AS o NEW TABLE AS n
     FOR EACH STATEMENT EXECUTE FUNCTION mlcache.watch_trigger('t:{id}');
 CREATE TRIGGER w_trunc AFTER TRUNCATE ON t

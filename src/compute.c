@@ -173,32 +173,22 @@ compute_result_jsonb(MemoryContext target)
 }
 
 /*
- * Run query and return its result as jsonb, allocated in the caller's memory
- * context.  Errors in the query propagate as they are.  *compute_us receives
- * the time the query took.
+ * Run a prepared plan with its parameters and return its result as jsonb,
+ * allocated in the caller's memory context.  The caller has SPI connected
+ * (the plan was prepared in this connection or kept).  Errors in the query
+ * propagate as they are.
  */
-Jsonb *
-mlcache_compute(const char *query, int64 *compute_us)
+static Jsonb *
+compute_execute(SPIPlanPtr plan, Datum *values, const char *nulls, MemoryContext caller)
 {
-	MemoryContext caller = CurrentMemoryContext;
 	bool		save_read_only = XactReadOnly;
-	instr_time	start,
-				elapsed;
-	SPIPlanPtr	plan;
-	Jsonb	   *result;
 	int			rc;
 
-	INSTR_TIME_SET_CURRENT(start);
-	SPI_connect();
-	plan = SPI_prepare(query, 0, NULL);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	compute_check_read_only(plan);
-
 	XactReadOnly = true;
 	PG_TRY();
 	{
-		rc = SPI_execute_plan(plan, NULL, NULL, false, 0);
+		rc = SPI_execute_plan(plan, values, nulls, false, 0);
 	}
 	PG_FINALLY();
 	{
@@ -207,12 +197,74 @@ mlcache_compute(const char *query, int64 *compute_us)
 	PG_END_TRY();
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "unexpected SPI result: %s", SPI_result_code_string(rc));
+	return compute_result_jsonb(caller);
+}
 
-	result = compute_result_jsonb(caller);
-	SPI_finish();
+static int64
+compute_elapsed_us(instr_time start)
+{
+	instr_time	elapsed;
 
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, start);
-	*compute_us = INSTR_TIME_GET_MICROSEC(elapsed);
+	return INSTR_TIME_GET_MICROSEC(elapsed);
+}
+
+/*
+ * Run query and return its result as jsonb, allocated in the caller's memory
+ * context.  *compute_us receives the time the query took.
+ */
+Jsonb *
+mlcache_compute(const char *query, int64 *compute_us)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	instr_time	start;
+	SPIPlanPtr	plan;
+	Jsonb	   *result;
+
+	INSTR_TIME_SET_CURRENT(start);
+	SPI_connect();
+	plan = SPI_prepare(query, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	result = compute_execute(plan, NULL, NULL, caller);
+	SPI_finish();
+	*compute_us = compute_elapsed_us(start);
+	return result;
+}
+
+/*
+ * Prepare query with parameter types for repeated use (SPI_keepplan).  The
+ * query must be a single read-only SELECT.
+ */
+SPIPlanPtr
+mlcache_compute_prepare(const char *query, int nparams, Oid *types)
+{
+	SPIPlanPtr	plan;
+
+	SPI_connect();
+	plan = SPI_prepare(query, nparams, types);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	compute_check_read_only(plan);
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	SPI_finish();
+	return plan;
+}
+
+/* Run a plan from mlcache_compute_prepare with parameter values. */
+Jsonb *
+mlcache_compute_plan(SPIPlanPtr plan, Datum *values, const char *nulls, int64 *compute_us)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	instr_time	start;
+	Jsonb	   *result;
+
+	INSTR_TIME_SET_CURRENT(start);
+	SPI_connect();
+	result = compute_execute(plan, values, nulls, caller);
+	SPI_finish();
+	*compute_us = compute_elapsed_us(start);
 	return result;
 }

@@ -31,6 +31,7 @@ int			mlcache_redis_retry_interval = 1000;
 char	   *mlcache_key_prefix = NULL;
 int			mlcache_max_value_size = 8 * 1024;
 int			mlcache_generation_slots = 65536;
+int			mlcache_refresh_delay = 1000;
 
 uint64		mlcache_redis_config_version = 0;
 uint64		mlcache_prefix_config_version = 0;
@@ -189,6 +190,12 @@ mlcache_guc_init(void)
 							"Larger results are returned but not cached.",
 							&mlcache_max_value_size, 8 * 1024, 1, 512 * 1024,
 							PGC_USERSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("mlcache.refresh_delay",
+							"How long a materialized view stays dirty before it is refreshed (debounce).",
+							"Writes during this time are gathered into one refresh.",
+							&mlcache_refresh_delay, 1000, 0, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	define_redis_gucs();
 	DefineCustomStringVariable("mlcache.key_prefix",

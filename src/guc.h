@@ -21,6 +21,7 @@ extern int	mlcache_redis_retry_interval;	/* ms */
 extern char *mlcache_key_prefix;
 extern int	mlcache_max_value_size;	/* kB */
 extern int	mlcache_generation_slots;
+extern int	mlcache_refresh_delay;	/* ms */
 
 /* Bumped whenever a Redis connection setting changes. */
 extern uint64 mlcache_redis_config_version;

@@ -133,7 +133,8 @@ inval_reindex(void)
 
 /*
  * What the worker removes from Redis once t has committed: the key itself,
- * or a SCAN pattern covering the prefix or the whole namespace.  Also sets
+ * or a SCAN pattern covering the prefix or the whole namespace; NULL for
+ * targets that name no Redis keys.  Also sets
  * *channel to "<namespace>invalidations", made once per transaction.
  */
 static char *
@@ -149,6 +150,8 @@ inval_hygiene(const MlcacheTarget *t, char **channel)
 		pend_channel_ns = ns;
 	}
 	*channel = pend_channel;
+	if (t->kind == MLCACHE_TARGET_DEF || t->kind == MLCACHE_TARGET_VIEW)
+		return NULL;
 	if (t->kind == MLCACHE_TARGET_KEY)
 	{
 		MlcacheKey	k;
@@ -219,7 +222,7 @@ mlcache_inval_add(const MlcacheTarget *t, bool scan)
 	p->text = pnstrdup(t->text, t->len);
 	p->len = t->len;
 	p->hygiene = inval_hygiene(t, &p->channel);
-	p->hygiene_is_pattern = (t->kind != MLCACHE_TARGET_KEY);
+	p->hygiene_is_pattern = (t->kind == MLCACHE_TARGET_PREFIX || t->kind == MLCACHE_TARGET_ALL);
 	p->scan = scan;
 	MemoryContextSwitchTo(old);
 	npend++;
@@ -260,6 +263,17 @@ mlcache_inval_touches(const MlcacheKey *k)
 	return false;
 }
 
+/* Is this slot pending in the current transaction? */
+bool
+mlcache_inval_slot_pending(uint32 slot)
+{
+	MlcacheKey	k;
+
+	k.nslots = 1;
+	k.slots[0] = slot;
+	return mlcache_inval_touches(&k);
+}
+
 int
 mlcache_inval_pending_count(void)
 {
@@ -280,7 +294,8 @@ inval_apply(void)
 		pg_atomic_fetch_add_u64(&mlcache_shared->gens[pend[i].slot], 1);
 	mlcache_count_n(MLC_INVALIDATION, npend);
 	for (i = 0; i < npend; i++)
-		mlcache_worker_enqueue_hygiene(pend[i].channel, pend[i].hygiene,
+		if (pend[i].hygiene != NULL)
+			mlcache_worker_enqueue_hygiene(pend[i].channel, pend[i].hygiene,
 									   pend[i].hygiene_is_pattern, pend[i].scan, now);
 }
 

@@ -11,6 +11,7 @@
 extern void mlcache_inval_init(void);
 extern bool mlcache_inval_add(const MlcacheTarget *t, bool scan);
 extern bool mlcache_inval_touches(const MlcacheKey *k);
+extern bool mlcache_inval_slot_pending(uint32 slot);
 extern int	mlcache_inval_pending_count(void);
 
 #endif

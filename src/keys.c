@@ -109,6 +109,22 @@ mlcache_target_slot(char kind, const char *text, int len)
 	return h == 0 ? 1 : (uint32) h;
 }
 
+/*
+ * The slot of a materialized view's dirty counter.  It depends on the
+ * database and view, not on the namespace: the background worker that
+ * refreshes views knows no key prefix.
+ */
+uint32
+mlcache_view_slot(Oid dbid, Oid viewid)
+{
+	Oid			ids[2] = {dbid, viewid};
+	uint64		h = hash_bytes_extended((const unsigned char *) ids, sizeof(ids),
+										(uint64) MLCACHE_TARGET_VIEW);
+
+	h &= mlcache_shared->slot_mask;
+	return h == 0 ? 1 : (uint32) h;
+}
+
 /* Build the Redis key: namespace + key, or namespace + "#" + sha256(key). */
 static void
 key_redis_name(MlcacheKey *k)

@@ -19,6 +19,8 @@
 #define MLCACHE_TARGET_KEY		'K'
 #define MLCACHE_TARGET_PREFIX	'P'
 #define MLCACHE_TARGET_ALL		'N'
+#define MLCACHE_TARGET_DEF		'D'	/* a definition changed (no Redis key) */
+#define MLCACHE_TARGET_VIEW		'V'	/* a materialized view became dirty */
 
 typedef struct MlcacheKey
 {
@@ -44,6 +46,7 @@ extern void mlcache_key_init(MlcacheKey *k, const char *key, int len);
 extern const char *mlcache_key_rkey(MlcacheKey *k);
 extern uint64 mlcache_key_token(const MlcacheKey *k);
 extern uint32 mlcache_target_slot(char kind, const char *text, int len);
+extern uint32 mlcache_view_slot(Oid dbid, Oid viewid);
 extern MlcacheTarget mlcache_pattern_target(const char *pattern, int len);
 extern const char *mlcache_namespace(int *len);
 extern char *mlcache_glob_escape(const char *s, int len);

@@ -81,16 +81,18 @@ lookup_bypass_reason(const MlcacheKey *k)
 }
 
 /*
- * A fingerprint of what the value means: the query text and the search_path
- * it is resolved with.  A cached value is served only to the same query.
+ * A fingerprint of what a value means: kind ("get" or "def"), text (a query,
+ * or a definition's name and query) and the search_path it is resolved with.
+ * A cached value is served only to a read with the same fingerprint.
  */
-static uint64
-lookup_fingerprint(const char *query)
+uint64
+mlcache_fingerprint(const char *kind, const char *text)
 {
-	uint64		h = hash_bytes_extended((const unsigned char *) query, strlen(query), 0x71);
+	uint64		h = hash_bytes_extended((const unsigned char *) text, strlen(text), 0x71);
 	const char *sp = namespace_search_path ? namespace_search_path : "";
 
 	h ^= hash_bytes_extended((const unsigned char *) sp, strlen(sp), 0x7370) * 31;
+	h ^= hash_bytes_extended((const unsigned char *) kind, strlen(kind), 0x6b) * 7;
 	return h == 0 ? 1 : h;
 }
 
@@ -99,10 +101,10 @@ lookup_fingerprint(const char *query)
  * any query of the same role may read.
  */
 static bool
-stamp_matches(const MlcacheStamp *s, uint64 token, uint64 fingerprint)
+stamp_matches(const MlcacheStamp *s, uint64 token, const MlcacheSource *src)
 {
-	return s->token == token && s->roleid == GetUserId() &&
-		(s->fingerprint == fingerprint || s->fingerprint == 0);
+	return s->token == token && s->roleid == src->roleid &&
+		(s->fingerprint == src->fingerprint || s->fingerprint == 0);
 }
 
 static TimestampTz
@@ -168,12 +170,12 @@ lookup_store(MlcacheKey *k, Jsonb *value, MlcacheStamp stamp, int l1_ttl, int l2
 
 /* Try L1.  Returns a copy of the value on a valid hit, else NULL. */
 static Jsonb *
-lookup_l1(const MlcacheKey *k, uint64 token, uint64 fingerprint)
+lookup_l1(const MlcacheKey *k, uint64 token, const MlcacheSource *src)
 {
 	MlcacheStamp stamp;
 	Jsonb	   *v = mlcache_l1_get(k, &stamp);
 
-	if (v != NULL && stamp_matches(&stamp, token, fingerprint))
+	if (v != NULL && stamp_matches(&stamp, token, src))
 	{
 		mlcache_count(MLC_L1_HIT);
 		return copy_jsonb(v);
@@ -194,7 +196,7 @@ lookup_l1(const MlcacheKey *k, uint64 token, uint64 fingerprint)
  * token, and not past its expiry.  On a hit L1 is filled if l1_ttl > 0.
  */
 static Jsonb *
-lookup_l2(MlcacheKey *k, uint64 token, uint64 fingerprint, int l1_ttl)
+lookup_l2(MlcacheKey *k, uint64 token, const MlcacheSource *src, int l1_ttl)
 {
 	char	   *buf;
 	Size		len;
@@ -223,7 +225,7 @@ lookup_l2(MlcacheKey *k, uint64 token, uint64 fingerprint, int l1_ttl)
 	stamp.computed_at = env.computed_at;
 	stamp.compute_us = env.compute_us;
 	stamp.expires_at = Min(env.expires_at, ttl_deadline(now, l1_ttl));
-	if (!stamp_matches(&stamp, token, fingerprint) || env.expires_at <= now)
+	if (!stamp_matches(&stamp, token, src) || env.expires_at <= now)
 	{
 		if (env.token != token)
 			mlcache_count(MLC_STALE_REJECTED);
@@ -237,13 +239,32 @@ lookup_l2(MlcacheKey *k, uint64 token, uint64 fingerprint, int l1_ttl)
 }
 
 /*
- * Read a key through the levels, computing query on a miss.  This is the
- * whole of mlcache.get() once the arguments are checked.
+ * Store a value that src produced under token, unless a commit invalidated
+ * the key meanwhile.
  */
-static Jsonb *
-lookup_read(MlcacheKey *k, const char *query, int l1_ttl, int l2_ttl)
+static void
+lookup_fill(MlcacheKey *k, const MlcacheSource *src, Jsonb *value, uint64 token,
+			MlcacheStamp stamp, int l1_ttl, int l2_ttl)
 {
-	uint64		fingerprint = lookup_fingerprint(query);
+	if (mlcache_key_token(k) != token)
+	{
+		mlcache_count(MLC_REJECTED_FILL);
+		return;
+	}
+	stamp.token = token;
+	stamp.roleid = src->roleid;
+	stamp.fingerprint = src->fingerprint;
+	lookup_store(k, value, stamp, l1_ttl, l2_ttl);
+}
+
+/*
+ * Read a key through the levels: L1, Redis, then src's L3 if it has one,
+ * then src's computation.  This is the whole of get() and fetch() once their
+ * arguments are checked.
+ */
+Jsonb *
+mlcache_lookup_read(MlcacheKey *k, const MlcacheSource *src, int l1_ttl, int l2_ttl)
+{
 	MlcacheStamp stamp;
 	uint64		token;
 	Jsonb	   *value;
@@ -256,42 +277,54 @@ lookup_read(MlcacheKey *k, const char *query, int l1_ttl, int l2_ttl)
 		mlcache_count(MLC_BYPASS);
 		elog(DEBUG1, "mlcache: reading \"%s\" around the cache: %s", k->key, why);
 		last_level = "compute";
-		return mlcache_compute(query, &us);
+		return src->compute(src->arg, &us);
 	}
 
 	token = mlcache_key_token(k);
-	if (l1_ttl > 0 && (value = lookup_l1(k, token, fingerprint)) != NULL)
+	if (l1_ttl > 0 && (value = lookup_l1(k, token, src)) != NULL)
 	{
+		elog(DEBUG1, "mlcache: L1 hit for \"%s\"", k->key);
 		last_level = "l1";
 		return value;
 	}
-	if (l2_ttl > 0 && (value = lookup_l2(k, token, fingerprint, l1_ttl)) != NULL)
+	if (l2_ttl > 0 && (value = lookup_l2(k, token, src, l1_ttl)) != NULL)
 	{
+		elog(DEBUG1, "mlcache: L2 hit for \"%s\"", k->key);
 		last_level = "l2";
 		return value;
 	}
 
 	stamp.computed_at = GetCurrentTimestamp();
-	value = mlcache_compute(query, &stamp.compute_us);
-	mlcache_count(MLC_COMPUTE);
-	last_level = "compute";
-
-	/* Store only under the token read before the computing snapshot. */
-	if (mlcache_key_token(k) != token)
+	stamp.compute_us = 0;
+	if (src->l3 != NULL && (value = src->l3(src->arg)) != NULL)
 	{
-		mlcache_count(MLC_REJECTED_FILL);
+		mlcache_count(MLC_L3_HIT);
+		elog(DEBUG1, "mlcache: L3 hit for \"%s\"", k->key);
+		last_level = "l3";
+		lookup_fill(k, src, value, token, stamp, l1_ttl, l2_ttl);
 		return value;
 	}
-	stamp.token = token;
-	stamp.roleid = GetUserId();
-	stamp.fingerprint = fingerprint;
-	lookup_store(k, value, stamp, l1_ttl, l2_ttl);
+	if (src->l3 != NULL)
+		mlcache_count(MLC_L3_MISS);
+
+	elog(DEBUG1, "mlcache: miss for \"%s\", computing", k->key);
+	value = src->compute(src->arg, &stamp.compute_us);
+	mlcache_count(MLC_COMPUTE);
+	last_level = "compute";
+	lookup_fill(k, src, value, token, stamp, l1_ttl, l2_ttl);
 	return value;
 }
 
+/* get()'s source: its query, run as the caller. */
+static Jsonb *
+lookup_compute_query(void *arg, int64 *compute_us)
+{
+	return mlcache_compute((const char *) arg, compute_us);
+}
+
 /* Check a TTL argument: NULL means the GUC default, negative is an error. */
-static int
-lookup_ttl_arg(FunctionCallInfo fcinfo, int argno, const char *name, int dflt)
+int
+mlcache_lookup_ttl_arg(FunctionCallInfo fcinfo, int argno, const char *name, int dflt)
 {
 	int32		ttl;
 
@@ -339,9 +372,18 @@ mlcache_get(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("cache query must not be null")));
 	query = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	l1_ttl = lookup_ttl_arg(fcinfo, 2, "l1_ttl", mlcache_l1_ttl);
-	l2_ttl = lookup_ttl_arg(fcinfo, 3, "l2_ttl", mlcache_l2_ttl);
-	PG_RETURN_JSONB_P(lookup_read(&k, query, l1_ttl, l2_ttl));
+	l1_ttl = mlcache_lookup_ttl_arg(fcinfo, 2, "l1_ttl", mlcache_l1_ttl);
+	l2_ttl = mlcache_lookup_ttl_arg(fcinfo, 3, "l2_ttl", mlcache_l2_ttl);
+	{
+		MlcacheSource src;
+
+		src.fingerprint = mlcache_fingerprint("get", query);
+		src.roleid = GetUserId();
+		src.compute = lookup_compute_query;
+		src.l3 = NULL;
+		src.arg = query;
+		PG_RETURN_JSONB_P(mlcache_lookup_read(&k, &src, l1_ttl, l2_ttl));
+	}
 }
 
 PG_FUNCTION_INFO_V1(mlcache_last_level);
@@ -380,8 +422,8 @@ mlcache_set(PG_FUNCTION_ARGS)
 				 errhint("Store the JSON null, 'null'::jsonb, instead.")));
 	old = MemoryContextSwitchTo(TopTransactionContext);
 	ps = palloc(sizeof(PendingSet));
-	ps->l1_ttl = lookup_ttl_arg(fcinfo, 2, "l1_ttl", mlcache_l1_ttl);
-	ps->l2_ttl = lookup_ttl_arg(fcinfo, 3, "l2_ttl", mlcache_l2_ttl);
+	ps->l1_ttl = mlcache_lookup_ttl_arg(fcinfo, 2, "l1_ttl", mlcache_l1_ttl);
+	ps->l2_ttl = mlcache_lookup_ttl_arg(fcinfo, 3, "l2_ttl", mlcache_l2_ttl);
 	ps->key = pnstrdup(k.key, k.keylen);
 	ps->keylen = k.keylen;
 	ps->value = copy_jsonb(PG_GETARG_JSONB_P(1));

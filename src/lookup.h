@@ -5,6 +5,28 @@
 #ifndef MLCACHE_LOOKUP_H
 #define MLCACHE_LOOKUP_H
 
+#include "utils/jsonb.h"
+
+#include "keys.h"
+
+/*
+ * Where a value comes from on a miss, and who may read it.  get() computes
+ * its query as the caller; fetch() computes a definition as its owner and
+ * may also answer from a materialized view (L3).
+ */
+typedef struct MlcacheSource
+{
+	uint64		fingerprint;	/* what the value means (query, definition) */
+	Oid			roleid;			/* role whose privileges computed it */
+	Jsonb	   *(*compute) (void *arg, int64 *compute_us);
+	Jsonb	   *(*l3) (void *arg);	/* NULL, or a fresh L3 answer or NULL */
+	void	   *arg;
+} MlcacheSource;
+
+extern Jsonb *mlcache_lookup_read(MlcacheKey *k, const MlcacheSource *src,
+								  int l1_ttl, int l2_ttl);
+extern int	mlcache_lookup_ttl_arg(FunctionCallInfo fcinfo, int argno, const char *name, int dflt);
+extern uint64 mlcache_fingerprint(const char *kind, const char *text);
 extern void mlcache_lookup_flush_sets(void);
 extern void mlcache_lookup_reset_sets(void);
 extern void mlcache_lookup_discard_sets(int level);

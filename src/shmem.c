@@ -19,6 +19,7 @@
 #include "utils/timestamp.h"
 
 #include "guc.h"
+#include "l3.h"
 #include "shmem.h"
 #include "stats.h"
 #include "worker.h"
@@ -44,6 +45,7 @@ mlcache_shmem_request(void)
 	RequestAddinShmemSpace(gens_size());
 	RequestAddinShmemSpace(mlcache_stats_shmem_size());
 	RequestAddinShmemSpace(mlcache_worker_shmem_size());
+	RequestAddinShmemSpace(mlcache_l3_shmem_size());
 	RequestNamedLWLockTranche("mlcache", 1);
 }
 
@@ -85,6 +87,7 @@ mlcache_shmem_startup(void)
 	}
 	mlcache_stats_shmem_startup();
 	mlcache_worker_shmem_startup();
+	mlcache_l3_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }
 

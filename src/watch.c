@@ -37,6 +37,7 @@
 
 #include "invalidate.h"
 #include "keys.h"
+#include "l3.h"
 #include "shmem.h"
 
 /* One piece of a parsed template: literal text or a column reference. */
@@ -409,6 +410,7 @@ mlcache_watch_trigger(PG_FUNCTION_ARGS)
 									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
 
+	mlcache_l3_mark_dirty(RelationGetRelid(td->tg_relation));
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
 	{
 		for (i = 0; i < ntmpl; i++)

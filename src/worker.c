@@ -40,6 +40,7 @@
 
 #include "guc.h"
 #include "l2_redis.h"
+#include "l3.h"
 #include "shmem.h"
 #include "stats.h"
 #include "worker.h"
@@ -345,6 +346,7 @@ mlcache_worker_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		MemoryContextReset(loop_cxt);
+		mlcache_l3_launch_refreshers();
 
 		/* Let a burst of commits gather into one batch. */
 		if (nitems == 0 && mlcache_worker_queue_length() > 0)

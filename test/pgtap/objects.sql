@@ -6,7 +6,7 @@
 -- membership.  Run by pg_prove in a database where pgtap and mlcache are
 -- installed.
 BEGIN;
-SELECT plan(137);
+SELECT plan(200);
 
 -- ---- schema and extension (4) ----
 SELECT has_schema('mlcache', 'schema mlcache exists');
@@ -24,7 +24,7 @@ SELECT is(
 
 -- ---- functions ----
 -- One row per function of the install script: the single source of truth
--- for every per-function test below (13 C functions x 9 tests = 117).
+-- for every per-function test below (20 C functions x 9 tests = 180).
 CREATE TEMP TABLE tap_fn (
     ord      int PRIMARY KEY,
     fname    name NOT NULL,
@@ -58,7 +58,17 @@ INSERT INTO tap_fn VALUES
      'void', 'VOLATILE', 'u', 'mlcache_check_templates', true),
  (12, '_invalidate_templates', '{text[]}', 'keys text[]',
      'void', 'VOLATILE', 'u', 'mlcache_invalidate_templates', true),
- (13, '_require_loaded', '{}', '', 'void', 'VOLATILE', 'u', 'mlcache_require_loaded_sql', false);
+ (13, '_require_loaded', '{}', '', 'void', 'VOLATILE', 'u', 'mlcache_require_loaded_sql', false),
+ (14, 'fetch', '{text,"\"any\""}', 'name text, VARIADIC params "any"', 'jsonb', 'VOLATILE', 'u', 'mlcache_fetch', false),
+ (15, 'fetch', '{text}', 'name text', 'jsonb', 'VOLATILE', 'u', 'mlcache_fetch', false),
+ (16, 'view_status', '{}',
+     'OUT view oid, OUT state text, OUT last_refresh timestamp with time zone, OUT duration_ms double precision, OUT refreshes bigint, OUT failures integer, OUT error text',
+     'setof record', 'VOLATILE', 's', 'mlcache_views', false),
+ (17, '_register_view', '{regclass}', 'view regclass', 'void', 'VOLATILE', 'u', 'mlcache_register_view', true),
+ (18, '_watches_changed', '{}', '', 'void', 'VOLATILE', 'u', 'mlcache_watches_changed', false),
+ (19, '_check_definition', '{text,oid[],text}', 'query text, param_types oid[], key text',
+     'void', 'VOLATILE', 'u', 'mlcache_check_definition', true),
+ (20, '_definition_changed', '{text}', 'name text', 'void', 'VOLATILE', 'u', 'mlcache_definition_changed', true);
 
 -- Exactly these functions, no more (1).
 SELECT functions_are(
@@ -67,7 +77,10 @@ SELECT functions_are(
           'clear', 'counters', 'stats_reset_time', 'reset_stats',
           'watch_trigger', '_check_templates', '_invalidate_templates', '_require_loaded',
           'watch', 'unwatch', '_watch_trigger_names', '_drop_watch_triggers',
-          '_check_watch', '_on_ddl_end', '_on_sql_drop'],
+          '_check_watch', '_on_ddl_end', '_on_sql_drop',
+          'fetch', 'view_status', '_register_view', '_watches_changed', '_check_definition',
+          '_definition_changed', 'define', 'undefine', 'grant_fetch', 'revoke_fetch',
+          '_set_readers', '_param_types', '_check_l3'],
     'schema mlcache has exactly the functions of the install script'
 );
 
@@ -161,8 +174,9 @@ SELECT ok((SELECT prosecdef FROM pg_proc WHERE oid = 'mlcache._on_ddl_end()'::re
           AND (SELECT prosecdef FROM pg_proc WHERE oid = 'mlcache._on_sql_drop()'::regprocedure),
           'event trigger functions are SECURITY DEFINER (DDL by any user must not fail)');
 SELECT ok((SELECT bool_and(EXISTS (SELECT 1 FROM unnest(proconfig) c WHERE c LIKE 'search_path=%'))
-             FROM pg_proc WHERE pronamespace = 'mlcache'::regnamespace AND prolang <> 13),
-          'every SQL or plpgsql function of mlcache pins its search_path');
+             FROM pg_proc WHERE pronamespace = 'mlcache'::regnamespace AND prolang <> 13
+               AND proname NOT IN ('define', '_param_types')),
+          'every SQL or plpgsql function of mlcache pins its search_path, but define() and _param_types(), which record the caller''s');
 
 -- ---- roles (4) ----
 SELECT has_role('mlcache_reader', 'role mlcache_reader exists');

@@ -1,0 +1,729 @@
+/*
+ * l3.c
+ *	  L3: materialized views that answer a definition's reads while they are
+ *	  provably fresh, and the workers that refresh them.
+ *
+ * Freshness.  Every registered view has a dirty counter in the generation
+ * table (mlcache_view_slot).  Watch triggers of tables that list the view
+ * bump it at commit.  A refresh reads the counter (g0) before it starts, runs
+ * REFRESH MATERIALIZED VIEW CONCURRENTLY in its own transaction, and after
+ * that commits records g0 as the view's fresh token.  A reader uses the view
+ * only while the counter still equals the fresh token: it reads both before
+ * the snapshot its lookup uses, so the view then holds every commit that
+ * returned before the read began.  After a restart no view is fresh until
+ * refreshed once.
+ *
+ * Refreshing.  The main mlcache worker (worker.c), which has no database,
+ * looks at the shared table every iteration and starts one refresher per
+ * database that has a view to refresh: dirty for at least
+ * mlcache.refresh_delay (debounce), or older than mlcache.l3_ttl.  A failing
+ * refresh is retried with exponential backoff, and the view is not used
+ * meanwhile.  mlcache.views() shows the state.
+ *
+ * Locking: the shared table is protected by mlcache_shared->lock; nothing
+ * holds it across I/O or a refresh.
+ */
+#include "postgres.h"
+
+#include <signal.h>
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "tcop/tcopprot.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "guc.h"
+#include "invalidate.h"
+#include "keys.h"
+#include "l3.h"
+#include "shmem.h"
+#include "stats.h"
+
+#define L3_MAX_VIEWS	256
+#define L3_MAX_DBS		16
+#define L3_ERROR_LEN	256
+#define L3_IDLE_EXIT_MS 500	/* a refresher with nothing to do exits (DROP DATABASE waits 5 s for it) */
+
+typedef enum L3State
+{
+	L3_UNKNOWN = 'u',			/* not refreshed since the server started */
+	L3_FRESH = 'f',
+	L3_REFRESHING = 'r',
+	L3_FAILED = 'e'
+} L3State;
+
+typedef struct L3Entry
+{
+	Oid			dbid;			/* InvalidOid: free */
+	Oid			viewid;
+	char		state;			/* L3State */
+	bool		fresh_valid;
+	uint64		fresh_token;
+	TimestampTz dirty_since;	/* 0 while clean or not yet noticed */
+	TimestampTz last_refresh;
+	int64		last_duration_us;
+	TimestampTz next_attempt;
+	int			failures;
+	int64		refreshes;
+	char		error[L3_ERROR_LEN];
+} L3Entry;
+
+typedef struct L3Shared
+{
+	pid_t		refresher[L3_MAX_DBS];	/* per database slot below */
+	Oid			refresher_db[L3_MAX_DBS];
+	L3Entry		views[L3_MAX_VIEWS];
+} L3Shared;
+
+static L3Shared *l3_shared = NULL;
+
+PGDLLEXPORT void mlcache_refresher_main(Datum arg);
+
+Size
+mlcache_l3_shmem_size(void)
+{
+	return sizeof(L3Shared);
+}
+
+/* Called with AddinShmemInitLock held. */
+void
+mlcache_l3_shmem_startup(void)
+{
+	bool		found;
+
+	l3_shared = ShmemInitStruct("mlcache L3", sizeof(L3Shared), &found);
+	if (!found)
+		memset(l3_shared, 0, sizeof(L3Shared));
+}
+
+/* The entry of a view; caller holds the lock.  NULL if not registered. */
+static L3Entry *
+l3_entry(Oid dbid, Oid viewid)
+{
+	int			i;
+
+	for (i = 0; i < L3_MAX_VIEWS; i++)
+		if (l3_shared->views[i].dbid == dbid && l3_shared->views[i].viewid == viewid)
+			return &l3_shared->views[i];
+	return NULL;
+}
+
+/* Register a view of this database (idempotent).  Takes the lock. */
+static void
+l3_register(Oid viewid)
+{
+	L3Entry    *e;
+	int			i;
+
+	LWLockAcquire(mlcache_shared->lock, LW_EXCLUSIVE);
+	e = l3_entry(MyDatabaseId, viewid);
+	for (i = 0; e == NULL && i < L3_MAX_VIEWS; i++)
+		if (l3_shared->views[i].dbid == InvalidOid)
+		{
+			e = &l3_shared->views[i];
+			memset(e, 0, sizeof(L3Entry));
+			e->dbid = MyDatabaseId;
+			e->viewid = viewid;
+			e->state = L3_UNKNOWN;
+		}
+	LWLockRelease(mlcache_shared->lock);
+	if (e == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many materialized views registered with mlcache"),
+				 errdetail("The limit is %d.", L3_MAX_VIEWS)));
+}
+
+/*
+ * Is the view fresh for a read starting now?  Reads the dirty counter, then
+ * the fresh token; the caller takes its snapshot afterwards.
+ */
+static bool
+l3_is_fresh(Oid viewid)
+{
+	uint64		now_token = pg_atomic_read_u64(&mlcache_shared->gens[mlcache_view_slot(MyDatabaseId, viewid)]);
+	L3Entry    *e;
+	bool		fresh = false;
+	bool		known;
+
+	pg_memory_barrier();
+	LWLockAcquire(mlcache_shared->lock, LW_SHARED);
+	e = l3_entry(MyDatabaseId, viewid);
+	known = (e != NULL);
+	/* A refresh that is running does not make the content it replaces wrong. */
+	if (e != NULL && e->fresh_valid && e->fresh_token == now_token)
+		fresh = true;
+	LWLockRelease(mlcache_shared->lock);
+	if (!known)
+		l3_register(viewid);
+	return fresh;
+}
+
+void
+mlcache_l3_load(MlcacheL3 *l3, HeapTuple tup, TupleDesc desc, int firstcol, MemoryContext cxt)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, firstcol, &isnull);
+	Datum	   *elems;
+	int			i;
+
+	memset(l3, 0, sizeof(MlcacheL3));
+	if (isnull)
+		return;
+	l3->view = DatumGetObjectId(d);
+	d = SPI_getbinval(tup, desc, firstcol + 1, &isnull);
+	if (!isnull)
+	{
+		deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+						  &elems, NULL, &l3->ncols);
+		l3->cols = MemoryContextAlloc(cxt, sizeof(char *) * Max(l3->ncols, 1));
+		for (i = 0; i < l3->ncols; i++)
+			l3->cols[i] = MemoryContextStrdup(cxt, TextDatumGetCString(elems[i]));
+	}
+	d = SPI_getbinval(tup, desc, firstcol + 2, &isnull);
+	l3->value_col = MemoryContextStrdup(cxt, isnull ? "value" : TextDatumGetCString(d));
+}
+
+void
+mlcache_l3_unload(MlcacheL3 *l3)
+{
+	if (l3->plan)
+		SPI_freeplan(l3->plan);
+	l3->plan = NULL;
+}
+
+bool
+mlcache_l3_configured(const MlcacheL3 *l3)
+{
+	return OidIsValid(l3->view);
+}
+
+/* The lookup query: SELECT value FROM view WHERE c1 = $1 AND ... */
+static char *
+l3_lookup_sql(MlcacheL3 *l3)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "SELECT %s FROM %s", quote_identifier(l3->value_col),
+					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(l3->view)),
+												get_rel_name(l3->view)));
+	for (i = 0; i < l3->ncols; i++)
+		appendStringInfo(&buf, "%s %s = $%d", i == 0 ? " WHERE" : " AND",
+						 quote_identifier(l3->cols[i]), i + 1);
+	return buf.data;
+}
+
+/*
+ * Answer from the view if it is fresh and has the row; NULL otherwise.  Runs
+ * as the definition's owner (fetch.c).  The value is copied into the
+ * caller's context.
+ */
+Jsonb *
+mlcache_l3_read(MlcacheL3 *l3, Datum *values, const char *nulls, int nparams, Oid *types)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Jsonb	   *result = NULL;
+
+	if (!l3_is_fresh(l3->view))
+		return NULL;
+	SPI_connect();
+	if (l3->plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(l3_lookup_sql(l3), nparams, types);
+
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not prepare the L3 lookup of view %u", l3->view);
+		l3->plan = plan;
+	}
+	if (SPI_execute_plan(l3->plan, values, nulls, false, 2) != SPI_OK_SELECT)
+		elog(ERROR, "L3 lookup failed");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+		{
+			Jsonb	   *j = DatumGetJsonbP(d);
+
+			result = MemoryContextAlloc(caller, VARSIZE(j));
+			memcpy(result, j, VARSIZE(j));
+		}
+	}
+	SPI_finish();
+	return result;
+}
+
+/* ---- the watch trigger's side: which views does a table feed? ---- */
+
+typedef struct TableViews
+{
+	Oid			relid;			/* hash key */
+	uint64		gen;			/* watches generation when loaded */
+	int			nviews;
+	Oid		   *views;			/* in TopMemoryContext */
+} TableViews;
+
+static HTAB *table_views = NULL;
+
+static uint32
+l3_watches_slot(void)
+{
+	return mlcache_target_slot(MLCACHE_TARGET_DEF, "\001watches", 8);
+}
+
+/* Load the views a watched table lists, from mlcache.watches. */
+static void
+l3_load_table_views(TableViews *tv)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(tv->relid)};
+	bool		isnull;
+
+	tv->nviews = 0;
+	tv->views = NULL;
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT views::oid[] FROM mlcache.watches WHERE tbl = $1",
+							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read mlcache.watches");
+	if (SPI_processed == 1)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		Datum	   *elems;
+		int			i;
+
+		if (!isnull)
+		{
+			deconstruct_array(DatumGetArrayTypeP(d), OIDOID, sizeof(Oid), true, TYPALIGN_INT,
+							  &elems, NULL, &tv->nviews);
+			tv->views = MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * Max(tv->nviews, 1));
+			for (i = 0; i < tv->nviews; i++)
+				tv->views[i] = DatumGetObjectId(elems[i]);
+		}
+	}
+	SPI_finish();
+}
+
+/*
+ * Called by the watch trigger: mark, at commit, every view the table feeds
+ * as dirty.  The table's list is cached per backend until watch(),
+ * unwatch() or a dropped table changes mlcache.watches.
+ */
+void
+mlcache_l3_mark_dirty(Oid relid)
+{
+	uint32		wslot = l3_watches_slot();
+	uint64		gen = pg_atomic_read_u64(&mlcache_shared->gens[wslot]);
+	TableViews *tv;
+	bool		found;
+	int			i;
+
+	if (table_views == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(TableViews);
+		table_views = hash_create("mlcache table views", 32, &ctl, HASH_ELEM | HASH_BLOBS);
+	}
+	tv = hash_search(table_views, &relid, HASH_ENTER, &found);
+	if (found && (tv->gen != gen || mlcache_inval_slot_pending(wslot)))
+	{
+		if (tv->views)
+			pfree(tv->views);
+		found = false;
+	}
+	if (!found)
+	{
+		tv->gen = gen;
+		l3_load_table_views(tv);
+	}
+	for (i = 0; i < tv->nviews; i++)
+	{
+		MlcacheTarget t;
+
+		t.kind = MLCACHE_TARGET_VIEW;
+		t.text = psprintf("%u/%u", MyDatabaseId, tv->views[i]);
+		t.len = strlen(t.text);
+		t.slot = mlcache_view_slot(MyDatabaseId, tv->views[i]);
+		mlcache_inval_add(&t, false);
+	}
+}
+
+PG_FUNCTION_INFO_V1(mlcache_watches_changed);
+
+/* mlcache._watches_changed(): at commit, reload the cached table->views lists. */
+Datum
+mlcache_watches_changed(PG_FUNCTION_ARGS)
+{
+	MlcacheTarget t;
+
+	mlcache_require_loaded();
+	t.kind = MLCACHE_TARGET_DEF;
+	t.text = "\001watches";
+	t.len = 8;
+	t.slot = l3_watches_slot();
+	mlcache_inval_add(&t, false);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(mlcache_register_view);
+
+/* mlcache._register_view(view): make the refreshers look after it. */
+Datum
+mlcache_register_view(PG_FUNCTION_ARGS)
+{
+	mlcache_require_loaded();
+	l3_register(PG_GETARG_OID(0));
+	PG_RETURN_VOID();
+}
+
+/* ---- refreshing ---- */
+
+/* Does e need a refresh now?  Caller holds the lock (exclusive). */
+static bool
+l3_due(L3Entry *e, TimestampTz now)
+{
+	uint64		token = pg_atomic_read_u64(&mlcache_shared->gens[mlcache_view_slot(e->dbid, e->viewid)]);
+	bool		dirty = !e->fresh_valid || e->fresh_token != token;
+
+	if (e->dbid == InvalidOid || e->state == L3_REFRESHING || now < e->next_attempt)
+		return false;
+	if (dirty && e->dirty_since == 0)
+		e->dirty_since = now;
+	if (dirty)
+		return now - e->dirty_since >= (TimestampTz) mlcache_refresh_delay * 1000;
+	return mlcache_l3_ttl > 0 &&
+		now - e->last_refresh >= (TimestampTz) mlcache_l3_ttl * USECS_PER_SEC;
+}
+
+/*
+ * Called by the main worker each iteration: start a refresher for every
+ * database with a view due, unless one runs already.
+ */
+void
+mlcache_l3_launch_refreshers(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	Oid			todo[L3_MAX_DBS];
+	int			ntodo = 0;
+	int			i,
+				j;
+
+	LWLockAcquire(mlcache_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < L3_MAX_VIEWS; i++)
+	{
+		L3Entry    *e = &l3_shared->views[i];
+		bool		running = false;
+
+		if (!l3_due(e, now))
+			continue;
+		for (j = 0; j < L3_MAX_DBS; j++)
+			if (l3_shared->refresher_db[j] == e->dbid && l3_shared->refresher[j] != 0 &&
+				kill(l3_shared->refresher[j], 0) == 0)
+				running = true;
+		for (j = 0; j < ntodo; j++)
+			running |= (todo[j] == e->dbid);
+		if (!running && ntodo < L3_MAX_DBS)
+			todo[ntodo++] = e->dbid;
+	}
+	LWLockRelease(mlcache_shared->lock);
+
+	for (i = 0; i < ntodo; i++)
+	{
+		BackgroundWorker bgw;
+
+		memset(&bgw, 0, sizeof(bgw));
+		bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+		bgw.bgw_restart_time = BGW_NEVER_RESTART;
+		strlcpy(bgw.bgw_library_name, "mlcache", BGW_MAXLEN);
+		strlcpy(bgw.bgw_function_name, "mlcache_refresher_main", BGW_MAXLEN);
+		snprintf(bgw.bgw_name, BGW_MAXLEN, "mlcache refresher for database %u", todo[i]);
+		strlcpy(bgw.bgw_type, "mlcache refresher", BGW_MAXLEN);
+		bgw.bgw_main_arg = ObjectIdGetDatum(todo[i]);
+		if (!RegisterDynamicBackgroundWorker(&bgw, NULL))
+			ereport(LOG, (errmsg("mlcache could not start a refresher: no background worker slot free")));
+	}
+}
+
+/* Claim the next view of this database that is due; NULL if none. */
+static L3Entry *
+l3_claim(uint64 *g0)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	L3Entry    *found = NULL;
+	int			i;
+
+	LWLockAcquire(mlcache_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < L3_MAX_VIEWS && found == NULL; i++)
+	{
+		L3Entry    *e = &l3_shared->views[i];
+
+		if (e->dbid == MyDatabaseId && l3_due(e, now))
+		{
+			found = e;
+			e->state = L3_REFRESHING;
+			/* Read the dirty counter before the refresh takes its snapshot. */
+			*g0 = pg_atomic_read_u64(&mlcache_shared->gens[mlcache_view_slot(e->dbid, e->viewid)]);
+		}
+	}
+	LWLockRelease(mlcache_shared->lock);
+	pg_memory_barrier();
+	return found;
+}
+
+/* Run REFRESH MATERIALIZED VIEW CONCURRENTLY in a transaction of its own. */
+static void
+l3_refresh_one(Oid viewid)
+{
+	char	   *sql;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (get_rel_name(viewid) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("materialized view %u no longer exists", viewid)));
+	sql = psprintf("REFRESH MATERIALIZED VIEW CONCURRENTLY %s",
+				   quote_qualified_identifier(get_namespace_name(get_rel_namespace(viewid)),
+											  get_rel_name(viewid)));
+	pgstat_report_activity(STATE_RUNNING, sql);
+	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "REFRESH failed");
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* Record a finished refresh (ok) or its error, under the lock. */
+static void
+l3_record(L3Entry *e, bool ok, uint64 g0, TimestampTz start, const char *error)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	LWLockAcquire(mlcache_shared->lock, LW_EXCLUSIVE);
+	e->last_duration_us = now - start;
+	if (ok)
+	{
+		e->state = L3_FRESH;
+		e->fresh_valid = true;
+		e->fresh_token = g0;
+		e->last_refresh = now;
+		e->dirty_since = 0;
+		e->failures = 0;
+		e->next_attempt = 0;
+		e->refreshes++;
+		e->error[0] = '\0';
+	}
+	else
+	{
+		e->state = L3_FAILED;
+		e->failures++;
+		e->next_attempt = now + (TimestampTz) Min(1 << Min(e->failures, 8), 300) * USECS_PER_SEC;
+		strlcpy(e->error, error, L3_ERROR_LEN);
+	}
+	LWLockRelease(mlcache_shared->lock);
+}
+
+static void
+l3_refresher_exit(int code, Datum arg)
+{
+	int			slot = DatumGetInt32(arg);
+
+	LWLockAcquire(mlcache_shared->lock, LW_EXCLUSIVE);
+	if (l3_shared->refresher[slot] == MyProcPid)
+		l3_shared->refresher[slot] = 0;
+	LWLockRelease(mlcache_shared->lock);
+}
+
+/* Take a per-database refresher slot; false if another refresher has it. */
+static bool
+l3_refresher_slot(void)
+{
+	int			i,
+				free_slot = -1;
+
+	LWLockAcquire(mlcache_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < L3_MAX_DBS; i++)
+	{
+		if (l3_shared->refresher_db[i] == MyDatabaseId && l3_shared->refresher[i] != 0 &&
+			kill(l3_shared->refresher[i], 0) == 0)
+		{
+			LWLockRelease(mlcache_shared->lock);
+			return false;
+		}
+		if (free_slot < 0 && (l3_shared->refresher[i] == 0 ||
+							  kill(l3_shared->refresher[i], 0) != 0))
+			free_slot = i;
+	}
+	if (free_slot >= 0)
+	{
+		l3_shared->refresher[free_slot] = MyProcPid;
+		l3_shared->refresher_db[free_slot] = MyDatabaseId;
+	}
+	LWLockRelease(mlcache_shared->lock);
+	if (free_slot >= 0)
+		before_shmem_exit(l3_refresher_exit, Int32GetDatum(free_slot));
+	return free_slot >= 0;
+}
+
+/* Refresh one claimed view, catching and recording its error. */
+static void
+l3_refresh_claimed(L3Entry *e, uint64 g0, MemoryContext cxt)
+{
+	TimestampTz start = GetCurrentTimestamp();
+
+	PG_TRY();
+	{
+		l3_refresh_one(e->viewid);
+		l3_record(e, true, g0, start, NULL);
+		ereport(LOG,
+				(errmsg("mlcache refreshed materialized view %u in %.1f ms",
+						e->viewid, (double) e->last_duration_us / 1000.0)));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		l3_record(e, false, g0, start, edata->message);
+		ereport(LOG,
+				(errmsg("mlcache could not refresh materialized view %u: %s",
+						e->viewid, edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * A refresher: one per database at a time, started by the main worker.
+ * Refreshes the due views of its database until none has been due for
+ * L3_IDLE_EXIT_MS, then exits.
+ */
+void
+mlcache_refresher_main(Datum arg)
+{
+	MemoryContext cxt;
+	TimestampTz idle_since = GetCurrentTimestamp();
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(arg), InvalidOid, 0);
+	pgstat_report_appname("mlcache refresher");
+	if (!l3_refresher_slot())
+		proc_exit(0);
+	cxt = AllocSetContextCreate(TopMemoryContext, "mlcache refresher", ALLOCSET_DEFAULT_SIZES);
+
+	while (!ShutdownRequestPending)
+	{
+		uint64		g0;
+		L3Entry    *e;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		MemoryContextSwitchTo(cxt);
+		e = l3_claim(&g0);
+		if (e != NULL)
+		{
+			l3_refresh_claimed(e, g0, cxt);
+			MemoryContextReset(cxt);
+			idle_since = GetCurrentTimestamp();
+			continue;
+		}
+		if (GetCurrentTimestamp() - idle_since > (TimestampTz) L3_IDLE_EXIT_MS * 1000)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	proc_exit(0);
+}
+
+PG_FUNCTION_INFO_V1(mlcache_views);
+
+static const char *
+l3_state_name(const L3Entry *e, uint64 token)
+{
+	switch (e->state)
+	{
+		case L3_REFRESHING:
+			return "refreshing";
+		case L3_FAILED:
+			return "failed";
+		case L3_UNKNOWN:
+			return "not refreshed yet";
+		default:
+			return (e->fresh_valid && e->fresh_token == token) ? "fresh" : "dirty";
+	}
+}
+
+/*
+ * mlcache.views(): this database's registered views with their state, last
+ * refresh, its duration, refresh count, failures and last error.
+ */
+Datum
+mlcache_views(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			i;
+
+	mlcache_require_loaded();
+	InitMaterializedSRF(fcinfo, 0);
+	LWLockAcquire(mlcache_shared->lock, LW_SHARED);
+	for (i = 0; i < L3_MAX_VIEWS; i++)
+	{
+		L3Entry    *e = &l3_shared->views[i];
+		Datum		values[7];
+		bool		nulls[7] = {false};
+		uint64		token;
+
+		if (e->dbid != MyDatabaseId)
+			continue;
+		token = pg_atomic_read_u64(&mlcache_shared->gens[mlcache_view_slot(e->dbid, e->viewid)]);
+		values[0] = ObjectIdGetDatum(e->viewid);
+		values[1] = CStringGetTextDatum(l3_state_name(e, token));
+		values[2] = TimestampTzGetDatum(e->last_refresh);
+		nulls[2] = (e->last_refresh == 0);
+		values[3] = Float8GetDatum((double) e->last_duration_us / 1000.0);
+		nulls[3] = (e->last_refresh == 0 && e->failures == 0);
+		values[4] = Int64GetDatum(e->refreshes);
+		values[5] = Int32GetDatum(e->failures);
+		values[6] = CStringGetTextDatum(e->error);
+		nulls[6] = (e->error[0] == '\0');
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(mlcache_shared->lock);
+	return (Datum) 0;
+}
