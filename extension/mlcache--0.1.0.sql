@@ -576,3 +576,56 @@ GRANT EXECUTE ON FUNCTION define(text, text, text, integer, integer, regclass, t
                           _register_view(regclass), _watches_changed(), _require_loaded()
       TO mlcache_admin;
 GRANT INSERT, UPDATE, DELETE ON mlcache.definitions TO mlcache_admin;
+
+-- Operations from psql: statistics and health.
+CREATE FUNCTION stats_row(
+    OUT l1_hits bigint, OUT l1_misses bigint, OUT l1_hit_rate float8,
+    OUT l1_entries bigint, OUT l1_bytes bigint,
+    OUT l2_hits bigint, OUT l2_misses bigint, OUT l2_hit_rate float8,
+    OUT l2_keys bigint, OUT l2_keys_exact boolean, OUT l2_used_memory bigint,
+    OUT l3_hits bigint, OUT l3_misses bigint, OUT l3_hit_rate float8,
+    OUT l3_views integer, OUT l3_refreshes bigint,
+    OUT computes bigint, OUT bypasses bigint, OUT rejected_fills bigint,
+    OUT invalidations bigint, OUT invalidations_pending bigint, OUT hygiene_dropped bigint,
+    OUT redis_errors bigint, OUT breaker_state text, OUT breaker_opened bigint,
+    OUT stats_reset timestamptz)
+RETURNS record
+AS 'MODULE_PATHNAME', 'mlcache_stats_row'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+CREATE VIEW stats AS SELECT * FROM mlcache.stats_row();
+COMMENT ON VIEW stats IS
+'mlcache statistics since stats_reset: hits, misses and hit rates (percent) per level, sizes, invalidations, Redis errors and breaker state';
+
+CREATE FUNCTION _health()
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'mlcache_health'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+-- _health() with each L3 view's freshness added.
+CREATE FUNCTION health()
+RETURNS jsonb
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT jsonb_set(
+             jsonb_set(h, '{l3,views}',
+                       coalesce((SELECT jsonb_agg(jsonb_build_object('view', v.view::text, 'state', v.state,
+                                                                      'last_refresh', v.last_refresh,
+                                                                      'error', v.error) ORDER BY v.view::text)
+                                   FROM mlcache.views v), '[]')),
+             '{l3,status}',
+             to_jsonb(CASE WHEN EXISTS (SELECT FROM mlcache.views v WHERE v.state = 'failed')
+                           THEN 'degraded' ELSE 'ok' END))
+      FROM mlcache._health() h
+$$;
+
+COMMENT ON FUNCTION health() IS
+'Status of every level, the Redis round trip and breaker, the worker and pending invalidations; never raises because a part is down';
+
+REVOKE ALL ON FUNCTION stats_row(), _health(), health() FROM PUBLIC;
+REVOKE ALL ON mlcache.stats FROM PUBLIC;
+GRANT SELECT ON mlcache.stats TO mlcache_reader;
+GRANT EXECUTE ON FUNCTION stats_row() TO mlcache_reader;
+GRANT EXECUTE ON FUNCTION health(), _health() TO mlcache_admin;
+GRANT SELECT ON mlcache.views TO mlcache_admin;

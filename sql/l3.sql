@@ -75,3 +75,7 @@ CREATE UNIQUE INDEX ON student_totals (student_id);
 SELECT mlcache.unwatch('marks');
 SELECT mlcache.undefine('st');
 DROP PROCEDURE wait_fresh(regclass);
+-- A dropped view leaves mlcache.views.
+DROP MATERIALIZED VIEW student_totals;
+SELECT count(*) AS views_left FROM mlcache.views;
+DROP TABLE marks;

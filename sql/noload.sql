@@ -38,6 +38,8 @@ SELECT try($$SELECT mlcache._check_definition('SELECT 1', '{}', 'k')$$);
 SELECT try($$SELECT mlcache._definition_changed('d')$$);
 SELECT try($$SELECT mlcache._register_view('t')$$);
 SELECT try($$SELECT mlcache._watches_changed()$$);
+SELECT try($$SELECT * FROM mlcache.stats$$);
+SELECT try($$SELECT mlcache.health()$$);
 CREATE TRIGGER w AFTER UPDATE ON t REFERENCING OLD TABLE AS o NEW TABLE AS n
     FOR EACH STATEMENT EXECUTE FUNCTION mlcache.watch_trigger('t:{id}');
 CREATE TRIGGER w_trunc AFTER TRUNCATE ON t

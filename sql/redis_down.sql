@@ -25,3 +25,9 @@ SELECT mlcache.get('down:c', 'SELECT ''computed''::text'), mlcache.last_level();
 SELECT mlcache.get('down:a', 'SELECT sum(v) FROM down_t'), mlcache.last_level();
 SELECT counter('breaker_opened') - :b0 AS breaker_opened, counter('redis_errors') > :e0 AS redis_errors;
 DROP TABLE down_t;
+
+-- health() and mlcache.stats report the outage instead of failing.
+SELECT h->>'status' AS status, h->'l2'->>'status' IN ('down', 'skipped') AS l2_not_ok,
+       h->'l2'->>'rtt_ms' AS rtt, h->'l1'->>'status' AS l1
+  FROM mlcache.health() h;
+SELECT l2_keys, l2_used_memory, breaker_state <> 'closed' AS breaker_not_closed FROM mlcache.stats;

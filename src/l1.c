@@ -69,6 +69,7 @@ l1_drop(L1Entry *e)
 	dlist_delete(&e->lru);
 	l1_bytes -= e->mem;
 	l1_entries--;
+	mlcache_stats_set_l1(l1_entries, (int64) l1_bytes);
 	pfree(e->key);
 	pfree(e->value);
 	hash_search(l1_table, &e->hkey, HASH_REMOVE, NULL);
@@ -160,6 +161,7 @@ mlcache_l1_put(const MlcacheKey *k, Jsonb *value, const MlcacheStamp *stamp)
 	dlist_push_head(&l1_lru, &e->lru);
 	l1_bytes += need;
 	l1_entries++;
+	mlcache_stats_set_l1(l1_entries, (int64) l1_bytes);
 }
 
 /* Drop whatever entry occupies k's hash slot. */
@@ -189,6 +191,7 @@ mlcache_l1_clear(void)
 	dlist_init(&l1_lru);
 	l1_bytes = 0;
 	l1_entries = 0;
+	mlcache_stats_set_l1(0, 0);
 }
 
 void

@@ -412,3 +412,70 @@ mlcache_l2_ping(double *rtt_ms)
 	*rtt_ms = (double) (GetCurrentTimestamp() - start) / 1000.0;
 	return L2_OK;
 }
+
+/* "closed", "open" (Redis skipped) or "half-open" (the next call retries). */
+const char *
+mlcache_l2_breaker_state(void)
+{
+	uint64		until = pg_atomic_read_u64(&mlcache_shared->breaker_until);
+
+	if (until == 0)
+		return "closed";
+	return (uint64) GetCurrentTimestamp() < until ? "open" : "half-open";
+}
+
+/* INFO memory's used_memory, in bytes. */
+MlcacheL2Result
+mlcache_l2_used_memory(int64 *bytes)
+{
+	const char *argv[2] = {"INFO", "memory"};
+	MlcacheL2Result res;
+	redisReply *r = l2_command(2, argv, NULL, &res);
+	const char *p;
+
+	if (r == NULL)
+		return res;
+	res = L2_FAILED;
+	if (r->type == REDIS_REPLY_STRING && (p = strstr(r->str, "used_memory:")) != NULL)
+	{
+		*bytes = strtoll(p + strlen("used_memory:"), NULL, 10);
+		res = L2_OK;
+	}
+	freeReplyObject(r);
+	return res;
+}
+
+/*
+ * Count keys matching a pattern with SCAN, stopping after max_steps SCAN
+ * calls; *exact says whether the whole keyspace was seen.
+ */
+MlcacheL2Result
+mlcache_l2_count_keys(const char *match, int max_steps, int64 *count, bool *exact)
+{
+	char		cursor[32] = "0";
+	int			steps = 0;
+
+	*count = 0;
+	*exact = false;
+	do
+	{
+		const char *argv[6] = {"SCAN", cursor, "MATCH", match, "COUNT", "1000"};
+		MlcacheL2Result res;
+		redisReply *r = l2_command(6, argv, NULL, &res);
+
+		if (r == NULL)
+			return res;
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+			r->element[0]->type != REDIS_REPLY_STRING ||
+			r->element[1]->type != REDIS_REPLY_ARRAY)
+		{
+			freeReplyObject(r);
+			return L2_FAILED;
+		}
+		strlcpy(cursor, r->element[0]->str, sizeof(cursor));
+		*count += r->element[1]->elements;
+		freeReplyObject(r);
+	} while (strcmp(cursor, "0") != 0 && ++steps < max_steps);
+	*exact = (strcmp(cursor, "0") == 0);
+	return L2_OK;
+}

@@ -671,6 +671,24 @@ mlcache_refresher_main(Datum arg)
 	proc_exit(0);
 }
 
+/* This database's registered views, and refreshes since the server started. */
+void
+mlcache_l3_totals(int *nviews, int64 *refreshes)
+{
+	int			i;
+
+	*nviews = 0;
+	*refreshes = 0;
+	LWLockAcquire(mlcache_shared->lock, LW_SHARED);
+	for (i = 0; i < L3_MAX_VIEWS; i++)
+		if (l3_shared->views[i].dbid == MyDatabaseId && get_rel_name(l3_shared->views[i].viewid) != NULL)
+		{
+			(*nviews)++;
+			*refreshes += l3_shared->views[i].refreshes;
+		}
+	LWLockRelease(mlcache_shared->lock);
+}
+
 PG_FUNCTION_INFO_V1(mlcache_views);
 
 static const char *
@@ -701,7 +719,7 @@ mlcache_views(PG_FUNCTION_ARGS)
 
 	mlcache_require_loaded();
 	InitMaterializedSRF(fcinfo, 0);
-	LWLockAcquire(mlcache_shared->lock, LW_SHARED);
+	LWLockAcquire(mlcache_shared->lock, LW_EXCLUSIVE);
 	for (i = 0; i < L3_MAX_VIEWS; i++)
 	{
 		L3Entry    *e = &l3_shared->views[i];
@@ -711,6 +729,12 @@ mlcache_views(PG_FUNCTION_ARGS)
 
 		if (e->dbid != MyDatabaseId)
 			continue;
+		if (get_rel_name(e->viewid) == NULL)
+		{
+			/* The view was dropped: forget it. */
+			e->dbid = InvalidOid;
+			continue;
+		}
 		token = pg_atomic_read_u64(&mlcache_shared->gens[mlcache_view_slot(e->dbid, e->viewid)]);
 		values[0] = ObjectIdGetDatum(e->viewid);
 		values[1] = CStringGetTextDatum(l3_state_name(e, token));

@@ -31,5 +31,6 @@ extern Jsonb *mlcache_l3_read(MlcacheL3 *l3, Datum *values, const char *nulls,
 							  int nparams, Oid *types);
 extern void mlcache_l3_mark_dirty(Oid relid);
 extern void mlcache_l3_launch_refreshers(void);
+extern void mlcache_l3_totals(int *nviews, int64 *refreshes);
 
 #endif

@@ -15,6 +15,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/backendid.h"
+#include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -25,6 +26,8 @@
 typedef struct MlcacheCounterRow
 {
 	pg_atomic_uint64 v[MLC_NCOUNTERS];
+	pg_atomic_uint64 l1_entries;	/* gauges of the backend's L1, zeroed at exit */
+	pg_atomic_uint64 l1_bytes;
 } MlcacheCounterRow;
 
 typedef struct MlcacheStatsShared
@@ -91,8 +94,12 @@ mlcache_stats_shmem_startup(void)
 		stats_shared->reset_time = GetCurrentTimestamp();
 		memset(stats_shared->baseline, 0, sizeof(stats_shared->baseline));
 		for (r = 0; r < stats_shared->nrows; r++)
+		{
 			for (c = 0; c < MLC_NCOUNTERS; c++)
 				pg_atomic_init_u64(&stats_shared->rows[r].v[c], 0);
+			pg_atomic_init_u64(&stats_shared->rows[r].l1_entries, 0);
+			pg_atomic_init_u64(&stats_shared->rows[r].l1_bytes, 0);
+		}
 	}
 }
 
@@ -116,6 +123,51 @@ void
 mlcache_count(MlcacheCounter c)
 {
 	mlcache_count_n(c, 1);
+}
+
+static bool l1_gauge_registered = false;
+
+static void
+stats_zero_l1_gauges(int code, Datum arg)
+{
+	mlcache_stats_set_l1(0, 0);
+}
+
+/*
+ * Publish this backend's L1 size.  Processes without a row of their own
+ * (no BackendId) have no L1 worth showing and are skipped.
+ */
+void
+mlcache_stats_set_l1(int64 entries, int64 bytes)
+{
+	MlcacheCounterRow *row;
+
+	if (stats_shared == NULL || MyBackendId == InvalidBackendId ||
+		MyBackendId >= stats_shared->nrows)
+		return;
+	if (!l1_gauge_registered)
+	{
+		before_shmem_exit(stats_zero_l1_gauges, (Datum) 0);
+		l1_gauge_registered = true;
+	}
+	row = &stats_shared->rows[MyBackendId];
+	pg_atomic_write_u64(&row->l1_entries, (uint64) entries);
+	pg_atomic_write_u64(&row->l1_bytes, (uint64) bytes);
+}
+
+/* L1 entries and bytes summed over all backends. */
+void
+mlcache_stats_l1_totals(int64 *entries, int64 *bytes)
+{
+	int			r;
+
+	*entries = 0;
+	*bytes = 0;
+	for (r = 0; r < stats_shared->nrows; r++)
+	{
+		*entries += (int64) pg_atomic_read_u64(&stats_shared->rows[r].l1_entries);
+		*bytes += (int64) pg_atomic_read_u64(&stats_shared->rows[r].l1_bytes);
+	}
 }
 
 static uint64
@@ -167,18 +219,25 @@ mlcache_counters(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/* When the counters were last reset.  Takes the lock shared. */
+TimestampTz
+mlcache_stats_reset_at(void)
+{
+	TimestampTz t;
+
+	LWLockAcquire(mlcache_shared->lock, LW_SHARED);
+	t = stats_shared->reset_time;
+	LWLockRelease(mlcache_shared->lock);
+	return t;
+}
+
 PG_FUNCTION_INFO_V1(mlcache_stats_reset_time);
 
 Datum
 mlcache_stats_reset_time(PG_FUNCTION_ARGS)
 {
-	TimestampTz t;
-
 	mlcache_require_loaded();
-	LWLockAcquire(mlcache_shared->lock, LW_SHARED);
-	t = stats_shared->reset_time;
-	LWLockRelease(mlcache_shared->lock);
-	PG_RETURN_TIMESTAMPTZ(t);
+	PG_RETURN_TIMESTAMPTZ(mlcache_stats_reset_at());
 }
 
 PG_FUNCTION_INFO_V1(mlcache_reset_stats);

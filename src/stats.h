@@ -5,6 +5,8 @@
 #ifndef MLCACHE_STATS_H
 #define MLCACHE_STATS_H
 
+#include "datatype/timestamp.h"
+
 typedef enum MlcacheCounter
 {
 	MLC_L1_HIT,
@@ -37,5 +39,8 @@ extern void mlcache_stats_shmem_startup(void);
 extern void mlcache_count(MlcacheCounter c);
 extern void mlcache_count_n(MlcacheCounter c, uint64 n);
 extern uint64 mlcache_counter_value(MlcacheCounter c);
+extern void mlcache_stats_set_l1(int64 entries, int64 bytes);
+extern void mlcache_stats_l1_totals(int64 *entries, int64 *bytes);
+extern TimestampTz mlcache_stats_reset_at(void);
 
 #endif

@@ -58,6 +58,14 @@ fi
 header "b: regress with Redis stopped (REGRESS_DOWN)"
 read -ra down <<<"$(makevar REGRESS_DOWN)"
 if any_file sql/%.sql "${down[@]}"; then
+	# Let the worker deliver what earlier phases queued, so that this phase's
+	# first read is the one that finds Redis gone (bounded: 10 s).
+	for ((i = 0; i < 200; i++)); do
+		[[ $(psql -X -t -A -d postgres -c "SELECT coalesce(sum(value) FILTER (WHERE counter = 'hygiene_queued')
+			- sum(value) FILTER (WHERE counter IN ('hygiene_done', 'hygiene_dropped')), 0)
+			FROM mlcache.counters()" 2>/dev/null) == 0 ]] && break
+		sleep 0.05
+	done
 	if servers stop-redis; then
 		installcheck b REGRESS="${down[*]}" ISOLATION=
 	else

@@ -6,7 +6,7 @@
 -- membership.  Run by pg_prove in a database where pgtap and mlcache are
 -- installed.
 BEGIN;
-SELECT plan(200);
+SELECT plan(218);
 
 -- ---- schema and extension (4) ----
 SELECT has_schema('mlcache', 'schema mlcache exists');
@@ -24,7 +24,7 @@ SELECT is(
 
 -- ---- functions ----
 -- One row per function of the install script: the single source of truth
--- for every per-function test below (20 C functions x 9 tests = 180).
+-- for every per-function test below (22 C functions x 9 tests = 198).
 CREATE TEMP TABLE tap_fn (
     ord      int PRIMARY KEY,
     fname    name NOT NULL,
@@ -68,7 +68,11 @@ INSERT INTO tap_fn VALUES
  (18, '_watches_changed', '{}', '', 'void', 'VOLATILE', 'u', 'mlcache_watches_changed', false),
  (19, '_check_definition', '{text,oid[],text}', 'query text, param_types oid[], key text',
      'void', 'VOLATILE', 'u', 'mlcache_check_definition', true),
- (20, '_definition_changed', '{text}', 'name text', 'void', 'VOLATILE', 'u', 'mlcache_definition_changed', true);
+ (20, '_definition_changed', '{text}', 'name text', 'void', 'VOLATILE', 'u', 'mlcache_definition_changed', true),
+ (21, '_health', '{}', '', 'jsonb', 'VOLATILE', 'r', 'mlcache_health', false),
+ (22, 'stats_row', '{}',
+     'OUT l1_hits bigint, OUT l1_misses bigint, OUT l1_hit_rate double precision, OUT l1_entries bigint, OUT l1_bytes bigint, OUT l2_hits bigint, OUT l2_misses bigint, OUT l2_hit_rate double precision, OUT l2_keys bigint, OUT l2_keys_exact boolean, OUT l2_used_memory bigint, OUT l3_hits bigint, OUT l3_misses bigint, OUT l3_hit_rate double precision, OUT l3_views integer, OUT l3_refreshes bigint, OUT computes bigint, OUT bypasses bigint, OUT rejected_fills bigint, OUT invalidations bigint, OUT invalidations_pending bigint, OUT hygiene_dropped bigint, OUT redis_errors bigint, OUT breaker_state text, OUT breaker_opened bigint, OUT stats_reset timestamp with time zone',
+     'record', 'VOLATILE', 'r', 'mlcache_stats_row', false);
 
 -- Exactly these functions, no more (1).
 SELECT functions_are(
@@ -80,7 +84,7 @@ SELECT functions_are(
           '_check_watch', '_on_ddl_end', '_on_sql_drop',
           'fetch', 'view_status', '_register_view', '_watches_changed', '_check_definition',
           '_definition_changed', 'define', 'undefine', 'grant_fetch', 'revoke_fetch',
-          '_set_readers', '_param_types', '_check_l3'],
+          '_set_readers', '_param_types', '_check_l3', '_health', 'health', 'stats_row'],
     'schema mlcache has exactly the functions of the install script'
 );
 
