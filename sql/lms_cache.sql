@@ -62,6 +62,29 @@ CREATE FUNCTION probes() RETURNS text LANGUAGE sql AS $$
                    (9, 'eng:1', 'analytics_engagement', 1, NULL), (10, 'eng:3', 'analytics_engagement', 3, NULL))
            v(ord, label, def, a, b)
 $$;
+-- fetch compared with the live query: the level that answered, or STALE.
+CREATE FUNCTION level(def text, a bigint, b bigint DEFAULT NULL) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    v jsonb := CASE WHEN b IS NULL THEN mlcache.fetch(def, a) ELSE mlcache.fetch(def, a, b) END;
+    lvl text := mlcache.last_level();
+BEGIN
+    RETURN CASE WHEN v IS DISTINCT FROM live_value(def, a, b) THEN 'STALE' ELSE lvl END;
+END
+$$;
+-- Wait (bounded: 15 s) until the refresher has refreshed a view.
+CREATE PROCEDURE lms_wait_fresh(v regclass) LANGUAGE plpgsql AS $$
+DECLARE
+    deadline timestamptz := clock_timestamp() + interval '15 s';
+BEGIN
+    WHILE coalesce((SELECT state FROM mlcache.views WHERE view = v), '') <> 'fresh' LOOP
+        IF clock_timestamp() > deadline THEN
+            RAISE EXCEPTION 'view % was not refreshed within 15 s', v;
+        END IF;
+        PERFORM pg_sleep(0.05);
+        COMMIT;
+    END LOOP;
+END
+$$;
 -- Read every probe until it is cached: true when the second round all hit.
 CREATE FUNCTION warm() RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
@@ -103,7 +126,8 @@ SELECT count(*) AS courses,
   FROM lms.courses;
 -- The second read is served from memory.
 SELECT mlcache.fetch('assignment_stats', 1) = mlcache.lms_assignment_stats_live(1) AS equal, mlcache.last_level();
-SELECT mlcache.fetch('analytics_progress', 20, 1) IS NOT NULL, mlcache.last_level();
+SELECT mlcache.fetch('analytics_progress', 50, 1) = mlcache.lms_analytics_progress_live(50, 1) AS equal,
+       mlcache.last_level();
 -- A missing entity raises P0002 through the cache too, and is not cached.
 SELECT expect_error($$SELECT mlcache.fetch('assignment_stats', 999999)$$);
 SELECT expect_error($$SELECT mlcache.fetch('analytics_student', 999999)$$);
@@ -114,6 +138,32 @@ INSERT INTO lms.assignments (id, course_id, author_id, title, max_score) VALUES 
 SELECT mlcache.fetch('assignment_stats', 999999) #> '{submission_stats,count}' AS created;
 DELETE FROM lms.assignments WHERE id = 999999;
 SELECT expect_error($$SELECT mlcache.fetch('assignment_stats', 999999)$$);
+
+-- ---------------------------------------------------------------------------
+-- L3: once refreshed, a view answers the keys that L1 and Redis do not hold,
+-- with exactly the query's value; a write to a table it reads makes it
+-- dirty (not read) until the refresher has refreshed it.
+-- ---------------------------------------------------------------------------
+CALL lms_wait_fresh('lms.mlcache_assignment_stats');
+CALL lms_wait_fresh('lms.mlcache_analytics_student');
+CALL lms_wait_fresh('lms.mlcache_analytics_engagement');
+SELECT view, state FROM mlcache.views WHERE view::text LIKE 'lms.%' ORDER BY view::text;
+SELECT mlcache.invalidate_pattern('assignment_stats:*') + mlcache.invalidate_pattern('analytics:*') AS invalidated;
+SELECT level('assignment_stats', id) AS level, count(*) FROM lms.assignments GROUP BY 1;
+SELECT level('analytics_student', id) AS level, count(*) FROM lms.users GROUP BY 1;
+SELECT level('analytics_engagement', id) AS level, count(*) FROM lms.courses GROUP BY 1;
+-- Definitions without a view compute.
+SELECT level('analytics_assignment', 1) AS assignment, level('analytics_progress', 20, 1) AS progress;
+-- A write to submissions makes the stats and student views dirty, not the
+-- engagement view.
+UPDATE lms.submissions SET score = coalesce(score, 0) + 1 WHERE assignment_id = 1 AND student_id = 20;
+SELECT mlcache.invalidate('analytics:engagement:2');
+SELECT level('assignment_stats', 1) AS written, level('analytics_student', 20) AS written_too,
+       level('analytics_engagement', 2) AS untouched;
+-- Refreshed, the view answers with the written value.
+CALL lms_wait_fresh('lms.mlcache_assignment_stats');
+SELECT mlcache.invalidate('assignment_stats:1');
+SELECT level('assignment_stats', 1) AS refreshed;
 
 -- ---------------------------------------------------------------------------
 -- Invalidation by the watches: warm every probe, change one table, commit,

@@ -32,6 +32,7 @@ char	   *mlcache_key_prefix = NULL;
 int			mlcache_max_value_size = 8 * 1024;
 int			mlcache_generation_slots = 65536;
 int			mlcache_refresh_delay = 1000;
+int			mlcache_fill_wait_timeout = 2000;
 
 uint64		mlcache_redis_config_version = 0;
 uint64		mlcache_prefix_config_version = 0;
@@ -196,6 +197,12 @@ mlcache_guc_init(void)
 							"Writes during this time are gathered into one refresh.",
 							&mlcache_refresh_delay, 1000, 0, 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("mlcache.fill_wait_timeout",
+							"How long a miss waits for another backend computing the same key.",
+							"After it, the value is computed without being stored.",
+							&mlcache_fill_wait_timeout, 2000, 1, 3600 * 1000,
+							PGC_USERSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	define_redis_gucs();
 	DefineCustomStringVariable("mlcache.key_prefix",

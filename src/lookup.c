@@ -24,7 +24,10 @@
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "storage/lock.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
+#include "utils/resowner.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -257,6 +260,161 @@ lookup_fill(MlcacheKey *k, const MlcacheSource *src, Jsonb *value, uint64 token,
 	lookup_store(k, value, stamp, l1_ttl, l2_ttl);
 }
 
+/* Keys this backend is computing right now, to refuse recursion. */
+#define MAX_COMPUTE_DEPTH 16
+static uint64 computing[MAX_COMPUTE_DEPTH];
+static int	ncomputing = 0;
+
+static uint64
+lookup_key_hash(const MlcacheKey *k)
+{
+	int			nlen;
+	const char *ns = mlcache_namespace(&nlen);
+
+	return hash_bytes_extended((const unsigned char *) k->key, k->keylen,
+							   hash_bytes_extended((const unsigned char *) ns, nlen, 0x5346));
+}
+
+/*
+ * The single-flight lock of a key: an advisory lock (field 4 = 3, apart from
+ * the user-visible advisory lock spaces 1 and 2) on a 64-bit hash of the
+ * namespace and key.  Two keys with the same hash share a lock: they then
+ * fill one after the other, which costs time, never correctness.
+ */
+static void
+lookup_fill_locktag(LOCKTAG *tag, uint64 h)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h, 3);
+}
+
+/*
+ * Wait until the backend filling the same key is done, at most timeout_ms.
+ * The wait is a real lock wait, so it is interruptible, deadlock-detected,
+ * and shows in pg_locks; the lock is released again at once, inside the
+ * subtransaction that bounds the wait.  Returns false if the wait timed out.
+ * Other errors (cancel, statement_timeout, deadlock) propagate.
+ */
+static bool
+lookup_wait_fill(const LOCKTAG *tag, int timeout_ms)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool done = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		int			nest = NewGUCNestLevel();
+		char		ms[32];
+
+		snprintf(ms, sizeof(ms), "%d", Max(timeout_ms, 1));
+		(void) set_config_option("lock_timeout", ms, PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		(void) LockAcquire(tag, ExclusiveLock, false, false);
+		LockRelease(tag, ExclusiveLock, false);
+		AtEOXact_GUC(true, nest);
+		ReleaseCurrentSubTransaction();
+		done = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return done;
+}
+
+typedef enum FillTurn
+{
+	FILL_MINE,					/* we hold the lock: compute and store */
+	FILL_DONE,					/* another backend filled it: *value */
+	FILL_GAVE_UP				/* waited too long: compute, do not store */
+} FillTurn;
+
+/*
+ * Single-flight (G7): only one backend computes a missing key; the others
+ * wait for it and re-check Redis.  Only used when the value goes to Redis,
+ * since waiters can read nothing else.  Whoever finds the lock free after a
+ * wait and still no value takes over; all of it is bounded by
+ * mlcache.fill_wait_timeout.
+ */
+static FillTurn
+lookup_fill_turn(MlcacheKey *k, uint64 h, uint64 token, const MlcacheSource *src,
+				 int l1_ttl, LOCKTAG *tag, Jsonb **value)
+{
+	TimestampTz deadline = GetCurrentTimestamp() + (TimestampTz) mlcache_fill_wait_timeout * 1000;
+	bool		waited = false;
+
+	lookup_fill_locktag(tag, h);
+	for (;;)
+	{
+		int			left_ms;
+
+		if (LockAcquireExtended(tag, ExclusiveLock, false, true, false, NULL) != LOCKACQUIRE_NOT_AVAIL)
+			return FILL_MINE;
+		left_ms = (int) ((deadline - GetCurrentTimestamp()) / 1000);
+		if (!waited)
+		{
+			mlcache_count(MLC_FILL_WAIT);
+			elog(DEBUG1, "mlcache: waiting for another backend to fill \"%s\"", k->key);
+			waited = true;
+		}
+		if (left_ms <= 0 || !lookup_wait_fill(tag, left_ms))
+		{
+			mlcache_count(MLC_FILL_WAIT_TIMEOUT);
+			return FILL_GAVE_UP;
+		}
+		if ((*value = lookup_l2(k, token, src, l1_ttl)) != NULL)
+			return FILL_DONE;
+	}
+}
+
+/*
+ * Compute src's value, refusing to recurse into a key this backend is
+ * already computing (its query reading the same key again would never end).
+ */
+static Jsonb *
+lookup_compute(const MlcacheKey *k, uint64 h, const MlcacheSource *src, int64 *us)
+{
+	Jsonb	   *value;
+	int			i;
+
+	for (i = 0; i < ncomputing; i++)
+		if (computing[i] == h)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_RECURSION),
+					 errmsg("cache key \"%s\" is read again while its value is being computed", k->key),
+					 errhint("The query behind a key must not read that same key.")));
+	if (ncomputing >= MAX_COMPUTE_DEPTH)
+		ereport(ERROR,
+				(errcode(ERRCODE_STATEMENT_TOO_COMPLEX),
+				 errmsg("cache reads are nested more than %d deep", MAX_COMPUTE_DEPTH)));
+	computing[ncomputing++] = h;
+	PG_TRY();
+	{
+		value = src->compute(src->arg, us);
+	}
+	PG_FINALLY();
+	{
+		ncomputing--;
+	}
+	PG_END_TRY();
+	return value;
+}
+
 /*
  * Read a key through the levels: L1, Redis, then src's L3 if it has one,
  * then src's computation.  This is the whole of get() and fetch() once their
@@ -267,7 +425,10 @@ mlcache_lookup_read(MlcacheKey *k, const MlcacheSource *src, int l1_ttl, int l2_
 {
 	MlcacheStamp stamp;
 	uint64		token;
+	uint64		h;
 	Jsonb	   *value;
+	FillTurn	turn;
+	LOCKTAG		tag;
 	const char *why = lookup_bypass_reason(k);
 
 	if (why != NULL)
@@ -277,7 +438,7 @@ mlcache_lookup_read(MlcacheKey *k, const MlcacheSource *src, int l1_ttl, int l2_
 		mlcache_count(MLC_BYPASS);
 		elog(DEBUG1, "mlcache: reading \"%s\" around the cache: %s", k->key, why);
 		last_level = "compute";
-		return src->compute(src->arg, &us);
+		return lookup_compute(k, lookup_key_hash(k), src, &us);
 	}
 
 	token = mlcache_key_token(k);
@@ -294,24 +455,40 @@ mlcache_lookup_read(MlcacheKey *k, const MlcacheSource *src, int l1_ttl, int l2_
 		return value;
 	}
 
+	h = lookup_key_hash(k);
+	turn = FILL_MINE;
+	if (l2_ttl > 0)
+		turn = lookup_fill_turn(k, h, token, src, l1_ttl, &tag, &value);
+	if (turn == FILL_DONE)
+	{
+		last_level = "l2";
+		return value;
+	}
+
 	stamp.computed_at = GetCurrentTimestamp();
 	stamp.compute_us = 0;
+	value = NULL;
 	if (src->l3 != NULL && (value = src->l3(src->arg)) != NULL)
 	{
 		mlcache_count(MLC_L3_HIT);
 		elog(DEBUG1, "mlcache: L3 hit for \"%s\"", k->key);
 		last_level = "l3";
-		lookup_fill(k, src, value, token, stamp, l1_ttl, l2_ttl);
-		return value;
 	}
-	if (src->l3 != NULL)
-		mlcache_count(MLC_L3_MISS);
-
-	elog(DEBUG1, "mlcache: miss for \"%s\", computing", k->key);
-	value = src->compute(src->arg, &stamp.compute_us);
-	mlcache_count(MLC_COMPUTE);
-	last_level = "compute";
-	lookup_fill(k, src, value, token, stamp, l1_ttl, l2_ttl);
+	else
+	{
+		if (src->l3 != NULL)
+			mlcache_count(MLC_L3_MISS);
+		elog(DEBUG1, "mlcache: miss for \"%s\", computing", k->key);
+		value = lookup_compute(k, h, src, &stamp.compute_us);
+		mlcache_count(MLC_COMPUTE);
+		last_level = "compute";
+	}
+	if (turn == FILL_MINE)
+	{
+		lookup_fill(k, src, value, token, stamp, l1_ttl, l2_ttl);
+		if (l2_ttl > 0)
+			LockRelease(&tag, ExclusiveLock, false);
+	}
 	return value;
 }
 

@@ -63,6 +63,8 @@ static const char *const counter_names[MLC_NCOUNTERS] = {
 	[MLC_HYGIENE_DONE] = "hygiene_done",
 	[MLC_HYGIENE_RETRIES] = "hygiene_retries",
 	[MLC_REDIS_UNLINKED] = "redis_unlinked",
+	[MLC_FILL_WAIT] = "fill_waits",
+	[MLC_FILL_WAIT_TIMEOUT] = "fill_wait_timeouts",
 };
 
 static int

@@ -31,6 +31,8 @@ typedef enum MlcacheCounter
 	MLC_HYGIENE_DONE,		/* delivered to Redis (UNLINK or SCAN + UNLINK) */
 	MLC_HYGIENE_RETRIES,	/* delivery attempts that failed and were retried */
 	MLC_REDIS_UNLINKED,		/* keys Redis reported removed */
+	MLC_FILL_WAIT,			/* misses that waited for another backend's fill */
+	MLC_FILL_WAIT_TIMEOUT,	/* ... and gave up after fill_wait_timeout */
 	MLC_NCOUNTERS
 } MlcacheCounter;
 
