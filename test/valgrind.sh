@@ -18,25 +18,31 @@
 #      others are counted by kind and top frames.  test/valgrind.supp holds the suppressions of
 #      PostgreSQL-internal false positives; each error in the logs is followed by a generated one.
 #
-# It tests the INSTALLED library ($(pg_config --pkglibdir)/mlcache.so: run `make && make install`
-# first); it needs debug symbols (-g, the PGXS default) for file:line in the stacks.  PostgreSQL is
-# Debian's release build, without USE_VALGRIND: memcheck sees each palloc'd chunk only as part of a
-# larger malloc'd block, so it reports reads of never-written bytes, overruns past the end of a
-# block, and everything in plain malloc memory (hiredis), but NOT a use of a pfree'd chunk or an
-# overrun into a neighbouring chunk of the same block.
+# It tests the INSTALLED library ($PG_CONFIG --pkglibdir)/mlcache.so (run `make && make install`
+# first); it needs debug symbols (-g, the PGXS default) for file:line in the stacks, and the sql/ and
+# test/isolation/ files of this checkout must match it.  With Debian's release build of PostgreSQL
+# (no USE_VALGRIND) memcheck sees each palloc'd chunk only as part of a larger malloc'd block: it
+# reports reads of never-written bytes, overruns past the end of a block, and everything in plain
+# malloc memory (hiredis), but NOT a use of a pfree'd chunk or an overrun into a neighbouring chunk
+# of the same block.  Point PG_CONFIG at a PostgreSQL built with -DUSE_VALGRIND (and mlcache built
+# and installed against it) for chunk-level checking.
 #
 # Run as root (the servers then run as the 'postgres' OS user, as in test/servers.sh) or as a user
-# who may run initdb.  Needs valgrind, redis-server, python3 and Debian's postgresql-15 (PGXS).
+# who may run initdb.  Needs valgrind, redis-server, python3, nm and PostgreSQL 15 with PGXS.
 #
 # Exit status: 0 no valgrind error involves mlcache; 1 some do; 2 the run itself failed (a server
 # did not start, a suite timed out, no valgrind logs).  Test diffs are printed but do not change the
 # exit status: under valgrind (~30x slower) the TTL test's 1-second TTLs and sleeps, and other
 # timing-dependent checks, can legitimately differ.
 #
-# Environment: VG_PORT (default 55490); VG_SUITE_TIMEOUT (seconds per make installcheck, default
-# 5400); VG_START_TIMEOUT (seconds for the postmaster to accept connections, default 600);
-# VG_KEEP_TMP=1 keeps the temp dir (valgrind/valgrind.<pid>.log, postmaster.log, the suites'
-# regression.diffs, and src-at-start/, a copy of src/ taken at the start, to read the stacks against).
+# Environment:
+#   PG_CONFIG          pg_config of the PostgreSQL to use (default: pg_config on PATH)
+#   VG_PORT            the server's port (default 55490; it listens on a unix socket only)
+#   VG_SUITE_TIMEOUT   seconds per make installcheck run (default 5400)
+#   VG_START_TIMEOUT   seconds for the postmaster to accept connections (default 600)
+#   VG_EXTRA_CMD       a shell command run after the suites, against the same server (optional)
+#   VG_KEEP_TMP=1      keep the temp dir: valgrind/valgrind.<pid>.log, postmaster.log, the suites'
+#                      regression.diffs, and src-at-start/ (src/ as it was, to read stacks against)
 # shellcheck disable=SC2317 # functions reached only through the EXIT trap are not dead code
 set -uo pipefail
 
@@ -44,8 +50,9 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PORT=${VG_PORT:-55490}
 SUITE_TIMEOUT=${VG_SUITE_TIMEOUT:-5400}
 START_TIMEOUT=${VG_START_TIMEOUT:-600}
-PGBIN=$(pg_config --bindir)
-PKGLIB=$(pg_config --pkglibdir)
+export PG_CONFIG=${PG_CONFIG:-pg_config} # also read by test/servers.sh and the Makefile
+PGBIN=$("$PG_CONFIG" --bindir)
+PKGLIB=$("$PG_CONFIG" --pkglibdir)
 LIB=$PKGLIB/mlcache.so
 PY=/usr/bin/python3
 [[ -x $PY ]] || PY=python3
@@ -176,7 +183,8 @@ run_bounded() {
 }
 
 # ---- 1. servers ----
-say "library under test: $LIB (md5 $(md5sum <"$LIB" | cut -c1-32))"
+say "library under test: $LIB (md5 $(md5sum <"$LIB" | cut -c1-32)); server $PGBIN/postgres"
+say "sources: $REPO at $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '(not a git checkout)')"
 if [[ -f $REPO/mlcache.so ]] && ! cmp -s "$LIB" "$REPO/mlcache.so"; then
 	warn "note: $LIB differs from $REPO/mlcache.so (not installed since the last build?)"
 fi
@@ -246,10 +254,13 @@ if ((!ready)); then
 	exit 2
 fi
 say "postmaster pid $pm_pid is up"
-# snapshot_procs: record the postmaster's children by process title (checkpointer, mlcache worker,
-# ...), to label the valgrind logs of processes that never write to the server log.
+# snapshot_procs: record the server's processes (checkpointer, mlcache worker, ...) from
+# pg_stat_activity, to label the valgrind logs of processes that never write to the server log.
+# (Under valgrind, ps does not show PostgreSQL's process titles.)
 snapshot_procs() {
-	[[ -n $pm_pid ]] && ps -o pid=,args= --ppid "$pm_pid" >>"$TMP/processes.txt" 2>/dev/null
+	timeout 120 "$PGBIN/psql" -X -q -A -t -F '|' -d postgres \
+		-c 'SELECT pid, backend_type, application_name FROM pg_stat_activity' \
+		>>"$TMP/processes.txt" 2>/dev/null
 	return 0
 }
 snapshot_procs
@@ -284,6 +295,12 @@ suite() {
 }
 [[ -n $(makevar REGRESS) ]] && suite regress ISOLATION=
 [[ -n $(makevar ISOLATION) ]] && suite isolation REGRESS=
+if [[ -n ${VG_EXTRA_CMD:-} ]]; then
+	# Extra probes, e.g. hand-written SQL, against the same server (PGHOST/PGPORT/PGUSER are set).
+	say "running VG_EXTRA_CMD: $VG_EXTRA_CMD"
+	run_bounded "$SUITE_TIMEOUT" bash -c "$VG_EXTRA_CMD"
+	say "VG_EXTRA_CMD finished with status $?"
+fi
 snapshot_procs
 
 if grep -E 'terminated by signal|was terminated by exception|exited with exit code [^01]' "$SERVER_LOG"; then
@@ -354,9 +371,9 @@ except OSError:
 try:
     with open(proc_list, errors="replace") as f:
         for line in f:
-            pid, _, title = line.strip().partition(" ")
-            if pid.isdigit() and title.startswith("postgres: ") and not labels.get(pid, ("",))[0]:
-                labels[pid] = (title[len("postgres: "):], "")
+            pid, btype, app = (line.rstrip("\n").split("|") + ["", ""])[:3]
+            if pid.isdigit() and not labels.get(pid, ("",))[0]:
+                labels[pid] = (btype, app)
 except OSError:
     pass
 
