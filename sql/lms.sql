@@ -1,15 +1,9 @@
--- The LMS pack (extension/lms.sql) without the cache: the canonical schema,
+-- The LMS pack without the cache: the canonical schema,
 -- the deterministic generator, every analytics query checked field by field
 -- against an independent computation written here, the materialized views,
 -- and the same queries on a Django-style schema with other table and column
 -- names.  sql/lms_cache.sql (run after this file, on the data it leaves)
 -- checks the cached definitions.
--- Until extension/lms.sql is part of the install script, load it here:
-SET search_path = mlcache;
-\set ECHO none
-\i extension/lms.sql
-\set ECHO all
-RESET search_path;
 
 -- ---------------------------------------------------------------------------
 -- The canonical schema.

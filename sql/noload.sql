@@ -40,6 +40,9 @@ SELECT try($$SELECT mlcache._register_view('t')$$);
 SELECT try($$SELECT mlcache._watches_changed()$$);
 SELECT try($$SELECT * FROM mlcache.stats$$);
 SELECT try($$SELECT mlcache.health()$$);
+SELECT try($$SELECT * FROM mlcache.key_stats('k')$$);
+SELECT try($$SELECT mlcache.tracking_sweep()$$);
+SELECT try($$SELECT mlcache._tracking_advance(1)$$);
 CREATE TRIGGER w AFTER UPDATE ON t REFERENCING OLD TABLE AS o NEW TABLE AS n
     FOR EACH STATEMENT EXECUTE FUNCTION mlcache.watch_trigger('t:{id}');
 CREATE TRIGGER w_trunc AFTER TRUNCATE ON t

@@ -33,6 +33,7 @@ int			mlcache_max_value_size = 8 * 1024;
 int			mlcache_generation_slots = 65536;
 int			mlcache_refresh_delay = 1000;
 int			mlcache_fill_wait_timeout = 2000;
+int			mlcache_track_max = 5000;
 
 uint64		mlcache_redis_config_version = 0;
 uint64		mlcache_prefix_config_version = 0;
@@ -212,6 +213,13 @@ mlcache_guc_init(void)
 							   PGC_SUSET, 0,
 							   key_prefix_check, key_prefix_assign, NULL);
 	/* Shared-memory sizes can only be defined while preloading. */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("mlcache.track_max",
+								"Number of keys whose hits and misses are tracked over 24 hours.",
+								"When full, a new key evicts the key read least in the last 24 hours.",
+								&mlcache_track_max, 5000, 0, 1000000,
+								PGC_POSTMASTER, 0,
+								NULL, NULL, NULL);
 	if (process_shared_preload_libraries_in_progress)
 		DefineCustomIntVariable("mlcache.generation_slots",
 								"Number of shared-memory generation counters (a power of 2).",

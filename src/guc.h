@@ -23,6 +23,7 @@ extern int	mlcache_max_value_size;	/* kB */
 extern int	mlcache_generation_slots;
 extern int	mlcache_refresh_delay;	/* ms */
 extern int	mlcache_fill_wait_timeout;	/* ms */
+extern int	mlcache_track_max;
 
 /* Bumped whenever a Redis connection setting changes. */
 extern uint64 mlcache_redis_config_version;

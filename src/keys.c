@@ -125,6 +125,16 @@ mlcache_view_slot(Oid dbid, Oid viewid)
 	return h == 0 ? 1 : (uint32) h;
 }
 
+/* A 64-bit hash of the namespace and key: single-flight locks, tracking. */
+uint64
+mlcache_key_hash(const MlcacheKey *k)
+{
+	int			nlen;
+
+	(void) mlcache_namespace(&nlen);
+	return hash_bytes_extended((const unsigned char *) k->key, k->keylen, ns_seed ^ 0x5346);
+}
+
 /* Build the Redis key: namespace + key, or namespace + "#" + sha256(key). */
 static void
 key_redis_name(MlcacheKey *k)

@@ -45,6 +45,7 @@ extern void mlcache_check_key(const char *key, int len, const char *what);
 extern void mlcache_key_init(MlcacheKey *k, const char *key, int len);
 extern const char *mlcache_key_rkey(MlcacheKey *k);
 extern uint64 mlcache_key_token(const MlcacheKey *k);
+extern uint64 mlcache_key_hash(const MlcacheKey *k);
 extern uint32 mlcache_target_slot(char kind, const char *text, int len);
 extern uint32 mlcache_view_slot(Oid dbid, Oid viewid);
 extern MlcacheTarget mlcache_pattern_target(const char *pattern, int len);

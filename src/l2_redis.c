@@ -479,3 +479,21 @@ mlcache_l2_count_keys(const char *match, int max_steps, int64 *count, bool *exac
 	*exact = (strcmp(cursor, "0") == 0);
 	return L2_OK;
 }
+
+/* PTTL of a key, in ms (-2: no such key, -1: no expiry). */
+MlcacheL2Result
+mlcache_l2_pttl(const char *rkey, int rkeylen, int64 *ttl_ms)
+{
+	const char *argv[2] = {"PTTL", rkey};
+	size_t		argvlen[2] = {4, (size_t) rkeylen};
+	MlcacheL2Result res;
+	redisReply *r = l2_command(2, argv, argvlen, &res);
+
+	if (r == NULL)
+		return res;
+	res = (r->type == REDIS_REPLY_INTEGER) ? L2_OK : L2_FAILED;
+	if (res == L2_OK)
+		*ttl_ms = r->integer;
+	freeReplyObject(r);
+	return res;
+}

@@ -30,6 +30,7 @@ extern void mlcache_l2_cmd_unlink_older(MlcacheL2Cmd *c, const char *key, const 
 extern MlcacheL2Result mlcache_l2_scan_unlink(const char *match, const char *before, int64 *removed);
 extern MlcacheL2Result mlcache_l2_ping(double *rtt_ms);
 extern bool mlcache_l2_breaker_open(void);
+extern MlcacheL2Result mlcache_l2_pttl(const char *rkey, int rkeylen, int64 *ttl_ms);
 extern const char *mlcache_l2_breaker_state(void);
 extern MlcacheL2Result mlcache_l2_used_memory(int64 *bytes);
 extern MlcacheL2Result mlcache_l2_count_keys(const char *match, int max_steps, int64 *count,

@@ -41,6 +41,7 @@
 #include "lookup.h"
 #include "shmem.h"
 #include "stats.h"
+#include "track.h"
 
 /* What answered the last read in this session, for mlcache.last_level(). */
 static const char *last_level = NULL;
@@ -265,16 +266,6 @@ lookup_fill(MlcacheKey *k, const MlcacheSource *src, Jsonb *value, uint64 token,
 static uint64 computing[MAX_COMPUTE_DEPTH];
 static int	ncomputing = 0;
 
-static uint64
-lookup_key_hash(const MlcacheKey *k)
-{
-	int			nlen;
-	const char *ns = mlcache_namespace(&nlen);
-
-	return hash_bytes_extended((const unsigned char *) k->key, k->keylen,
-							   hash_bytes_extended((const unsigned char *) ns, nlen, 0x5346));
-}
-
 /*
  * The single-flight lock of a key: an advisory lock (field 4 = 3, apart from
  * the user-visible advisory lock spaces 1 and 2) on a 64-bit hash of the
@@ -438,30 +429,35 @@ mlcache_lookup_read(MlcacheKey *k, const MlcacheSource *src, int l1_ttl, int l2_
 		mlcache_count(MLC_BYPASS);
 		elog(DEBUG1, "mlcache: reading \"%s\" around the cache: %s", k->key, why);
 		last_level = "compute";
-		return lookup_compute(k, lookup_key_hash(k), src, &us);
+		h = mlcache_key_hash(k);
+		mlcache_track(k, h, false);
+		return lookup_compute(k, h, src, &us);
 	}
 
 	token = mlcache_key_token(k);
+	h = mlcache_key_hash(k);
 	if (l1_ttl > 0 && (value = lookup_l1(k, token, src)) != NULL)
 	{
 		elog(DEBUG1, "mlcache: L1 hit for \"%s\"", k->key);
 		last_level = "l1";
+		mlcache_track(k, h, true);
 		return value;
 	}
 	if (l2_ttl > 0 && (value = lookup_l2(k, token, src, l1_ttl)) != NULL)
 	{
 		elog(DEBUG1, "mlcache: L2 hit for \"%s\"", k->key);
 		last_level = "l2";
+		mlcache_track(k, h, true);
 		return value;
 	}
 
-	h = lookup_key_hash(k);
 	turn = FILL_MINE;
 	if (l2_ttl > 0)
 		turn = lookup_fill_turn(k, h, token, src, l1_ttl, &tag, &value);
 	if (turn == FILL_DONE)
 	{
 		last_level = "l2";
+		mlcache_track(k, h, true);
 		return value;
 	}
 
@@ -473,6 +469,7 @@ mlcache_lookup_read(MlcacheKey *k, const MlcacheSource *src, int l1_ttl, int l2_
 		mlcache_count(MLC_L3_HIT);
 		elog(DEBUG1, "mlcache: L3 hit for \"%s\"", k->key);
 		last_level = "l3";
+		mlcache_track(k, h, true);
 	}
 	else
 	{
@@ -482,6 +479,7 @@ mlcache_lookup_read(MlcacheKey *k, const MlcacheSource *src, int l1_ttl, int l2_
 		value = lookup_compute(k, h, src, &stamp.compute_us);
 		mlcache_count(MLC_COMPUTE);
 		last_level = "compute";
+		mlcache_track(k, h, false);
 	}
 	if (turn == FILL_MINE)
 	{

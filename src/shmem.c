@@ -20,6 +20,7 @@
 
 #include "guc.h"
 #include "l3.h"
+#include "track.h"
 #include "shmem.h"
 #include "stats.h"
 #include "worker.h"
@@ -46,6 +47,8 @@ mlcache_shmem_request(void)
 	RequestAddinShmemSpace(mlcache_stats_shmem_size());
 	RequestAddinShmemSpace(mlcache_worker_shmem_size());
 	RequestAddinShmemSpace(mlcache_l3_shmem_size());
+	RequestAddinShmemSpace(mlcache_track_shmem_size());
+	mlcache_track_shmem_request();
 	RequestNamedLWLockTranche("mlcache", 1);
 }
 
@@ -88,6 +91,7 @@ mlcache_shmem_startup(void)
 	mlcache_stats_shmem_startup();
 	mlcache_worker_shmem_startup();
 	mlcache_l3_shmem_startup();
+	mlcache_track_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }
 

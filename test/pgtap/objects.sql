@@ -6,7 +6,7 @@
 -- membership.  Run by pg_prove in a database where pgtap and mlcache are
 -- installed.
 BEGIN;
-SELECT plan(218);
+SELECT plan(245);
 
 -- ---- schema and extension (4) ----
 SELECT has_schema('mlcache', 'schema mlcache exists');
@@ -24,7 +24,7 @@ SELECT is(
 
 -- ---- functions ----
 -- One row per function of the install script: the single source of truth
--- for every per-function test below (22 C functions x 9 tests = 198).
+-- for every per-function test below (25 C functions x 9 tests = 225).
 CREATE TEMP TABLE tap_fn (
     ord      int PRIMARY KEY,
     fname    name NOT NULL,
@@ -72,7 +72,12 @@ INSERT INTO tap_fn VALUES
  (21, '_health', '{}', '', 'jsonb', 'VOLATILE', 'r', 'mlcache_health', false),
  (22, 'stats_row', '{}',
      'OUT l1_hits bigint, OUT l1_misses bigint, OUT l1_hit_rate double precision, OUT l1_entries bigint, OUT l1_bytes bigint, OUT l2_hits bigint, OUT l2_misses bigint, OUT l2_hit_rate double precision, OUT l2_keys bigint, OUT l2_keys_exact boolean, OUT l2_used_memory bigint, OUT l3_hits bigint, OUT l3_misses bigint, OUT l3_hit_rate double precision, OUT l3_views integer, OUT l3_refreshes bigint, OUT computes bigint, OUT bypasses bigint, OUT rejected_fills bigint, OUT invalidations bigint, OUT invalidations_pending bigint, OUT hygiene_dropped bigint, OUT redis_errors bigint, OUT breaker_state text, OUT breaker_opened bigint, OUT stats_reset timestamp with time zone',
-     'record', 'VOLATILE', 'r', 'mlcache_stats_row', false);
+     'record', 'VOLATILE', 'r', 'mlcache_stats_row', false),
+ (23, 'key_stats', '{text}',
+     'key text, OUT hits bigint, OUT misses bigint, OUT total bigint, OUT hit_rate_percentage double precision, OUT cache_key text, OUT ttl_seconds integer',
+     'record', 'VOLATILE', 'r', 'mlcache_key_stats', false),
+ (24, 'tracking_sweep', '{}', '', 'bigint', 'VOLATILE', 'u', 'mlcache_tracking_sweep', false),
+ (25, '_tracking_advance', '{integer}', 'hours integer', 'void', 'VOLATILE', 'u', 'mlcache_tracking_advance', true);
 
 -- Exactly these functions, no more (1).
 SELECT functions_are(
@@ -84,7 +89,16 @@ SELECT functions_are(
           '_check_watch', '_on_ddl_end', '_on_sql_drop',
           'fetch', 'view_status', '_register_view', '_watches_changed', '_check_definition',
           '_definition_changed', 'define', 'undefine', 'grant_fetch', 'revoke_fetch',
-          '_set_readers', '_param_types', '_check_l3', '_health', 'health', 'stats_row'],
+          '_set_readers', '_param_types', '_check_l3', '_health', 'health', 'stats_row',
+          'key_stats', 'tracking_sweep', '_tracking_advance',
+          'lms_analytics_assignment_live', 'lms_analytics_engagement_live', 'lms_analytics_progress_live', 'lms_analytics_student_live',
+          'lms_assignment_stats_live', 'lms_catalog', 'lms_create_schema', 'lms_create_views',
+          'lms_definitions', 'lms_gen_enrollments', 'lms_gen_entities', 'lms_gen_grades',
+          'lms_gen_progress', 'lms_gen_submissions', 'lms_gen_views', 'lms_generate',
+          'lms_not_found', 'lms_query', 'lms_relation', 'lms_render',
+          'lms_resolve', 'lms_setup', 'lms_table', 'lms_template',
+          'lms_template_analytics_assignment', 'lms_template_analytics_engagement', 'lms_template_analytics_progress', 'lms_template_analytics_student',
+          'lms_template_assignment_stats', 'lms_watch_keys', 'lms_watches'],
     'schema mlcache has exactly the functions of the install script'
 );
 

@@ -1,0 +1,39 @@
+-- Per-key hit tracking over 24 hours: key_stats() and its hourly buckets.
+SELECT * FROM mlcache.key_stats('tr:never');
+
+SELECT mlcache.get('tr:a', 'SELECT 1');                    -- miss (compute)
+SELECT mlcache.get('tr:a', 'SELECT 1'), mlcache.get('tr:a', 'SELECT 1');  -- two L1 hits
+\c
+SELECT mlcache.get('tr:a', 'SELECT 1');                    -- L2 hit
+SELECT hits, misses, total, hit_rate_percentage, cache_key, ttl_seconds BETWEEN 3500 AND 3600 AS ttl_ok
+  FROM mlcache.key_stats('tr:a');
+
+-- Buckets are hourly and kept for 24 hours.
+SELECT mlcache._tracking_advance(5);
+SELECT mlcache.get('tr:a', 'SELECT 1');
+SELECT hits, misses, total FROM mlcache.key_stats('tr:a');
+SELECT mlcache._tracking_advance(20);                      -- the first hour is now 25 hours old
+SELECT hits, misses, total FROM mlcache.key_stats('tr:a');
+SELECT mlcache._tracking_advance(5);                       -- and the second 25 hours old too
+SELECT hits, misses, total FROM mlcache.key_stats('tr:a');
+
+-- tracking_sweep() forgets keys not read for 24 hours.
+SELECT mlcache.tracking_sweep() >= 1 AS swept;
+SELECT hits, misses, total FROM mlcache.key_stats('tr:a');
+
+-- Only the caller's key; no Redis write on an L1 hit (the TTL does not move).
+SELECT ttl_seconds AS t0 FROM mlcache.key_stats('tr:a') \gset
+SELECT mlcache.get('tr:a', 'SELECT 1');
+SELECT ttl_seconds <= :t0 AS ttl_not_refreshed FROM mlcache.key_stats('tr:a');
+
+-- Bad input, and who may call what.
+SELECT expect_error($$SELECT * FROM mlcache.key_stats(NULL)$$);
+SELECT expect_error($$SELECT * FROM mlcache.key_stats('')$$);
+SELECT expect_error($$SELECT mlcache._tracking_advance(-1)$$);
+CREATE ROLE tr_reader IN ROLE mlcache_reader;
+SET ROLE tr_reader;
+SELECT total >= 0 AS reader_sees_key_stats FROM mlcache.key_stats('tr:a');
+SELECT expect_error($$SELECT mlcache._tracking_advance(1)$$);
+SELECT expect_error($$SELECT mlcache.tracking_sweep()$$);
+RESET ROLE;
+DROP ROLE tr_reader;

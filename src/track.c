@@ -1,0 +1,329 @@
+/*
+ * track.c
+ *	  Per-key hit and miss counts over the last 24 hours, in hourly buckets
+ *	  kept in shared memory.
+ *
+ * A shared hash table of at most mlcache.track_max keys.  Each entry has 24
+ * buckets, one per hour of the day, each tagged with the hour it counts, so
+ * a bucket left from a previous day is recognised and restarted.  When the
+ * table is full, a new key evicts the entry with the fewest reads in the
+ * last 24 hours.  Nothing here touches Redis: an L1 hit costs a shared lock,
+ * a hash lookup and a spinlock.
+ *
+ * Locking: track_lock (its own LWLock) in shared mode to look entries up and
+ * count, exclusive to insert, evict or sweep; each entry's counters are
+ * protected by its spinlock.  A test-only hour offset (_tracking_advance)
+ * is read without a lock.
+ */
+#include "postgres.h"
+
+#include "common/hashfn.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/timestamp.h"
+
+#include "guc.h"
+#include "keys.h"
+#include "l2_redis.h"
+#include "shmem.h"
+#include "track.h"
+
+#define TRACK_HOURS		24
+#define TRACK_KEY_LEN	200		/* longer keys are shown cut */
+
+typedef struct TrackKey
+{
+	Oid			dbid;
+	uint64		hash;			/* of the namespace and key */
+} TrackKey;
+
+typedef struct TrackEntry
+{
+	TrackKey	key;			/* hash key: must be first */
+	slock_t		mutex;
+	char		text[TRACK_KEY_LEN + 1];
+	int64		hour[TRACK_HOURS];	/* the hour each bucket counts */
+	uint32		hits[TRACK_HOURS];
+	uint32		misses[TRACK_HOURS];
+} TrackEntry;
+
+typedef struct TrackShared
+{
+	LWLock	   *lock;
+	pg_atomic_uint64 hour_offset;	/* test-only: hours added to the clock */
+} TrackShared;
+
+static TrackShared *track_shared = NULL;
+static HTAB *track_table = NULL;
+
+Size
+mlcache_track_shmem_size(void)
+{
+	return add_size(MAXALIGN(sizeof(TrackShared)),
+					hash_estimate_size(mlcache_track_max, sizeof(TrackEntry)));
+}
+
+void
+mlcache_track_shmem_request(void)
+{
+	RequestNamedLWLockTranche("mlcache tracking", 1);
+}
+
+/* Called with AddinShmemInitLock held. */
+void
+mlcache_track_shmem_startup(void)
+{
+	bool		found;
+	HASHCTL		info;
+
+	track_shared = ShmemInitStruct("mlcache tracking", sizeof(TrackShared), &found);
+	if (!found)
+	{
+		track_shared->lock = &(GetNamedLWLockTranche("mlcache tracking"))->lock;
+		pg_atomic_init_u64(&track_shared->hour_offset, 0);
+	}
+	info.keysize = sizeof(TrackKey);
+	info.entrysize = sizeof(TrackEntry);
+	track_table = ShmemInitHash("mlcache tracking table", mlcache_track_max, mlcache_track_max,
+								&info, HASH_ELEM | HASH_BLOBS);
+}
+
+/* The current hour number, shifted by the test-only offset. */
+static int64
+track_hour(void)
+{
+	return GetCurrentTimestamp() / USECS_PER_HOUR +
+		(int64) pg_atomic_read_u64(&track_shared->hour_offset);
+}
+
+/* Reads of an entry in the last 24 hours.  Caller holds its spinlock. */
+static uint64
+track_total(const TrackEntry *e, int64 now)
+{
+	uint64		sum = 0;
+	int			i;
+
+	for (i = 0; i < TRACK_HOURS; i++)
+		if (e->hour[i] > now - TRACK_HOURS)
+			sum += e->hits[i] + e->misses[i];
+	return sum;
+}
+
+/* Evict the least-read entry.  Caller holds the lock exclusively. */
+static void
+track_evict_one(int64 now)
+{
+	HASH_SEQ_STATUS seq;
+	TrackEntry *e;
+	TrackEntry *victim = NULL;
+	uint64		least = PG_UINT64_MAX;
+
+	hash_seq_init(&seq, track_table);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		uint64		t = track_total(e, now);
+
+		if (t < least)
+		{
+			least = t;
+			victim = e;
+		}
+	}
+	if (victim != NULL)
+		hash_search(track_table, &victim->key, HASH_REMOVE, NULL);
+}
+
+static void
+track_add(TrackEntry *e, int64 now, bool hit)
+{
+	int			b = (int) (now % TRACK_HOURS);
+
+	SpinLockAcquire(&e->mutex);
+	if (e->hour[b] != now)
+	{
+		e->hour[b] = now;
+		e->hits[b] = 0;
+		e->misses[b] = 0;
+	}
+	if (hit)
+		e->hits[b]++;
+	else
+		e->misses[b]++;
+	SpinLockRelease(&e->mutex);
+}
+
+/* Count one read of k: a hit in any level, or a miss that computed. */
+void
+mlcache_track(const MlcacheKey *k, uint64 hash, bool hit)
+{
+	TrackKey	tk;
+	TrackEntry *e;
+	int64		now;
+	bool		found;
+
+	if (track_table == NULL || mlcache_track_max == 0)
+		return;
+	memset(&tk, 0, sizeof(tk));
+	tk.dbid = MyDatabaseId;
+	tk.hash = hash;
+	now = track_hour();
+	LWLockAcquire(track_shared->lock, LW_SHARED);
+	e = hash_search(track_table, &tk, HASH_FIND, NULL);
+	if (e != NULL)
+	{
+		track_add(e, now, hit);
+		LWLockRelease(track_shared->lock);
+		return;
+	}
+	LWLockRelease(track_shared->lock);
+
+	LWLockAcquire(track_shared->lock, LW_EXCLUSIVE);
+	e = hash_search(track_table, &tk, HASH_FIND, NULL);
+	if (e == NULL && hash_get_num_entries(track_table) >= mlcache_track_max)
+		track_evict_one(now);
+	e = hash_search(track_table, &tk, HASH_ENTER_NULL, &found);
+	if (e != NULL)
+	{
+		if (!found)
+		{
+			SpinLockInit(&e->mutex);
+			memset(e->hour, 0, sizeof(e->hour));
+			memset(e->hits, 0, sizeof(e->hits));
+			memset(e->misses, 0, sizeof(e->misses));
+			strlcpy(e->text, k->key, Min(k->keylen, TRACK_KEY_LEN) + 1);
+		}
+		track_add(e, now, hit);
+	}
+	LWLockRelease(track_shared->lock);
+}
+
+/*
+ * Hits and misses of a key in the last 24 hours; false if it is not
+ * tracked.
+ */
+static bool
+track_lookup(uint64 hash, uint64 *hits, uint64 *misses)
+{
+	TrackKey	tk;
+	TrackEntry *e;
+	int64		now = track_hour();
+	int			i;
+
+	memset(&tk, 0, sizeof(tk));
+	tk.dbid = MyDatabaseId;
+	tk.hash = hash;
+	*hits = *misses = 0;
+	LWLockAcquire(track_shared->lock, LW_SHARED);
+	e = hash_search(track_table, &tk, HASH_FIND, NULL);
+	if (e != NULL)
+	{
+		SpinLockAcquire(&e->mutex);
+		for (i = 0; i < TRACK_HOURS; i++)
+			if (e->hour[i] > now - TRACK_HOURS)
+			{
+				*hits += e->hits[i];
+				*misses += e->misses[i];
+			}
+		SpinLockRelease(&e->mutex);
+	}
+	LWLockRelease(track_shared->lock);
+	return e != NULL;
+}
+
+PG_FUNCTION_INFO_V1(mlcache_key_stats);
+
+/*
+ * mlcache.key_stats(key): hits, misses, total and hit rate (percent) of the
+ * key over the last 24 hours, the key as cached, and its remaining time to
+ * live in Redis (NULL when it is not there or Redis cannot be asked).
+ */
+Datum
+mlcache_key_stats(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		v[6];
+	bool		n[6] = {false};
+	text	   *t;
+	MlcacheKey	k;
+	uint64		hits,
+				misses;
+	int64		ttl_ms;
+	const char *rkey;
+
+	mlcache_require_loaded();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("cache key must not be null")));
+	t = PG_GETARG_TEXT_PP(0);
+	mlcache_check_key(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), "cache key");
+	mlcache_key_init(&k, text_to_cstring(t), VARSIZE_ANY_EXHDR(t));
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	(void) track_lookup(mlcache_key_hash(&k), &hits, &misses);
+	rkey = mlcache_key_rkey(&k);
+	v[0] = Int64GetDatum(hits);
+	v[1] = Int64GetDatum(misses);
+	v[2] = Int64GetDatum(hits + misses);
+	v[3] = Float8GetDatum(hits + misses == 0 ? 0.0 : 100.0 * hits / (hits + misses));
+	v[4] = CStringGetTextDatum(k.key);
+	n[5] = (mlcache_l2_pttl(rkey, k.rkeylen, &ttl_ms) != L2_OK || ttl_ms < 0);
+	v[5] = Int32GetDatum((int32) ((ttl_ms + 999) / 1000));
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, v, n)));
+}
+
+PG_FUNCTION_INFO_V1(mlcache_tracking_sweep);
+
+/* mlcache.tracking_sweep(): forget keys with no read in 24 hours. */
+Datum
+mlcache_tracking_sweep(PG_FUNCTION_ARGS)
+{
+	HASH_SEQ_STATUS seq;
+	TrackEntry *e;
+	int64		now;
+	int64		removed = 0;
+
+	mlcache_require_loaded();
+	now = track_hour();
+	LWLockAcquire(track_shared->lock, LW_EXCLUSIVE);
+	hash_seq_init(&seq, track_table);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		if (track_total(e, now) == 0)
+		{
+			hash_search(track_table, &e->key, HASH_REMOVE, NULL);
+			removed++;
+		}
+	LWLockRelease(track_shared->lock);
+	PG_RETURN_INT64(removed);
+}
+
+PG_FUNCTION_INFO_V1(mlcache_tracking_advance);
+
+/*
+ * mlcache._tracking_advance(hours): a testing aid that moves the tracking
+ * clock forward for the whole server, so that 24-hour retention can be
+ * tested without waiting a day.  Superuser only.
+ */
+Datum
+mlcache_tracking_advance(PG_FUNCTION_ARGS)
+{
+	int32		hours = PG_GETARG_INT32(0);
+
+	mlcache_require_loaded();
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be superuser to move the tracking clock")));
+	if (hours < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the tracking clock only moves forward")));
+	pg_atomic_fetch_add_u64(&track_shared->hour_offset, (uint64) hours);
+	PG_RETURN_VOID();
+}
