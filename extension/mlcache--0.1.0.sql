@@ -1737,3 +1737,49 @@ GRANT EXECUTE ON FUNCTION lms_watch_keys(jsonb, text, text[]),
                           lms_gen_progress(name, timestamptz), lms_gen_views(name, timestamptz),
                           lms_generate(integer, name, float8)
       TO mlcache_admin;
+
+-- The hit rate of an assignment's statistics over the last 24 hours, shown
+-- only to the assignment's author: anyone else gets 42501, a missing
+-- assignment P0002.  The mapping arguments are those given to lms_setup.
+-- It runs with the caller's privileges, who must be able to read the
+-- assignments table.
+CREATE FUNCTION lms_assignment_cache_hit_rate(assignment_id bigint, requesting_user_id bigint,
+                                              schema_name name DEFAULT 'lms',
+                                              tables jsonb DEFAULT '{}', columns jsonb DEFAULT '{}',
+    OUT hits bigint, OUT misses bigint, OUT total bigint, OUT hit_rate_percentage float8,
+    OUT cache_key text, OUT ttl_seconds integer)
+RETURNS record
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    m jsonb := mlcache.lms_resolve(schema_name, tables, columns);
+    author bigint;
+    n bigint;
+BEGIN
+    IF assignment_id IS NULL OR requesting_user_id IS NULL THEN
+        RAISE EXCEPTION 'assignment and user must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    EXECUTE format('SELECT %I::bigint FROM %s WHERE %I = $1',
+                   m -> 'columns' ->> 'assignments.author_id', mlcache.lms_table(m, 'assignments'),
+                   m -> 'columns' ->> 'assignments.id')
+       INTO author USING assignment_id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n = 0 THEN
+        RAISE EXCEPTION 'assignment % does not exist', assignment_id USING ERRCODE = 'no_data_found';
+    END IF;
+    IF author IS DISTINCT FROM requesting_user_id THEN
+        RAISE EXCEPTION 'only the author of assignment % may see its cache hit rate', assignment_id
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    SELECT k.hits, k.misses, k.total, k.hit_rate_percentage, k.cache_key, k.ttl_seconds
+      INTO hits, misses, total, hit_rate_percentage, cache_key, ttl_seconds
+      FROM mlcache.key_stats('assignment_stats:' || assignment_id) k;
+END
+$$;
+
+COMMENT ON FUNCTION lms_assignment_cache_hit_rate(bigint, bigint, name, jsonb, jsonb) IS
+'Hit rate of assignment_stats:{id} over 24 hours, for the assignment''s author only';
+
+REVOKE ALL ON FUNCTION lms_assignment_cache_hit_rate(bigint, bigint, name, jsonb, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lms_assignment_cache_hit_rate(bigint, bigint, name, jsonb, jsonb) TO mlcache_reader;
