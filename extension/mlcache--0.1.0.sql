@@ -1783,3 +1783,206 @@ COMMENT ON FUNCTION lms_assignment_cache_hit_rate(bigint, bigint, name, jsonb, j
 
 REVOKE ALL ON FUNCTION lms_assignment_cache_hit_rate(bigint, bigint, name, jsonb, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lms_assignment_cache_hit_rate(bigint, bigint, name, jsonb, jsonb) TO mlcache_reader;
+
+-- Warming: fill the cache ahead of reads, synchronously when it is quick,
+-- otherwise through a durable queue that the background worker drains.
+ALTER TABLE definitions ADD COLUMN warm_query text;
+COMMENT ON COLUMN definitions.warm_query IS
+'Query returning the parameter sets warm() fills, one row per set, one column per parameter';
+
+CREATE TABLE warm_queue (
+    id           bigserial PRIMARY KEY,
+    definition   text NOT NULL,
+    params       text[] NOT NULL,
+    state        text NOT NULL DEFAULT 'pending'
+                 CHECK (state IN ('pending', 'running', 'done', 'failed')),
+    attempts     integer NOT NULL DEFAULT 0,
+    next_attempt timestamptz NOT NULL DEFAULT now(),
+    last_error   text,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    started_at   timestamptz,
+    finished_at  timestamptz
+);
+CREATE INDEX ON warm_queue (state, next_attempt) WHERE state = 'pending';
+COMMENT ON TABLE warm_queue IS
+'Warming tasks for the background worker; retried with exponential backoff';
+SELECT pg_catalog.pg_extension_config_dump('mlcache.warm_queue', '');
+SELECT pg_catalog.pg_extension_config_dump('mlcache.warm_queue_id_seq', '');
+
+CREATE VIEW warm_tasks AS
+    SELECT id, definition, params, state, attempts, next_attempt, last_error,
+           created_at, started_at, finished_at
+      FROM mlcache.warm_queue;
+
+CREATE FUNCTION _warm_wake()
+RETURNS void
+AS 'MODULE_PATHNAME', 'mlcache_warm_wake'
+LANGUAGE C;
+
+CREATE FUNCTION _compute_estimate(name text)
+RETURNS float8
+AS 'MODULE_PATHNAME', 'mlcache_compute_estimate'
+LANGUAGE C STRICT;
+
+CREATE FUNCTION set_warm_query(name text, query text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE mlcache.definitions d SET warm_query = set_warm_query.query WHERE d.name = set_warm_query.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'mlcache definition "%" does not exist', name USING ERRCODE = 'undefined_object';
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION set_warm_query(text, text) IS
+'Set the query whose rows are the parameter sets warm() fills for a definition';
+
+-- Fetch one parameter set; false (and a WARNING) if it failed.
+CREATE FUNCTION _warm_one(name text, params text[])
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM mlcache.fetch(name, VARIADIC params);
+    RETURN true;
+EXCEPTION WHEN OTHERS THEN
+    RAISE WARNING 'mlcache could not warm %(%): %', name, array_to_string(params, ', '), SQLERRM;
+    RETURN false;
+END
+$$;
+
+-- The work list: every parameter set of the chosen definitions.
+CREATE FUNCTION _warm_tasks(query_types text[])
+RETURNS TABLE (definition text, params text[])
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    d record;
+    saved text := pg_catalog.current_setting('search_path');
+BEGIN
+    FOR d IN SELECT x.name, x.warm_query, x.search_path, cardinality(x.param_types) AS n
+               FROM mlcache.definitions x
+              WHERE query_types IS NULL OR x.name = ANY (query_types)
+              ORDER BY x.name LOOP
+        IF d.n = 0 THEN
+            definition := d.name;
+            params := '{}';
+            RETURN NEXT;
+        ELSIF d.warm_query IS NOT NULL THEN
+            -- The warm query runs with the definition's search_path; json
+            -- (unlike jsonb) keeps its columns in order.
+            PERFORM pg_catalog.set_config('search_path', d.search_path, true);
+            RETURN QUERY EXECUTE pg_catalog.format(
+                'SELECT %L::text, ARRAY(SELECT j.value FROM json_each_text(row_to_json(w)) WITH ORDINALITY j'
+                ' ORDER BY j.ordinality)::text[] FROM (%s) w',
+                d.name, d.warm_query);
+            PERFORM pg_catalog.set_config('search_path', saved, true);
+        END IF;
+    END LOOP;
+END
+$$;
+
+CREATE FUNCTION warm(query_types text[] DEFAULT NULL, batch_size integer DEFAULT 10)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tasks record;
+    total integer := 0;
+    warmed integer := 0;
+    failed integer := 0;
+    scheduled integer := 0;
+    estimate float8 := 0;
+    per_def float8;
+    t record;
+    n integer := 0;
+BEGIN
+    PERFORM mlcache._require_loaded();
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF query_types IS NOT NULL AND EXISTS (SELECT FROM unnest(query_types) q
+                                            WHERE q NOT IN (SELECT name FROM mlcache.definitions)) THEN
+        RAISE EXCEPTION 'unknown mlcache definition in %', query_types USING ERRCODE = 'undefined_object';
+    END IF;
+    CREATE TEMP TABLE IF NOT EXISTS mlcache_warm_work (definition text, params text[]) ON COMMIT DROP;
+    TRUNCATE mlcache_warm_work;
+    INSERT INTO mlcache_warm_work SELECT * FROM mlcache._warm_tasks(query_types);
+    SELECT count(*) INTO total FROM mlcache_warm_work;
+    -- Estimate from recorded compute times; a definition never computed
+    -- here is timed on its first parameter set.
+    FOR t IN SELECT w.definition, count(*) AS c, min(w.params) AS first
+               FROM mlcache_warm_work w GROUP BY w.definition LOOP
+        per_def := mlcache._compute_estimate(t.definition);
+        IF per_def IS NULL THEN
+            IF mlcache._warm_one(t.definition, t.first) THEN
+                warmed := warmed + 1;
+            ELSE
+                failed := failed + 1;
+            END IF;
+            DELETE FROM mlcache_warm_work w WHERE w.ctid = (SELECT ctid FROM mlcache_warm_work x
+                WHERE x.definition = t.definition AND x.params = t.first LIMIT 1);
+            per_def := coalesce(mlcache._compute_estimate(t.definition), 0);
+            estimate := estimate + per_def * (t.c - 1);
+        ELSE
+            estimate := estimate + per_def * t.c;
+        END IF;
+    END LOOP;
+    IF estimate < extract(epoch FROM current_setting('mlcache.warm_sync_limit')::interval) * 1000 THEN
+        FOR t IN SELECT * FROM mlcache_warm_work LOOP
+            IF mlcache._warm_one(t.definition, t.params) THEN
+                warmed := warmed + 1;
+            ELSE
+                failed := failed + 1;
+            END IF;
+            n := n + 1;
+            IF n % batch_size = 0 THEN
+                PERFORM pg_catalog.pg_sleep(0);   -- a batch boundary: let interrupts in
+            END IF;
+        END LOOP;
+    ELSE
+        INSERT INTO mlcache.warm_queue (definition, params) SELECT * FROM mlcache_warm_work;
+        GET DIAGNOSTICS scheduled = ROW_COUNT;
+        PERFORM mlcache._warm_wake();
+    END IF;
+    RAISE LOG 'mlcache warmed % of % (% failed, % queued, estimated % ms)',
+        warmed, total, failed, scheduled, round(estimate::numeric, 1);
+    RETURN jsonb_build_object('total', total, 'warmed', warmed, 'failed', failed,
+                              'async_scheduled', scheduled);
+END
+$$;
+
+COMMENT ON FUNCTION warm(text[], integer) IS
+'Warm every definition (or those named) over the parameter sets of its warm query';
+
+CREATE FUNCTION warm(name text, VARIADIC params text[])
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ok boolean;
+BEGIN
+    PERFORM mlcache._require_loaded();
+    ok := mlcache._warm_one(name, params);
+    RETURN jsonb_build_object('total', 1, 'warmed', CASE WHEN ok THEN 1 ELSE 0 END,
+                              'failed', CASE WHEN ok THEN 0 ELSE 1 END, 'async_scheduled', 0);
+END
+$$;
+
+COMMENT ON FUNCTION warm(text, text[]) IS 'Warm one parameter set of one definition';
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA mlcache FROM PUBLIC;
+REVOKE ALL ON mlcache.warm_queue, mlcache.warm_tasks FROM PUBLIC;
+GRANT SELECT ON mlcache.warm_tasks TO mlcache_reader;
+GRANT SELECT, INSERT ON mlcache.warm_queue TO mlcache_admin;
+GRANT USAGE ON SEQUENCE mlcache.warm_queue_id_seq TO mlcache_admin;
+GRANT EXECUTE ON FUNCTION warm(text[], integer), warm(text, text[]), set_warm_query(text, text),
+                          _warm_one(text, text[]), _warm_tasks(text[]), _warm_wake(),
+                          _compute_estimate(text)
+      TO mlcache_admin;

@@ -43,6 +43,10 @@ SELECT try($$SELECT mlcache.health()$$);
 SELECT try($$SELECT * FROM mlcache.key_stats('k')$$);
 SELECT try($$SELECT mlcache.tracking_sweep()$$);
 SELECT try($$SELECT mlcache._tracking_advance(1)$$);
+SELECT try($$SELECT mlcache.warm()$$);
+SELECT try($$SELECT mlcache.warm('d', '1')$$);
+SELECT try($$SELECT mlcache._warm_wake()$$);
+SELECT try($$SELECT mlcache._compute_estimate('d')$$);
 CREATE TRIGGER w AFTER UPDATE ON t REFERENCING OLD TABLE AS o NEW TABLE AS n
     FOR EACH STATEMENT EXECUTE FUNCTION mlcache.watch_trigger('t:{id}');
 CREATE TRIGGER w_trunc AFTER TRUNCATE ON t

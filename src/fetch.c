@@ -37,6 +37,7 @@
 #include "l3.h"
 #include "lookup.h"
 #include "shmem.h"
+#include "stats.h"
 
 #define MAX_DEF_NAME 128
 
@@ -520,4 +521,25 @@ mlcache_check_definition(PG_FUNCTION_ARGS)
 	plan = mlcache_compute_prepare(query, n, types);
 	SPI_freeplan(plan);
 	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(mlcache_compute_estimate);
+
+/*
+ * mlcache._compute_estimate(name): the definition's average compute time in
+ * ms on this server, or NULL if it has not been computed yet.
+ */
+Datum
+mlcache_compute_estimate(PG_FUNCTION_ARGS)
+{
+	bool		changed_here;
+	FetchDef   *d;
+	double		ms;
+
+	mlcache_require_loaded();
+	d = fetch_def_get(text_to_cstring(PG_GETARG_TEXT_PP(0)), &changed_here);
+	ms = mlcache_stats_compute_ms(d->fingerprint);
+	if (ms < 0)
+		PG_RETURN_NULL();
+	PG_RETURN_FLOAT8(ms);
 }

@@ -34,6 +34,9 @@ int			mlcache_generation_slots = 65536;
 int			mlcache_refresh_delay = 1000;
 int			mlcache_fill_wait_timeout = 2000;
 int			mlcache_track_max = 5000;
+int			mlcache_warm_task_timeout = 30000;
+int			mlcache_warm_max_attempts = 5;
+int			mlcache_warm_sync_limit = 2000;
 
 uint64		mlcache_redis_config_version = 0;
 uint64		mlcache_prefix_config_version = 0;
@@ -204,6 +207,24 @@ mlcache_guc_init(void)
 							"After it, the value is computed without being stored.",
 							&mlcache_fill_wait_timeout, 2000, 1, 3600 * 1000,
 							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("mlcache.warm_sync_limit",
+							"Warming estimated to take less than this runs in the caller; the rest is queued.",
+							"The estimate comes from the recorded compute times of the definitions.",
+							&mlcache_warm_sync_limit, 2000, 0, 3600 * 1000,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("mlcache.warm_task_timeout",
+							"Time limit of one queued warming task in the background worker.",
+							NULL,
+							&mlcache_warm_task_timeout, 30000, 1, 24 * 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("mlcache.warm_max_attempts",
+							"Attempts of a queued warming task before it is marked failed.",
+							"Retries wait 1 s, 2 s, 4 s ... after each failure.",
+							&mlcache_warm_max_attempts, 5, 1, 100,
+							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 	define_redis_gucs();
 	DefineCustomStringVariable("mlcache.key_prefix",

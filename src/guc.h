@@ -24,6 +24,9 @@ extern int	mlcache_generation_slots;
 extern int	mlcache_refresh_delay;	/* ms */
 extern int	mlcache_fill_wait_timeout;	/* ms */
 extern int	mlcache_track_max;
+extern int	mlcache_warm_task_timeout;	/* ms */
+extern int	mlcache_warm_max_attempts;
+extern int	mlcache_warm_sync_limit;	/* ms */
 
 /* Bumped whenever a Redis connection setting changes. */
 extern uint64 mlcache_redis_config_version;

@@ -56,6 +56,7 @@
 #include "l3.h"
 #include "shmem.h"
 #include "stats.h"
+#include "warm.h"
 
 #define L3_MAX_VIEWS	256
 #define L3_MAX_DBS		16
@@ -90,6 +91,7 @@ typedef struct L3Shared
 {
 	pid_t		refresher[L3_MAX_DBS];	/* per database slot below */
 	Oid			refresher_db[L3_MAX_DBS];
+	Oid			warm_db[L3_MAX_DBS];	/* databases with warming queued */
 	L3Entry		views[L3_MAX_VIEWS];
 } L3Shared;
 
@@ -447,6 +449,22 @@ mlcache_l3_launch_refreshers(void)
 		if (!running && ntodo < L3_MAX_DBS)
 			todo[ntodo++] = e->dbid;
 	}
+	for (i = 0; i < L3_MAX_DBS; i++)
+	{
+		Oid			db = l3_shared->warm_db[i];
+		bool		running = false;
+
+		if (db == InvalidOid)
+			continue;
+		for (j = 0; j < L3_MAX_DBS; j++)
+			if (l3_shared->refresher_db[j] == db && l3_shared->refresher[j] != 0 &&
+				kill(l3_shared->refresher[j], 0) == 0)
+				running = true;
+		for (j = 0; j < ntodo; j++)
+			running |= (todo[j] == db);
+		if (!running && ntodo < L3_MAX_DBS)
+			todo[ntodo++] = db;
+	}
 	LWLockRelease(mlcache_shared->lock);
 
 	for (i = 0; i < ntodo; i++)
@@ -622,6 +640,47 @@ l3_refresh_claimed(L3Entry *e, uint64 g0, MemoryContext cxt)
 	PG_END_TRY();
 }
 
+/* The queue of this database is drained for now: stop asking for a worker. */
+static void
+l3_warm_done(void)
+{
+	int			i;
+
+	LWLockAcquire(mlcache_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < L3_MAX_DBS; i++)
+		if (l3_shared->warm_db[i] == MyDatabaseId)
+			l3_shared->warm_db[i] = InvalidOid;
+	LWLockRelease(mlcache_shared->lock);
+}
+
+PG_FUNCTION_INFO_V1(mlcache_warm_wake);
+
+/*
+ * mlcache._warm_wake(): have the worker start this database's background
+ * worker, which drains mlcache.warm_queue (also tasks waiting for a retry:
+ * the flag stays until the queue has nothing pending).
+ */
+Datum
+mlcache_warm_wake(PG_FUNCTION_ARGS)
+{
+	int			i,
+				free_slot = -1;
+
+	mlcache_require_loaded();
+	LWLockAcquire(mlcache_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < L3_MAX_DBS; i++)
+	{
+		if (l3_shared->warm_db[i] == MyDatabaseId)
+			free_slot = -2;
+		else if (free_slot == -1 && l3_shared->warm_db[i] == InvalidOid)
+			free_slot = i;
+	}
+	if (free_slot >= 0)
+		l3_shared->warm_db[free_slot] = MyDatabaseId;
+	LWLockRelease(mlcache_shared->lock);
+	PG_RETURN_VOID();
+}
+
 /*
  * A refresher: one per database at a time, started by the main worker.
  * Refreshes the due views of its database until none has been due for
@@ -632,6 +691,7 @@ mlcache_refresher_main(Datum arg)
 {
 	MemoryContext cxt;
 	TimestampTz idle_since = GetCurrentTimestamp();
+	bool		waiting;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -662,6 +722,14 @@ mlcache_refresher_main(Datum arg)
 			idle_since = GetCurrentTimestamp();
 			continue;
 		}
+		if (mlcache_warm_drain_one(&waiting))
+		{
+			MemoryContextReset(cxt);
+			idle_since = GetCurrentTimestamp();
+			continue;
+		}
+		if (!waiting)
+			l3_warm_done();
 		if (GetCurrentTimestamp() - idle_since > (TimestampTz) L3_IDLE_EXIT_MS * 1000)
 			break;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

@@ -85,17 +85,23 @@ lookup_bypass_reason(const MlcacheKey *k)
 }
 
 /*
- * A fingerprint of what a value means: kind ("get" or "def"), text (a query,
- * or a definition's name and query) and the search_path it is resolved with.
- * A cached value is served only to a read with the same fingerprint.
+ * A fingerprint of what a value means: kind ("get" or "def") and text (a
+ * query, or a definition's name, query, owner and search_path).  For get(),
+ * whose query is resolved with the caller's search_path, that path is part
+ * of it too.  A cached value is served only to a read with the same
+ * fingerprint.
  */
 uint64
 mlcache_fingerprint(const char *kind, const char *text)
 {
 	uint64		h = hash_bytes_extended((const unsigned char *) text, strlen(text), 0x71);
-	const char *sp = namespace_search_path ? namespace_search_path : "";
 
-	h ^= hash_bytes_extended((const unsigned char *) sp, strlen(sp), 0x7370) * 31;
+	if (strcmp(kind, "get") == 0)
+	{
+		const char *sp = namespace_search_path ? namespace_search_path : "";
+
+		h ^= hash_bytes_extended((const unsigned char *) sp, strlen(sp), 0x7370) * 31;
+	}
 	h ^= hash_bytes_extended((const unsigned char *) kind, strlen(kind), 0x6b) * 7;
 	return h == 0 ? 1 : h;
 }
@@ -477,6 +483,7 @@ mlcache_lookup_read(MlcacheKey *k, const MlcacheSource *src, int l1_ttl, int l2_
 			mlcache_count(MLC_L3_MISS);
 		elog(DEBUG1, "mlcache: miss for \"%s\", computing", k->key);
 		value = lookup_compute(k, h, src, &stamp.compute_us);
+		mlcache_stats_record_compute(src->fingerprint, stamp.compute_us);
 		mlcache_count(MLC_COMPUTE);
 		last_level = "compute";
 		mlcache_track(k, h, false);

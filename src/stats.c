@@ -40,6 +40,22 @@ typedef struct MlcacheStatsShared
 
 static MlcacheStatsShared *stats_shared = NULL;
 
+/*
+ * Compute times per fingerprint (a query or a definition), for warming's
+ * estimates: a small open-addressed table of atomics; a full table simply
+ * stops recording new fingerprints.
+ */
+#define COMPUTE_SLOTS 1024
+
+typedef struct ComputeStat
+{
+	pg_atomic_uint64 fingerprint;	/* 0: free */
+	pg_atomic_uint64 calls;
+	pg_atomic_uint64 total_us;
+} ComputeStat;
+
+static ComputeStat *compute_stats = NULL;
+
 static const char *const counter_names[MLC_NCOUNTERS] = {
 	[MLC_L1_HIT] = "l1_hits",
 	[MLC_L1_MISS] = "l1_misses",
@@ -76,8 +92,9 @@ stats_nrows(void)
 Size
 mlcache_stats_shmem_size(void)
 {
-	return add_size(offsetof(MlcacheStatsShared, rows),
-					mul_size(stats_nrows(), sizeof(MlcacheCounterRow)));
+	return add_size(add_size(offsetof(MlcacheStatsShared, rows),
+							 mul_size(stats_nrows(), sizeof(MlcacheCounterRow))),
+					mul_size(COMPUTE_SLOTS, sizeof(ComputeStat)));
 }
 
 /* Called with AddinShmemInitLock held. */
@@ -87,10 +104,20 @@ mlcache_stats_shmem_startup(void)
 	bool		found;
 
 	stats_shared = ShmemInitStruct("mlcache stats", mlcache_stats_shmem_size(), &found);
+	compute_stats = (ComputeStat *) ((char *) stats_shared + offsetof(MlcacheStatsShared, rows) +
+									 stats_nrows() * sizeof(MlcacheCounterRow));
 	if (!found)
 	{
-		int			r,
+		int			i,
+					r,
 					c;
+
+		for (i = 0; i < COMPUTE_SLOTS; i++)
+		{
+			pg_atomic_init_u64(&compute_stats[i].fingerprint, 0);
+			pg_atomic_init_u64(&compute_stats[i].calls, 0);
+			pg_atomic_init_u64(&compute_stats[i].total_us, 0);
+		}
 
 		stats_shared->nrows = stats_nrows();
 		stats_shared->reset_time = GetCurrentTimestamp();
@@ -125,6 +152,55 @@ void
 mlcache_count(MlcacheCounter c)
 {
 	mlcache_count_n(c, 1);
+}
+
+/* The slot of a fingerprint, claiming a free one if create; NULL if none. */
+static ComputeStat *
+compute_slot(uint64 fingerprint, bool create)
+{
+	int			i;
+
+	for (i = 0; i < 16; i++)
+	{
+		ComputeStat *c = &compute_stats[(fingerprint + i) % COMPUTE_SLOTS];
+		uint64		f = pg_atomic_read_u64(&c->fingerprint);
+
+		if (f == fingerprint)
+			return c;
+		if (f == 0 && create)
+		{
+			uint64		expected = 0;
+
+			if (pg_atomic_compare_exchange_u64(&c->fingerprint, &expected, fingerprint) ||
+				expected == fingerprint)
+				return c;
+		}
+	}
+	return NULL;
+}
+
+/* Record one computation of fingerprint that took us microseconds. */
+void
+mlcache_stats_record_compute(uint64 fingerprint, int64 us)
+{
+	ComputeStat *c;
+
+	if (compute_stats == NULL || (c = compute_slot(fingerprint, true)) == NULL)
+		return;
+	pg_atomic_fetch_add_u64(&c->calls, 1);
+	pg_atomic_fetch_add_u64(&c->total_us, (uint64) Max(us, 0));
+}
+
+/* Average compute time of fingerprint in ms, or -1 if never recorded. */
+double
+mlcache_stats_compute_ms(uint64 fingerprint)
+{
+	ComputeStat *c = compute_stats ? compute_slot(fingerprint, false) : NULL;
+	uint64		calls;
+
+	if (c == NULL || (calls = pg_atomic_read_u64(&c->calls)) == 0)
+		return -1;
+	return (double) pg_atomic_read_u64(&c->total_us) / calls / 1000.0;
 }
 
 static bool l1_gauge_registered = false;

@@ -44,5 +44,7 @@ extern uint64 mlcache_counter_value(MlcacheCounter c);
 extern void mlcache_stats_set_l1(int64 entries, int64 bytes);
 extern void mlcache_stats_l1_totals(int64 *entries, int64 *bytes);
 extern TimestampTz mlcache_stats_reset_at(void);
+extern void mlcache_stats_record_compute(uint64 fingerprint, int64 us);
+extern double mlcache_stats_compute_ms(uint64 fingerprint);
 
 #endif

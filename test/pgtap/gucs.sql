@@ -4,7 +4,7 @@
 -- superuser-only, hidden mlcache.redis_password; range checks; and the
 -- reserved "mlcache" prefix.  Run as a superuser.
 BEGIN;
-SELECT plan(32);
+SELECT plan(35);
 
 -- The parameters are defined when the library is loaded; it normally is
 -- already (shared_preload_libraries), and then this is a no-op.
@@ -38,9 +38,12 @@ INSERT INTO tap_guc VALUES
  ('mlcache.generation_slots',      '65536',     NULL, 'postmaster', '65536',     'integer'),
  ('mlcache.refresh_delay',         '1000',      'ms', 'sighup',     '1000',      'integer'),
  ('mlcache.fill_wait_timeout',     '2000',      'ms', 'user',       '2000',      'integer'),
- ('mlcache.track_max',             '5000',      NULL, 'postmaster', '5000',      'integer');
+ ('mlcache.track_max',             '5000',      NULL, 'postmaster', '5000',      'integer'),
+ ('mlcache.warm_sync_limit',       '2000',      'ms', 'user',       '2000',      'integer'),
+ ('mlcache.warm_task_timeout',     '30000',     'ms', 'sighup',     '30000',     'integer'),
+ ('mlcache.warm_max_attempts',     '5',         NULL, 'sighup',     '5',         'integer');
 
--- One test per parameter; a missing parameter shows as NULL (18).
+-- One test per parameter; a missing parameter shows as NULL (21).
 SELECT is(
     (SELECT format('setting=%s unit=%s context=%s boot_val=%s vartype=%s',
                    CASE WHEN g.setting IS NULL THEN '(not checked)' ELSE quote_literal(s.setting) END,

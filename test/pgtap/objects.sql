@@ -6,7 +6,7 @@
 -- membership.  Run by pg_prove in a database where pgtap and mlcache are
 -- installed.
 BEGIN;
-SELECT plan(245);
+SELECT plan(263);
 
 -- ---- schema and extension (4) ----
 SELECT has_schema('mlcache', 'schema mlcache exists');
@@ -24,7 +24,7 @@ SELECT is(
 
 -- ---- functions ----
 -- One row per function of the install script: the single source of truth
--- for every per-function test below (25 C functions x 9 tests = 225).
+-- for every per-function test below (27 C functions x 9 tests = 243).
 CREATE TEMP TABLE tap_fn (
     ord      int PRIMARY KEY,
     fname    name NOT NULL,
@@ -77,7 +77,9 @@ INSERT INTO tap_fn VALUES
      'key text, OUT hits bigint, OUT misses bigint, OUT total bigint, OUT hit_rate_percentage double precision, OUT cache_key text, OUT ttl_seconds integer',
      'record', 'VOLATILE', 'r', 'mlcache_key_stats', false),
  (24, 'tracking_sweep', '{}', '', 'bigint', 'VOLATILE', 'u', 'mlcache_tracking_sweep', false),
- (25, '_tracking_advance', '{integer}', 'hours integer', 'void', 'VOLATILE', 'u', 'mlcache_tracking_advance', true);
+ (25, '_tracking_advance', '{integer}', 'hours integer', 'void', 'VOLATILE', 'u', 'mlcache_tracking_advance', true),
+ (26, '_warm_wake', '{}', '', 'void', 'VOLATILE', 'u', 'mlcache_warm_wake', false),
+ (27, '_compute_estimate', '{text}', 'name text', 'double precision', 'VOLATILE', 'u', 'mlcache_compute_estimate', true);
 
 -- Exactly these functions, no more (1).
 SELECT functions_are(
@@ -91,6 +93,7 @@ SELECT functions_are(
           '_definition_changed', 'define', 'undefine', 'grant_fetch', 'revoke_fetch',
           '_set_readers', '_param_types', '_check_l3', '_health', 'health', 'stats_row',
           'key_stats', 'tracking_sweep', '_tracking_advance',
+          '_warm_wake', '_compute_estimate', 'set_warm_query', '_warm_one', '_warm_tasks', 'warm',
           'lms_analytics_assignment_live', 'lms_analytics_engagement_live', 'lms_analytics_progress_live', 'lms_analytics_student_live',
           'lms_assignment_stats_live', 'lms_catalog', 'lms_create_schema', 'lms_create_views',
           'lms_definitions', 'lms_gen_enrollments', 'lms_gen_entities', 'lms_gen_grades',
@@ -193,7 +196,7 @@ SELECT ok((SELECT prosecdef FROM pg_proc WHERE oid = 'mlcache._on_ddl_end()'::re
           'event trigger functions are SECURITY DEFINER (DDL by any user must not fail)');
 SELECT ok((SELECT bool_and(EXISTS (SELECT 1 FROM unnest(proconfig) c WHERE c LIKE 'search_path=%'))
              FROM pg_proc WHERE pronamespace = 'mlcache'::regnamespace AND prolang <> 13
-               AND proname NOT IN ('define', '_param_types')),
+               AND proname NOT IN ('define', '_param_types', '_warm_tasks')),
           'every SQL or plpgsql function of mlcache pins its search_path, but define() and _param_types(), which record the caller''s');
 
 -- ---- roles (4) ----
