@@ -1986,3 +1986,102 @@ GRANT EXECUTE ON FUNCTION warm(text[], integer), warm(text, text[]), set_warm_qu
                           _warm_one(text, text[]), _warm_tasks(text[]), _warm_wake(),
                           _compute_estimate(text)
       TO mlcache_admin;
+
+-- Maintenance: plain functions, also scheduled in pg_cron by
+-- schedule_maintenance().
+CREATE FUNCTION refresh_views()
+RETURNS integer
+AS 'MODULE_PATHNAME', 'mlcache_refresh_views'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION refresh_views() IS
+'Ask the worker to refresh every L3 view of this database; returns how many';
+
+CREATE FUNCTION clean_orphans()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mlcache_clean_orphans'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION clean_orphans() IS
+'Remove Redis keys under this database''s prefix that no read can use (older epoch, foreign values)';
+
+CREATE TABLE stats_history (
+    taken_at timestamptz NOT NULL DEFAULT now(),
+    stats    jsonb NOT NULL
+);
+CREATE INDEX ON stats_history (taken_at);
+COMMENT ON TABLE stats_history IS 'Snapshots of mlcache.stats taken by snapshot_stats()';
+SELECT pg_catalog.pg_extension_config_dump('mlcache.stats_history', '');
+
+CREATE FUNCTION snapshot_stats()
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ INSERT INTO mlcache.stats_history (stats) SELECT to_jsonb(s) FROM mlcache.stats s $$;
+
+CREATE FUNCTION sweep()
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tracked bigint := mlcache.tracking_sweep();
+    tasks bigint;
+    snapshots bigint;
+BEGIN
+    DELETE FROM mlcache.warm_queue WHERE state IN ('done', 'failed') AND finished_at < now() - interval '1 day';
+    GET DIAGNOSTICS tasks = ROW_COUNT;
+    DELETE FROM mlcache.stats_history WHERE taken_at < now() - interval '30 days';
+    GET DIAGNOSTICS snapshots = ROW_COUNT;
+    RAISE LOG 'mlcache sweep: % tracked keys, % warming tasks, % stats snapshots removed',
+        tracked, tasks, snapshots;
+    RETURN jsonb_build_object('tracked_keys', tracked, 'warm_tasks', tasks, 'stats_snapshots', snapshots);
+END
+$$;
+
+COMMENT ON FUNCTION sweep() IS
+'Forget keys not read for 24 hours, warming tasks finished a day ago and stats snapshots older than 30 days';
+
+-- Register the maintenance jobs in pg_cron, idempotently (jobs are named).
+-- pg_cron runs in one database (cron.database_name): call this there, with
+-- the database whose cache the jobs maintain.
+CREATE FUNCTION schedule_maintenance(database_name name DEFAULT current_database())
+RETURNS TABLE (job text, schedule text, command text, jobid bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j record;
+BEGIN
+    IF to_regnamespace('cron') IS NULL OR to_regproc('cron.schedule_in_database') IS NULL THEN
+        RAISE EXCEPTION 'pg_cron is not installed in this database'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Add pg_cron to shared_preload_libraries, run CREATE EXTENSION pg_cron in the database named by cron.database_name, and call mlcache.schedule_maintenance() there.';
+    END IF;
+    FOR j IN SELECT * FROM (VALUES
+            ('warm',            '0 7 * * *',    'SELECT mlcache.warm()'),
+            ('refresh-views',   '*/30 * * * *', 'SELECT mlcache.refresh_views()'),
+            ('sweep',           '0 * * * *',    'SELECT mlcache.sweep()'),
+            ('snapshot-stats',  '0 */6 * * *',  'SELECT mlcache.snapshot_stats()'),
+            ('clean-orphans',   '0 */12 * * *', 'SELECT mlcache.clean_orphans()')) v(name, sched, cmd) LOOP
+        job := 'mlcache-' || j.name || '-' || database_name;
+        schedule := j.sched;
+        command := j.cmd;
+        EXECUTE 'SELECT cron.schedule_in_database($1, $2, $3, $4)'
+           INTO jobid USING job, schedule, command, database_name::text;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION schedule_maintenance(name) IS
+'Register mlcache''s maintenance jobs in pg_cron (warm daily at 07:00 UTC, refresh views every 30 min, sweep hourly, snapshot stats every 6 h, clean orphans every 12 h)';
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA mlcache FROM PUBLIC;
+REVOKE ALL ON mlcache.stats_history FROM PUBLIC;
+GRANT SELECT ON mlcache.stats_history TO mlcache_reader;
+GRANT EXECUTE ON FUNCTION refresh_views(), clean_orphans(), snapshot_stats(), sweep(),
+                          schedule_maintenance(name)
+      TO mlcache_admin;
+GRANT INSERT, DELETE ON mlcache.stats_history TO mlcache_admin;
+GRANT DELETE ON mlcache.warm_queue TO mlcache_admin;

@@ -47,6 +47,8 @@ SELECT try($$SELECT mlcache.warm()$$);
 SELECT try($$SELECT mlcache.warm('d', '1')$$);
 SELECT try($$SELECT mlcache._warm_wake()$$);
 SELECT try($$SELECT mlcache._compute_estimate('d')$$);
+SELECT try($$SELECT mlcache.refresh_views()$$);
+SELECT try($$SELECT mlcache.clean_orphans()$$);
 CREATE TRIGGER w AFTER UPDATE ON t REFERENCING OLD TABLE AS o NEW TABLE AS n
     FOR EACH STATEMENT EXECUTE FUNCTION mlcache.watch_trigger('t:{id}');
 CREATE TRIGGER w_trunc AFTER TRUNCATE ON t

@@ -331,6 +331,72 @@ mlcache_l2_pipeline(MlcacheL2Cmd *cmds, int n)
 	return L2_OK;
 }
 
+/*
+ * Remove KEYS[1] unless it is an mlcache envelope of the epoch ARGV[1] (8
+ * bytes, as stored at offset 8): values of an older server life, or foreign
+ * values, under our prefix.  Returns 1 if the key was removed.
+ */
+static const char *const l2_unlink_orphan_script =
+"local ok, v = pcall(redis.call, 'GET', KEYS[1]) "
+"if ok and not v then return 0 end "
+"if ok and #v >= 72 and string.sub(v, 1, 3) == 'MLC' and string.sub(v, 9, 16) == ARGV[1] "
+"   then return 0 end "
+"return redis.call('UNLINK', KEYS[1])";
+
+/*
+ * SCAN keys matching match and remove the orphans among them (see
+ * l2_unlink_orphan_script); epoch is the current one, 8 bytes.
+ */
+MlcacheL2Result
+mlcache_l2_clean_orphans(const char *match, uint64 epoch, int64 *removed)
+{
+	char		cursor[32] = "0";
+	char		ep[8];
+
+	memcpy(ep, &epoch, 8);
+	*removed = 0;
+	do
+	{
+		const char *argv[6] = {"SCAN", cursor, "MATCH", match, "COUNT", "1000"};
+		MlcacheL2Result res;
+		redisReply *r = l2_command(6, argv, NULL, &res);
+		int			n,
+					i;
+
+		if (r == NULL)
+			return res;
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+			r->element[0]->type != REDIS_REPLY_STRING ||
+			r->element[1]->type != REDIS_REPLY_ARRAY)
+		{
+			freeReplyObject(r);
+			return L2_FAILED;
+		}
+		strlcpy(cursor, r->element[0]->str, sizeof(cursor));
+		n = (int) r->element[1]->elements;
+		for (i = 0; i < n; i++)
+		{
+			redisReply *e = r->element[1]->element[i];
+			const char *eargv[5] = {"EVAL", l2_unlink_orphan_script, "1", e->str, ep};
+			size_t		elen[5] = {4, strlen(l2_unlink_orphan_script), 1, e->len, 8};
+			redisReply *er;
+
+			er = redisCommandArgv(l2_ctx, 5, eargv, elen);
+			if (er == NULL)
+			{
+				freeReplyObject(r);
+				l2_failure("talk to", "connection lost while cleaning orphans");
+				return L2_FAILED;
+			}
+			if (er->type == REDIS_REPLY_INTEGER)
+				*removed += er->integer;
+			freeReplyObject(er);
+		}
+		freeReplyObject(r);
+	} while (strcmp(cursor, "0") != 0);
+	return L2_OK;
+}
+
 /* Make c the conditional UNLINK of key (see l2_unlink_older_script). */
 void
 mlcache_l2_cmd_unlink_older(MlcacheL2Cmd *c, const char *key, const char *before)

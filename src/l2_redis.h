@@ -27,6 +27,7 @@ extern MlcacheL2Result mlcache_l2_get(const char *rkey, int rkeylen, char **val,
 extern MlcacheL2Result mlcache_l2_set(const char *rkey, int rkeylen,
 									  const char *val, Size vlen, int64 ttl_ms);
 extern void mlcache_l2_cmd_unlink_older(MlcacheL2Cmd *c, const char *key, const char *before);
+extern MlcacheL2Result mlcache_l2_clean_orphans(const char *match, uint64 epoch, int64 *removed);
 extern MlcacheL2Result mlcache_l2_scan_unlink(const char *match, const char *before, int64 *removed);
 extern MlcacheL2Result mlcache_l2_ping(double *rtt_ms);
 extern bool mlcache_l2_breaker_open(void);

@@ -84,6 +84,7 @@ typedef struct L3Entry
 	TimestampTz next_attempt;
 	int			failures;
 	int64		refreshes;
+	bool		requested;		/* refresh_views() asked for a refresh */
 	char		error[L3_ERROR_LEN];
 } L3Entry;
 
@@ -415,6 +416,8 @@ l3_due(L3Entry *e, TimestampTz now)
 		e->dirty_since = now;
 	if (dirty)
 		return now - e->dirty_since >= (TimestampTz) mlcache_refresh_delay * 1000;
+	if (e->requested)
+		return true;
 	return mlcache_l3_ttl > 0 &&
 		now - e->last_refresh >= (TimestampTz) mlcache_l3_ttl * USECS_PER_SEC;
 }
@@ -529,6 +532,13 @@ l3_refresh_one(Oid viewid)
 				   quote_qualified_identifier(get_namespace_name(get_rel_namespace(viewid)),
 											  get_rel_name(viewid)));
 	pgstat_report_activity(STATE_RUNNING, sql);
+	/*
+	 * Never the winner of a deadlock with a user's statement: detect it
+	 * first (and give up, to retry later), and do not queue behind long
+	 * locks either.
+	 */
+	SPI_execute("SET LOCAL deadlock_timeout = '50ms'", false, 0);
+	SPI_execute("SET LOCAL lock_timeout = '10s'", false, 0);
 	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "REFRESH failed");
 	SPI_finish();
@@ -545,6 +555,7 @@ l3_record(L3Entry *e, bool ok, uint64 g0, TimestampTz start, const char *error)
 
 	LWLockAcquire(mlcache_shared->lock, LW_EXCLUSIVE);
 	e->last_duration_us = now - start;
+	e->requested = false;
 	if (ok)
 	{
 		e->state = L3_FRESH;
@@ -755,6 +766,32 @@ mlcache_l3_totals(int *nviews, int64 *refreshes)
 			*refreshes += l3_shared->views[i].refreshes;
 		}
 	LWLockRelease(mlcache_shared->lock);
+}
+
+PG_FUNCTION_INFO_V1(mlcache_refresh_views);
+
+/*
+ * mlcache.refresh_views(): ask for a refresh of every view of this
+ * database, fresh or not; the worker does them off this transaction.
+ * Returns how many.  Readers keep using fresh views until then.
+ */
+Datum
+mlcache_refresh_views(PG_FUNCTION_ARGS)
+{
+	int			i,
+				n = 0;
+
+	mlcache_require_loaded();
+	LWLockAcquire(mlcache_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < L3_MAX_VIEWS; i++)
+		if (l3_shared->views[i].dbid == MyDatabaseId)
+		{
+			l3_shared->views[i].requested = true;
+			l3_shared->views[i].next_attempt = 0;
+			n++;
+		}
+	LWLockRelease(mlcache_shared->lock);
+	PG_RETURN_INT32(n);
 }
 
 PG_FUNCTION_INFO_V1(mlcache_views);

@@ -222,3 +222,27 @@ mlcache_health(PG_FUNCTION_ARGS)
 	res = pushJsonbValue(&st, WJB_END_OBJECT, NULL);
 	PG_RETURN_JSONB_P(JsonbValueToJsonb(res));
 }
+
+PG_FUNCTION_INFO_V1(mlcache_clean_orphans);
+
+/*
+ * mlcache.clean_orphans(): remove from Redis the keys under this database's
+ * prefix that no read can use: values of an older server life (another
+ * epoch) and foreign values.  Returns how many, or NULL if Redis could not
+ * be reached.
+ */
+Datum
+mlcache_clean_orphans(PG_FUNCTION_ARGS)
+{
+	int			nlen;
+	const char *ns;
+	int64		removed = 0;
+
+	mlcache_require_loaded();
+	ns = mlcache_namespace(&nlen);
+	if (mlcache_l2_clean_orphans(psprintf("%s*", mlcache_glob_escape(ns, nlen)),
+								 mlcache_shared->epoch, &removed) != L2_OK)
+		PG_RETURN_NULL();
+	ereport(LOG, (errmsg("mlcache removed %lld orphaned Redis keys", (long long) removed)));
+	PG_RETURN_INT64(removed);
+}

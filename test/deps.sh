@@ -5,6 +5,7 @@ set -euo pipefail
 pkgs=(
 	postgresql-15 postgresql-client-15 postgresql-server-dev-15   # server, psql/pg_regress/isolation, PGXS
 	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl    # pgTAP + pg_prove
+	postgresql-15-cron                                            # pg_cron, for the maintenance schedule
 	libhiredis-dev redis-server redis-tools                       # hiredis, redis-server, redis-cli
 	gcc libc6-dev make procps                                     # build; pgrep/pkill/ps
 	python3 python3-psycopg2                                      # the concurrent checker (/usr/bin/python3)

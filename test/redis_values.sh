@@ -46,3 +46,12 @@ case_ "FLUSHALL" FLUSHALL
 (($(counter decode_failures) >= decode0 + 6)) || fail "decode_failures did not count the bad values"
 (($(counter redis_errors) == errors0)) || fail "bad values were counted as Redis errors"
 echo "redis_values: every damaged value was a miss"
+
+# clean_orphans() removes values no read can use, and keeps current ones.
+rcli SET "mlcache:$db:orphan:junk" "not an envelope" >/dev/null
+[[ $(read_level) == "42|l2" ]] || psql -c "SELECT mlcache.get('val:k', '$query', 0)" >/dev/null
+removed=$(psql -c 'SELECT mlcache.clean_orphans()')
+((removed >= 1)) || fail "clean_orphans removed $removed keys"
+[[ $(rcli EXISTS "mlcache:$db:orphan:junk") == 0 ]] || fail "the foreign value is still there"
+[[ $(read_level) == "42|l2" ]] || fail "clean_orphans removed a current value"
+echo "redis_values: clean_orphans removed the foreign value and kept the current one"

@@ -102,6 +102,7 @@ shell e-coherence /usr/bin/python3 test/coherence_check.py --seconds 6
 shell e-hygiene-late bash test/hygiene_late.sh
 shell e-redis-values bash test/redis_values.sh
 shell e-standby bash test/standby.sh
+shell e-schedule bash test/schedule.sh
 # These two kill Redis, which can leave the circuit breaker open for a while.
 shell e-crash-restart bash test/crash_restart.sh
 shell e-redis-faults /usr/bin/python3 test/coherence_check.py --seconds 8 --fault redis

@@ -8,7 +8,7 @@
 #   start-pg | stop-pg | restart-pg [DIR]
 #   stop-all-pg                    stop every cluster found under $MLCACHE_TMP
 # DIR defaults to $MLCACHE_PGDATA, else $MLCACHE_TMP/pgdata; PORT to $PGPORT, else 55432.
-# MLCACHE_PRELOAD (default 'mlcache') is what init-pg preloads; set it empty (MLCACHE_PRELOAD=)
+# MLCACHE_PRELOAD (default 'mlcache,pg_cron') is what init-pg preloads; set it empty (MLCACHE_PRELOAD=)
 # to run the servers before the mlcache library is built and installed.
 set -euo pipefail
 
@@ -98,7 +98,7 @@ init_pg() {
 	local dir=${1:-$PGDATA_DEFAULT} port=${2:-${PGPORT:-55432}} preload=${3:-yes} log
 	case $preload in
 	no) preload= ;;
-	yes) preload=${MLCACHE_PRELOAD-mlcache} ;;
+	yes) preload=${MLCACHE_PRELOAD-mlcache,pg_cron} ;;
 	esac
 	[[ ! -e $dir/PG_VERSION ]] || die "$dir is already initialized"
 	mkdir -p "$dir"
@@ -125,6 +125,7 @@ init_pg() {
 		logging_collector = off
 		log_min_messages = warning
 		# tests may write extra settings here, then reload or restart-pg
+		cron.database_name = 'postgres'
 		include_if_exists = 'mlcache_test.conf'
 	EOF
 }

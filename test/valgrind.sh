@@ -271,10 +271,23 @@ snapshot_procs
 makevar() { make -C "$REPO" -s --no-print-directory --eval='vg-print-%: ; @echo $($*)' "vg-print-$1"; }
 infra_failed=()
 suites_failed=()
+# wait_ready: wait (bounded) until the server accepts connections, e.g. after a crash restart.
+wait_ready() {
+	local i
+	for ((i = 0; i < START_TIMEOUT * 2; i++)); do
+		"$PGBIN/pg_isready" -q -h "$TMP" -p "$PORT" -t 5 2>/dev/null && return 0
+		alive "$pm_pid" || break
+		sleep 0.5
+	done
+	warn "the server does not accept connections"
+	infra_failed+=(not-ready)
+	return 1
+}
 # suite LABEL MAKE-ARGS...: make installcheck with outputs under $TMP/LABEL.
 suite() {
 	local label=$1 rc t0=$SECONDS f
 	shift
+	wait_ready || return
 	say "running the $label suite: make installcheck $*"
 	run_bounded "$SUITE_TIMEOUT" make -C "$REPO" -s --no-print-directory installcheck "$@" \
 		EXTRA_REGRESS_OPTS="--outputdir=$TMP/$label"
@@ -297,13 +310,14 @@ suite() {
 [[ -n $(makevar ISOLATION) ]] && suite isolation REGRESS=
 if [[ -n ${VG_EXTRA_CMD:-} ]]; then
 	# Extra probes, e.g. hand-written SQL, against the same server (PGHOST/PGPORT/PGUSER are set).
+	wait_ready
 	say "running VG_EXTRA_CMD: $VG_EXTRA_CMD"
 	run_bounded "$SUITE_TIMEOUT" bash -c "$VG_EXTRA_CMD"
 	say "VG_EXTRA_CMD finished with status $?"
 fi
 snapshot_procs
 
-if grep -E 'terminated by signal|was terminated by exception|exited with exit code [^01]' "$SERVER_LOG"; then
+if grep -E 'terminated by signal|was terminated by exception|exited with exit code [^01]|^TRAP:' "$SERVER_LOG"; then
 	warn "a server process crashed (see the lines above, from $SERVER_LOG)"
 	infra_failed+=(crash)
 fi
@@ -483,7 +497,7 @@ echo
 ((${#infra_failed[@]} == 0)) || say "run problems: ${infra_failed[*]}"
 case $vg_rc in
 0) say "no valgrind error involves mlcache" ;;
-1) say "FAILED: valgrind errors involve mlcache (above)" ;;
+1) say "FAILED: valgrind errors (or a crash) with mlcache frames, above" ;;
 *) say "the valgrind logs could not be summarised"; infra_failed+=(summary) ;;
 esac
 ((vg_rc == 1)) && exit 1

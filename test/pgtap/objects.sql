@@ -6,7 +6,7 @@
 -- membership.  Run by pg_prove in a database where pgtap and mlcache are
 -- installed.
 BEGIN;
-SELECT plan(263);
+SELECT plan(281);
 
 -- ---- schema and extension (4) ----
 SELECT has_schema('mlcache', 'schema mlcache exists');
@@ -24,7 +24,7 @@ SELECT is(
 
 -- ---- functions ----
 -- One row per function of the install script: the single source of truth
--- for every per-function test below (27 C functions x 9 tests = 243).
+-- for every per-function test below (29 C functions x 9 tests = 261).
 CREATE TEMP TABLE tap_fn (
     ord      int PRIMARY KEY,
     fname    name NOT NULL,
@@ -79,7 +79,9 @@ INSERT INTO tap_fn VALUES
  (24, 'tracking_sweep', '{}', '', 'bigint', 'VOLATILE', 'u', 'mlcache_tracking_sweep', false),
  (25, '_tracking_advance', '{integer}', 'hours integer', 'void', 'VOLATILE', 'u', 'mlcache_tracking_advance', true),
  (26, '_warm_wake', '{}', '', 'void', 'VOLATILE', 'u', 'mlcache_warm_wake', false),
- (27, '_compute_estimate', '{text}', 'name text', 'double precision', 'VOLATILE', 'u', 'mlcache_compute_estimate', true);
+ (27, '_compute_estimate', '{text}', 'name text', 'double precision', 'VOLATILE', 'u', 'mlcache_compute_estimate', true),
+ (28, 'refresh_views', '{}', '', 'integer', 'VOLATILE', 'u', 'mlcache_refresh_views', false),
+ (29, 'clean_orphans', '{}', '', 'bigint', 'VOLATILE', 'u', 'mlcache_clean_orphans', false);
 
 -- Exactly these functions, no more (1).
 SELECT functions_are(
@@ -94,6 +96,7 @@ SELECT functions_are(
           '_set_readers', '_param_types', '_check_l3', '_health', 'health', 'stats_row',
           'key_stats', 'tracking_sweep', '_tracking_advance',
           '_warm_wake', '_compute_estimate', 'set_warm_query', '_warm_one', '_warm_tasks', 'warm',
+          'refresh_views', 'clean_orphans', 'snapshot_stats', 'sweep', 'schedule_maintenance',
           'lms_analytics_assignment_live', 'lms_analytics_engagement_live', 'lms_analytics_progress_live', 'lms_analytics_student_live',
           'lms_assignment_stats_live', 'lms_catalog', 'lms_create_schema', 'lms_create_views',
           'lms_definitions', 'lms_gen_enrollments', 'lms_gen_entities', 'lms_gen_grades',
