@@ -291,6 +291,27 @@ worker_deliver(HygieneItem *items, int n)
 	return true;
 }
 
+/*
+ * A LOG line summing up the invalidations delivered to Redis, at most once a
+ * minute however many batches there were.
+ */
+static void
+worker_log_summary(int delivered)
+{
+	static int64 since_last = 0;
+	static TimestampTz last = 0;
+	TimestampTz now = GetCurrentTimestamp();
+
+	since_last += delivered;
+	if (last != 0 && now - last < 60 * USECS_PER_SEC)
+		return;
+	ereport(LOG,
+			(errmsg("mlcache delivered %lld invalidations to Redis%s",
+					(long long) since_last, last == 0 ? "" : " in the last minute")));
+	since_last = 0;
+	last = now;
+}
+
 static void
 worker_clear_pid(int code, Datum arg)
 {
@@ -362,6 +383,7 @@ mlcache_worker_main(Datum arg)
 		if (worker_deliver(items, nitems))
 		{
 			mlcache_count_n(MLC_HYGIENE_DONE, nitems);
+			worker_log_summary(nitems);
 			nitems = 0;
 			backoff_ms = 0;
 			MemoryContextReset(batch_cxt);

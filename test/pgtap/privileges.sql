@@ -9,7 +9,7 @@
 -- which only take effect at commit.  reset_stats() is never called: it acts
 -- at once, server-wide.  Run as a superuser, with mlcache preloaded.
 BEGIN;
-SELECT plan(63);
+SELECT plan(151);
 
 -- tap_nobody: no grants at all.  tap_usage_only: USAGE on the schema but no
 -- function grant, so a call reaches the function's own ACL.
@@ -37,9 +37,31 @@ INSERT INTO tap_fn VALUES
  (8, 'clear',              '{}',                           false),
  (9, 'reset_stats',        '{}',                           false),
  (10, 'watch',             '{regclass,text[],regclass[]}', false),
- (11, 'unwatch',           '{regclass}',                   false);
+ (11, 'unwatch',           '{regclass}',                   false),
+ (12, 'fetch',             '{text,"\"any\""}',             true),
+ (13, 'fetch',             '{text}',                       true),
+ (14, 'stats_row',         '{}',                           true),
+ (15, 'key_stats',         '{text}',                       true),
+ (16, 'view_status',       '{}',                           true),
+ (17, 'lms_assignment_cache_hit_rate', '{bigint,bigint,name,jsonb,jsonb}', true),
+ (18, 'define',            '{text,text,text,integer,integer,regclass,text[],text}', false),
+ (19, 'undefine',          '{text}',                       false),
+ (20, 'grant_fetch',       '{text,regrole}',               false),
+ (21, 'revoke_fetch',      '{text,regrole}',               false),
+ (22, 'health',            '{}',                           false),
+ (23, 'tracking_sweep',    '{}',                           false),
+ (24, 'warm',              '{text[],integer}',             false),
+ (25, 'warm',              '{text,text[]}',                false),
+ (26, 'set_warm_query',    '{text,text}',                  false),
+ (27, 'refresh_views',     '{}',                           false),
+ (28, 'sweep',             '{}',                           false),
+ (29, 'snapshot_stats',    '{}',                           false),
+ (30, 'clean_orphans',     '{}',                           false),
+ (31, 'schedule_maintenance', '{name}',                    false),
+ (32, 'lms_setup',         '{name,jsonb,jsonb}',           false),
+ (33, 'lms_generate',      '{integer,name,double precision}', false);
 
--- ---- the catalog (1 + 4 x 11 + 4 = 49) ----
+-- ---- the catalog (1 + 4 x 33 + 4 = 137) ----
 SELECT is_empty(
     $$SELECT p.oid::regprocedure
         FROM pg_proc p
