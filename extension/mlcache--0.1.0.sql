@@ -17,12 +17,13 @@ GRANT mlcache_reader TO mlcache_admin;
 
 -- Reading through the levels.
 CREATE FUNCTION get(key text, query text,
-                    l1_ttl integer DEFAULT NULL, l2_ttl integer DEFAULT NULL)
+                    l1_ttl integer DEFAULT NULL, l2_ttl integer DEFAULT NULL,
+                    max_stale integer DEFAULT 0, beta float8 DEFAULT 0)
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'mlcache_get'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-COMMENT ON FUNCTION get(text, text, integer, integer) IS
+COMMENT ON FUNCTION get(text, text, integer, integer, integer, float8) IS
 'Read key through L1 and Redis; on a miss run query, store and return its result as jsonb';
 
 CREATE FUNCTION set(key text, value jsonb,
@@ -93,7 +94,7 @@ COMMENT ON FUNCTION reset_stats() IS
 -- keys; admins also clear, invalidate by pattern and reset statistics.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA mlcache FROM PUBLIC;
 GRANT USAGE ON SCHEMA mlcache TO mlcache_reader;
-GRANT EXECUTE ON FUNCTION get(text, text, integer, integer),
+GRANT EXECUTE ON FUNCTION get(text, text, integer, integer, integer, float8),
                           set(text, jsonb, integer, integer),
                           last_level(),
                           invalidate(text, boolean),
@@ -356,6 +357,8 @@ CREATE TABLE definitions (
     owner        regrole NOT NULL,
     readers      regrole[] NOT NULL DEFAULT '{}',
     search_path  text NOT NULL,
+    max_stale    integer NOT NULL DEFAULT 0 CHECK (max_stale >= 0),
+    beta         float8 NOT NULL DEFAULT 0 CHECK (beta >= 0),
     created_at   timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE definitions IS
@@ -2085,3 +2088,30 @@ GRANT EXECUTE ON FUNCTION refresh_views(), clean_orphans(), snapshot_stats(), sw
       TO mlcache_admin;
 GRANT INSERT, DELETE ON mlcache.stats_history TO mlcache_admin;
 GRANT DELETE ON mlcache.warm_queue TO mlcache_admin;
+
+-- Opt-in staleness of a definition (G8): serve a value up to max_stale
+-- seconds past its TTL or invalidation while one session recomputes it, and
+-- XFetch early recomputation with strength beta.  Both 0 (off) by default.
+CREATE FUNCTION set_staleness(name text, max_stale integer DEFAULT 0, beta float8 DEFAULT 0)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF max_stale IS NULL OR max_stale < 0 OR beta IS NULL OR beta < 0 OR beta = 'NaN' THEN
+        RAISE EXCEPTION 'max_stale and beta must be zero or positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    UPDATE mlcache.definitions d SET max_stale = set_staleness.max_stale, beta = set_staleness.beta
+     WHERE d.name = set_staleness.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'mlcache definition "%" does not exist', name USING ERRCODE = 'undefined_object';
+    END IF;
+    PERFORM mlcache._definition_changed(name);
+END
+$$;
+
+COMMENT ON FUNCTION set_staleness(text, integer, float8) IS
+'Opt a definition into stale-while-revalidate (max_stale seconds) and XFetch (beta); 0 turns them off';
+
+REVOKE ALL ON FUNCTION set_staleness(text, integer, float8) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION set_staleness(text, integer, float8) TO mlcache_admin;

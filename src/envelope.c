@@ -13,7 +13,9 @@
  *	32	uint64 query fingerprint
  *	40	int64 computed_at, 48 int64 expires_at, 56 int64 compute time (us)
  *	64	uint32 value length
- *	68	key bytes, then the jsonb value (its varlena body, without header)
+ *	68	uint32 max_stale (seconds; the Redis clean-up leaves a value alone
+ *		while it may still be served stale)
+ *	72	key bytes, then the jsonb value (its varlena body, without header)
  *	end uint32 CRC-32C of everything before it
  *
  * Decoding never trusts its input: any length that does not add up, a wrong
@@ -27,7 +29,7 @@
 
 #include "envelope.h"
 
-#define ENV_HEADER	68
+#define ENV_HEADER	72
 #define ENV_TRAILER 4
 
 static const char env_magic[4] = {'M', 'L', 'C', MLCACHE_ENVELOPE_VERSION};
@@ -93,6 +95,7 @@ mlcache_envelope_encode(const MlcacheEnvelope *env, Size *len)
 	put64(p + 48, (uint64) env->expires_at);
 	put64(p + 56, (uint64) env->compute_us);
 	put32(p + 64, (uint32) vlen);
+	put32(p + 68, env->max_stale);
 	memcpy(p + ENV_HEADER, env->key, env->keylen);
 	memcpy(p + ENV_HEADER + env->keylen, VARDATA(env->value), vlen);
 	put32(p + total - ENV_TRAILER, env_crc(buf, total - ENV_TRAILER));
@@ -134,6 +137,7 @@ mlcache_envelope_decode(const char *buf, Size len, MlcacheEnvelope *env)
 	env->computed_at = (TimestampTz) get64(buf + 40);
 	env->expires_at = (TimestampTz) get64(buf + 48);
 	env->compute_us = (int64) get64(buf + 56);
+	env->max_stale = get32(buf + 68);
 
 	value = palloc(VARHDRSZ + vlen);
 	SET_VARSIZE(value, VARHDRSZ + vlen);

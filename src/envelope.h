@@ -8,7 +8,7 @@
 #include "datatype/timestamp.h"
 #include "utils/jsonb.h"
 
-#define MLCACHE_ENVELOPE_VERSION 1
+#define MLCACHE_ENVELOPE_VERSION 2
 
 typedef struct MlcacheEnvelope
 {
@@ -20,6 +20,7 @@ typedef struct MlcacheEnvelope
 	TimestampTz computed_at;
 	TimestampTz expires_at;
 	int64		compute_us;		/* how long the computation took */
+	uint32		max_stale;		/* s it may be served stale (stale-while-revalidate) */
 	const char *key;			/* full cache key */
 	int			keylen;
 	Jsonb	   *value;

@@ -53,6 +53,8 @@ typedef struct FetchDef
 	Oid		   *ptypes;
 	int			l1_ttl;			/* -1: the GUC default */
 	int			l2_ttl;
+	int			max_stale;
+	double		beta;
 	Oid			owner;
 	Oid		   *readers;
 	int			nreaders;
@@ -144,7 +146,7 @@ fetch_def_load(FetchDef *d)
 	args[0] = CStringGetTextDatum(d->name);
 	if (SPI_execute_with_args("SELECT query, key_template, param_types::oid[], l1_ttl, l2_ttl,"
 							  " owner::oid, readers::oid[], search_path, l3_view::oid,"
-							  " l3_columns, l3_value"
+							  " l3_columns, l3_value, max_stale, beta"
 							  " FROM mlcache.definitions WHERE name = $1",
 							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read mlcache.definitions");
@@ -164,6 +166,13 @@ fetch_def_load(FetchDef *d)
 		d->nreaders = fetch_oid_array(tup, desc, 7, d->cxt, &d->readers);
 		d->search_path = fetch_text_col(tup, desc, 8, d->cxt);
 		mlcache_l3_load(&d->l3, tup, desc, 9, d->cxt);
+		d->max_stale = Max(fetch_int_col(tup, desc, 12), 0);
+		{
+			bool		isnull;
+			Datum		b = SPI_getbinval(tup, desc, 13, &isnull);
+
+			d->beta = isnull ? 0 : DatumGetFloat8(b);
+		}
 		d->plan = NULL;
 		d->fingerprint = mlcache_fingerprint("def", psprintf("%s\n%s\n%u\n%s", d->name, d->query,
 																 d->owner, d->search_path));
@@ -426,6 +435,8 @@ mlcache_fetch(PG_FUNCTION_ARGS)
 	src.compute = fetch_compute;
 	src.l3 = mlcache_l3_configured(&d->l3) ? fetch_l3 : NULL;
 	src.arg = &call;
+	src.max_stale = d->max_stale;
+	src.beta = d->beta;
 	if (changed_here)
 	{
 		int64		us;

@@ -33,15 +33,20 @@ static redisContext *l2_ctx = NULL;
 /*
  * Remove KEYS[1] only if it is not an mlcache value computed at or after
  * ARGV[1] (a TimestampTz): the clean-up after a commit must not delete a
- * value stored after that commit.  Values that are not envelopes, or of
- * another type, are removed.  The offset is that of computed_at in
- * envelope.c.  Returns 1 if the key was removed.
+ * value stored after that commit, nor one that may still be served stale
+ * (its max_stale window reaches past the commit).  Values that are not
+ * envelopes, or of another type, are removed.  The offsets are those of
+ * computed_at and max_stale in envelope.c.  Returns 1 if the key was removed.
  */
 static const char *const l2_unlink_older_script =
 "local ok, v = pcall(redis.call, 'GET', KEYS[1]) "
 "if ok and not v then return 0 end "
-"if ok and #v >= 72 and string.sub(v, 1, 3) == 'MLC' "
-"   and struct.unpack('<i8', v, 41) >= tonumber(ARGV[1]) then return 0 end "
+"if ok and #v >= 76 and string.sub(v, 1, 4) == 'MLC\\2' then "
+"  local computed = struct.unpack('<i8', v, 41) "
+"  local stale = struct.unpack('<I4', v, 69) "
+"  if computed >= tonumber(ARGV[1]) or computed + stale * 1000000 > tonumber(ARGV[1]) "
+"  then return 0 end "
+"end "
 "return redis.call('UNLINK', KEYS[1])";
 static uint64 l2_ctx_version = 0;
 
@@ -339,7 +344,7 @@ mlcache_l2_pipeline(MlcacheL2Cmd *cmds, int n)
 static const char *const l2_unlink_orphan_script =
 "local ok, v = pcall(redis.call, 'GET', KEYS[1]) "
 "if ok and not v then return 0 end "
-"if ok and #v >= 72 and string.sub(v, 1, 3) == 'MLC' and string.sub(v, 9, 16) == ARGV[1] "
+"if ok and #v >= 76 and string.sub(v, 1, 3) == 'MLC' and string.sub(v, 9, 16) == ARGV[1] "
 "   then return 0 end "
 "return redis.call('UNLINK', KEYS[1])";
 

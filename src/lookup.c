@@ -18,12 +18,15 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "common/pg_prng.h"
 #include "storage/lock.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
@@ -123,14 +126,19 @@ ttl_deadline(TimestampTz now, int ttl_s)
 	return now + (TimestampTz) ttl_s * USECS_PER_SEC;
 }
 
-/* Write a value to L2 under stamp; Redis trouble is only counted. */
+/*
+ * Write a value to L2 under stamp; Redis trouble is only counted.  With
+ * stale-while-revalidate the Redis copy outlives its logical expiry by
+ * max_stale seconds, so that it can still be served stale.
+ */
 static void
-l2_store(MlcacheKey *k, Jsonb *value, const MlcacheStamp *stamp)
+l2_store(MlcacheKey *k, Jsonb *value, const MlcacheStamp *stamp, int max_stale)
 {
 	MlcacheEnvelope env;
 	Size		len;
 	char	   *buf;
-	int64		ttl_ms = (stamp->expires_at - GetCurrentTimestamp()) / 1000;
+	int64		ttl_ms = (stamp->expires_at - GetCurrentTimestamp()) / 1000 +
+		(int64) max_stale * 1000;
 
 	env.epoch = mlcache_shared->epoch;
 	env.token = stamp->token;
@@ -140,6 +148,7 @@ l2_store(MlcacheKey *k, Jsonb *value, const MlcacheStamp *stamp)
 	env.computed_at = stamp->computed_at;
 	env.expires_at = stamp->expires_at;
 	env.compute_us = stamp->compute_us;
+	env.max_stale = (uint32) Max(max_stale, 0);
 	env.key = k->key;
 	env.keylen = k->keylen;
 	env.value = value;
@@ -157,7 +166,8 @@ l2_store(MlcacheKey *k, Jsonb *value, const MlcacheStamp *stamp)
 
 /* Store a value in the levels whose TTL is positive. */
 static void
-lookup_store(MlcacheKey *k, Jsonb *value, MlcacheStamp stamp, int l1_ttl, int l2_ttl)
+lookup_store(MlcacheKey *k, Jsonb *value, MlcacheStamp stamp, int l1_ttl, int l2_ttl,
+			 int max_stale)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
@@ -169,13 +179,33 @@ lookup_store(MlcacheKey *k, Jsonb *value, MlcacheStamp stamp, int l1_ttl, int l2
 	if (l2_ttl > 0)
 	{
 		stamp.expires_at = ttl_deadline(now, l2_ttl);
-		l2_store(k, value, &stamp);
+		l2_store(k, value, &stamp, max_stale);
 	}
 	if (l1_ttl > 0)
 	{
 		stamp.expires_at = ttl_deadline(now, l1_ttl);
 		mlcache_l1_put(k, value, &stamp);
 	}
+}
+
+/*
+ * XFetch (probabilistic early recomputation, opt-in): recompute a valid value
+ * before it expires with a probability that rises as expiry nears and with
+ * how long it takes to compute: when now - compute_time * beta * ln(U) is
+ * past the expiry, U uniform in (0, 1].
+ */
+static bool
+xfetch_due(const MlcacheStamp *s, const MlcacheSource *src)
+{
+	double		u;
+
+	if (src->beta <= 0)
+		return false;
+	u = pg_prng_double(&pg_global_prng_state);
+	if (u <= 0)
+		u = 1e-12;
+	return (double) GetCurrentTimestamp() - (double) Max(s->compute_us, 1) * src->beta * log(u)
+		>= (double) s->expires_at;
 }
 
 /* Try L1.  Returns a copy of the value on a valid hit, else NULL. */
@@ -185,6 +215,12 @@ lookup_l1(const MlcacheKey *k, uint64 token, const MlcacheSource *src)
 	MlcacheStamp stamp;
 	Jsonb	   *v = mlcache_l1_get(k, &stamp);
 
+	if (v != NULL && stamp_matches(&stamp, token, src) && xfetch_due(&stamp, src))
+	{
+		mlcache_count(MLC_XFETCH_EARLY);
+		mlcache_count(MLC_L1_MISS);
+		return NULL;
+	}
 	if (v != NULL && stamp_matches(&stamp, token, src))
 	{
 		mlcache_count(MLC_L1_HIT);
@@ -204,9 +240,15 @@ lookup_l1(const MlcacheKey *k, uint64 token, const MlcacheSource *src)
  * Try Redis.  A value is accepted only if it is a well-formed envelope for
  * this server life (epoch), database, key, role and query, under the current
  * token, and not past its expiry.  On a hit L1 is filled if l1_ttl > 0.
+ *
+ * With stale-while-revalidate (src->max_stale > 0), a value that fails only
+ * the token or the expiry is returned in *stale instead, if it was computed
+ * at most max_stale seconds ago (so it is at most that long past its
+ * invalidation) or expired at most max_stale seconds ago.  XFetch likewise
+ * turns a valid value due for early recomputation into a stale candidate.
  */
 static Jsonb *
-lookup_l2(MlcacheKey *k, uint64 token, const MlcacheSource *src, int l1_ttl)
+lookup_l2(MlcacheKey *k, uint64 token, const MlcacheSource *src, int l1_ttl, Jsonb **stale)
 {
 	char	   *buf;
 	Size		len;
@@ -235,11 +277,25 @@ lookup_l2(MlcacheKey *k, uint64 token, const MlcacheSource *src, int l1_ttl)
 	stamp.computed_at = env.computed_at;
 	stamp.compute_us = env.compute_us;
 	stamp.expires_at = Min(env.expires_at, ttl_deadline(now, l1_ttl));
+	if (stamp_matches(&stamp, token, src) && env.expires_at > now && xfetch_due(&stamp, src))
+	{
+		mlcache_count(MLC_XFETCH_EARLY);
+		mlcache_count(MLC_L2_MISS);
+		if (stale)
+			*stale = env.value;
+		return NULL;
+	}
 	if (!stamp_matches(&stamp, token, src) || env.expires_at <= now)
 	{
 		if (env.token != token)
 			mlcache_count(MLC_STALE_REJECTED);
 		mlcache_count(MLC_L2_MISS);
+		if (stale && src->max_stale > 0 && env.roleid == src->roleid &&
+			(env.fingerprint == src->fingerprint || env.fingerprint == 0) &&
+			(env.token == token
+			 ? now - env.expires_at <= (TimestampTz) src->max_stale * USECS_PER_SEC
+			 : now - env.computed_at <= (TimestampTz) src->max_stale * USECS_PER_SEC))
+			*stale = env.value;
 		return NULL;
 	}
 	mlcache_count(MLC_L2_HIT);
@@ -264,7 +320,7 @@ lookup_fill(MlcacheKey *k, const MlcacheSource *src, Jsonb *value, uint64 token,
 	stamp.token = token;
 	stamp.roleid = src->roleid;
 	stamp.fingerprint = src->fingerprint;
-	lookup_store(k, value, stamp, l1_ttl, l2_ttl);
+	lookup_store(k, value, stamp, l1_ttl, l2_ttl, src->max_stale);
 }
 
 /* Keys this backend is computing right now, to refuse recursion. */
@@ -374,7 +430,7 @@ lookup_fill_turn(MlcacheKey *k, uint64 h, uint64 token, const MlcacheSource *src
 			mlcache_count(MLC_FILL_WAIT_TIMEOUT);
 			return FILL_GAVE_UP;
 		}
-		if ((*value = lookup_l2(k, token, src, l1_ttl)) != NULL)
+		if ((*value = lookup_l2(k, token, src, l1_ttl, NULL)) != NULL)
 			return FILL_DONE;
 	}
 }
@@ -426,6 +482,7 @@ mlcache_lookup_read(MlcacheKey *k, const MlcacheSource *src, int l1_ttl, int l2_
 	Jsonb	   *value;
 	FillTurn	turn;
 	LOCKTAG		tag;
+	Jsonb	   *stale;
 	const char *why = lookup_bypass_reason(k);
 
 	if (why != NULL)
@@ -449,7 +506,8 @@ mlcache_lookup_read(MlcacheKey *k, const MlcacheSource *src, int l1_ttl, int l2_
 		mlcache_track(k, h, true);
 		return value;
 	}
-	if (l2_ttl > 0 && (value = lookup_l2(k, token, src, l1_ttl)) != NULL)
+	stale = NULL;
+	if (l2_ttl > 0 && (value = lookup_l2(k, token, src, l1_ttl, &stale)) != NULL)
 	{
 		elog(DEBUG1, "mlcache: L2 hit for \"%s\"", k->key);
 		last_level = "l2";
@@ -458,7 +516,23 @@ mlcache_lookup_read(MlcacheKey *k, const MlcacheSource *src, int l1_ttl, int l2_
 	}
 
 	turn = FILL_MINE;
-	if (l2_ttl > 0)
+	if (stale != NULL)
+	{
+		/*
+		 * Stale-while-revalidate: whoever gets the fill lock recomputes; while
+		 * someone does, the others serve the stale value rather than wait.
+		 */
+		lookup_fill_locktag(&tag, h);
+		if (LockAcquireExtended(&tag, ExclusiveLock, false, true, false, NULL) == LOCKACQUIRE_NOT_AVAIL)
+		{
+			mlcache_count(MLC_STALE_SERVED);
+			elog(DEBUG1, "mlcache: serving \"%s\" stale while another backend recomputes", k->key);
+			last_level = "stale";
+			mlcache_track(k, h, true);
+			return stale;
+		}
+	}
+	else if (l2_ttl > 0)
 		turn = lookup_fill_turn(k, h, token, src, l1_ttl, &tag, &value);
 	if (turn == FILL_DONE)
 	{
@@ -517,7 +591,7 @@ mlcache_lookup_ttl_arg(FunctionCallInfo fcinfo, int argno, const char *name, int
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must not be negative", name),
-				 errdetail("A TTL of 0 means the value is not kept at that level.")));
+				 errdetail("A TTL of 0 means the value is not kept at that level; a max_stale of 0 never serves a stale value.")));
 	return ttl;
 }
 
@@ -564,6 +638,13 @@ mlcache_get(PG_FUNCTION_ARGS)
 		src.compute = lookup_compute_query;
 		src.l3 = NULL;
 		src.arg = query;
+		src.max_stale = mlcache_lookup_ttl_arg(fcinfo, 4, "max_stale", 0);
+		src.beta = (PG_NARGS() > 5 && !PG_ARGISNULL(5)) ? PG_GETARG_FLOAT8(5) : 0;
+		if (src.beta < 0 || isnan(src.beta))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("beta must not be negative"),
+					 errdetail("0 turns XFetch early recomputation off; 1 is its usual strength.")));
 		PG_RETURN_JSONB_P(mlcache_lookup_read(&k, &src, l1_ttl, l2_ttl));
 	}
 }
@@ -641,7 +722,7 @@ mlcache_lookup_flush_sets(void)
 			continue;
 		}
 		mlcache_count(MLC_SETS);
-		lookup_store(&k, ps->value, ps->stamp, ps->l1_ttl, ps->l2_ttl);
+		lookup_store(&k, ps->value, ps->stamp, ps->l1_ttl, ps->l2_ttl, 0);
 	}
 	pending_sets = NIL;
 }

@@ -21,6 +21,8 @@ typedef struct MlcacheSource
 	Jsonb	   *(*compute) (void *arg, int64 *compute_us);
 	Jsonb	   *(*l3) (void *arg);	/* NULL, or a fresh L3 answer or NULL */
 	void	   *arg;
+	int			max_stale;		/* s a value may be served stale (opt-in, G8) */
+	double		beta;			/* XFetch early recomputation; 0: off */
 } MlcacheSource;
 
 extern Jsonb *mlcache_lookup_read(MlcacheKey *k, const MlcacheSource *src,

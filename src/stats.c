@@ -81,6 +81,8 @@ static const char *const counter_names[MLC_NCOUNTERS] = {
 	[MLC_REDIS_UNLINKED] = "redis_unlinked",
 	[MLC_FILL_WAIT] = "fill_waits",
 	[MLC_FILL_WAIT_TIMEOUT] = "fill_wait_timeouts",
+	[MLC_STALE_SERVED] = "stale_served",
+	[MLC_XFETCH_EARLY] = "xfetch_early",
 };
 
 static int

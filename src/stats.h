@@ -33,6 +33,8 @@ typedef enum MlcacheCounter
 	MLC_REDIS_UNLINKED,		/* keys Redis reported removed */
 	MLC_FILL_WAIT,			/* misses that waited for another backend's fill */
 	MLC_FILL_WAIT_TIMEOUT,	/* ... and gave up after fill_wait_timeout */
+	MLC_STALE_SERVED,		/* stale values served (opt-in max_stale) */
+	MLC_XFETCH_EARLY,		/* early recomputations chosen by XFetch */
 	MLC_NCOUNTERS
 } MlcacheCounter;
 

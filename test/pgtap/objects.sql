@@ -37,8 +37,8 @@ CREATE TEMP TABLE tap_fn (
     strict   bool NOT NULL DEFAULT false
 ) ON COMMIT DROP;
 INSERT INTO tap_fn VALUES
- (1, 'get', '{text,text,integer,integer}',
-     'key text, query text, l1_ttl integer DEFAULT NULL::integer, l2_ttl integer DEFAULT NULL::integer',
+ (1, 'get', '{text,text,integer,integer,integer,"double precision"}',
+     'key text, query text, l1_ttl integer DEFAULT NULL::integer, l2_ttl integer DEFAULT NULL::integer, max_stale integer DEFAULT 0, beta double precision DEFAULT 0',
      'jsonb', 'VOLATILE', 'u', 'mlcache_get', false),
  (2, 'set', '{text,jsonb,integer,integer}',
      'key text, value jsonb, l1_ttl integer DEFAULT NULL::integer, l2_ttl integer DEFAULT NULL::integer',
@@ -97,6 +97,7 @@ SELECT functions_are(
           'key_stats', 'tracking_sweep', '_tracking_advance',
           '_warm_wake', '_compute_estimate', 'set_warm_query', '_warm_one', '_warm_tasks', 'warm',
           'refresh_views', 'clean_orphans', 'snapshot_stats', 'sweep', 'schedule_maintenance',
+          'set_staleness',
           'lms_analytics_assignment_live', 'lms_analytics_engagement_live', 'lms_analytics_progress_live', 'lms_analytics_student_live',
           'lms_assignment_stats_live', 'lms_catalog', 'lms_create_schema', 'lms_create_views',
           'lms_definitions', 'lms_gen_enrollments', 'lms_gen_entities', 'lms_gen_grades',

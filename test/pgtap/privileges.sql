@@ -9,7 +9,7 @@
 -- which only take effect at commit.  reset_stats() is never called: it acts
 -- at once, server-wide.  Run as a superuser, with mlcache preloaded.
 BEGIN;
-SELECT plan(151);
+SELECT plan(155);
 
 -- tap_nobody: no grants at all.  tap_usage_only: USAGE on the schema but no
 -- function grant, so a call reaches the function's own ACL.
@@ -27,7 +27,7 @@ CREATE TEMP TABLE tap_fn (
 ) ON COMMIT DROP;
 GRANT SELECT ON tap_fn TO PUBLIC;
 INSERT INTO tap_fn VALUES
- (1, 'get',                '{text,text,integer,integer}', true),
+ (1, 'get',                '{text,text,integer,integer,integer,double precision}', true),
  (2, 'set',                '{text,jsonb,integer,integer}', true),
  (3, 'last_level',         '{}',                           true),
  (4, 'invalidate',         '{text,boolean}',               true),
@@ -53,6 +53,7 @@ INSERT INTO tap_fn VALUES
  (24, 'warm',              '{text[],integer}',             false),
  (25, 'warm',              '{text,text[]}',                false),
  (26, 'set_warm_query',    '{text,text}',                  false),
+ (34, 'set_staleness',     '{text,integer,double precision}', false),
  (27, 'refresh_views',     '{}',                           false),
  (28, 'sweep',             '{}',                           false),
  (29, 'snapshot_stats',    '{}',                           false),
@@ -61,7 +62,7 @@ INSERT INTO tap_fn VALUES
  (32, 'lms_setup',         '{name,jsonb,jsonb}',           false),
  (33, 'lms_generate',      '{integer,name,double precision}', false);
 
--- ---- the catalog (1 + 4 x 33 + 4 = 137) ----
+-- ---- the catalog (1 + 4 x 34 + 4 = 141) ----
 SELECT is_empty(
     $$SELECT p.oid::regprocedure
         FROM pg_proc p
