@@ -38,7 +38,7 @@ META.json: META.json.in mlcache.control
 
 all: META.json
 
-.PHONY: test demo bench
+.PHONY: test demo bench faults fuzz
 # The two set-up commands: each installs missing packages, builds, installs,
 # starts throwaway PostgreSQL and Redis servers, runs, and stops them again.
 test:
@@ -59,3 +59,16 @@ bench:
 	$(MAKE) all
 	$(MAKE) install
 	bash test/harness.sh bash bench/bench.sh
+
+# Fault injection (test/faults) and the libFuzzer targets (fuzz/), on the
+# same throwaway servers; longer than what make test runs.
+faults:
+	MLCACHE_FAULT_DEPS=1 bash test/deps.sh
+	$(MAKE) all
+	$(MAKE) install
+	bash test/harness.sh bash test/faults/run.sh
+	bash fuzz/run.sh 60
+
+fuzz:
+	MLCACHE_FAULT_DEPS=1 bash test/deps.sh
+	bash fuzz/run.sh $(or $(FUZZ_SECONDS),60)

@@ -38,6 +38,7 @@
 #include "invalidate.h"
 #include "keys.h"
 #include "l3.h"
+#include "template.h"
 #include "shmem.h"
 
 /* One piece of a parsed template: literal text or a column reference. */
@@ -76,6 +77,34 @@ typedef struct SeenEntry
 	List	   *values;			/* of StringInfo: the byte strings seen */
 } SeenEntry;
 
+/* Find a placeholder's column in desc; raises 42703 if it is not there. */
+static void
+template_resolve(TemplatePart *p, TupleDesc desc, const char *src)
+{
+	int			a;
+
+	for (a = 0; a < desc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), p->text) == 0)
+		{
+			Oid			outfn;
+			bool		varlena;
+
+			p->attnum = a + 1;
+			p->typlen = att->attlen;
+			p->typbyval = att->attbyval;
+			getTypeOutputInfo(att->atttypid, &outfn, &varlena);
+			fmgr_info(outfn, &p->out);
+			return;
+		}
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("column \"%s\" of key template \"%s\" does not exist", p->text, src)));
+}
+
 /*
  * Parse src into t.  With a tuple descriptor, every column must exist in it;
  * errors are raised with SQLSTATEs suited to watch() time.
@@ -84,97 +113,34 @@ static void
 template_parse(const char *src, TupleDesc desc, Template *t)
 {
 	int			len = strlen(src);
-	int			i = 0;
-	int			maxparts = 8;
-	StringInfoData lit;
+	MlcacheTemplatePiece *pieces = palloc(sizeof(MlcacheTemplatePiece) * (len + 1));
+	int			n,
+				i;
+	char		bad = 0;
+	MlcacheTemplateError err = mlcache_template_split(src, len, pieces, &n, &t->is_prefix, &bad);
 
-	t->source = src;
-	t->nparts = 0;
-	t->parts = palloc(sizeof(TemplatePart) * maxparts);
-	t->is_prefix = (len > 0 && src[len - 1] == '*');
-	if (t->is_prefix)
-		len--;
-	if (len == 0)
+	if (err != TEMPLATE_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("key template \"%s\" is empty", src)));
-	initStringInfo(&lit);
-	while (i <= len)
+				 err == TEMPLATE_EMPTY ? errmsg("key template \"%s\" is empty", src) :
+				 err == TEMPLATE_UNTERMINATED ? errmsg("key template \"%s\" has an unterminated or empty placeholder", src) :
+				 err == TEMPLATE_NESTED ? errmsg("key template \"%s\" has a nested \"{\"", src) :
+				 err == TEMPLATE_STRAY ? errmsg("key template \"%s\" has a stray \"%c\"", src, bad) :
+				 errmsg("key template \"%s\" contains a control character", src),
+				 err == TEMPLATE_STRAY ?
+				 errhint("Placeholders are written {column}; '*' may only end a template.") : 0));
+	t->source = src;
+	t->nparts = n;
+	t->parts = palloc(sizeof(TemplatePart) * Max(n, 1));
+	for (i = 0; i < n; i++)
 	{
-		bool		flush = (i == len || src[i] == '{');
+		TemplatePart *p = &t->parts[i];
 
-		if (flush && lit.len > 0)
-		{
-			if (t->nparts == maxparts)
-				t->parts = repalloc(t->parts, sizeof(TemplatePart) * (maxparts *= 2));
-			t->parts[t->nparts].is_column = false;
-			t->parts[t->nparts].text = pstrdup(lit.data);
-			t->nparts++;
-			resetStringInfo(&lit);
-		}
-		if (i == len)
-			break;
-		if (src[i] == '{')
-		{
-			const char *close = memchr(src + i, '}', len - i);
-			char	   *col;
-			TemplatePart *p;
-
-			if (close == NULL || close == src + i + 1)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("key template \"%s\" has an unterminated or empty placeholder", src)));
-			col = pnstrdup(src + i + 1, close - (src + i + 1));
-			if (strchr(col, '{'))
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("key template \"%s\" has a nested \"{\"", src)));
-			if (t->nparts == maxparts)
-				t->parts = repalloc(t->parts, sizeof(TemplatePart) * (maxparts *= 2));
-			p = &t->parts[t->nparts++];
-			p->is_column = true;
-			p->text = col;
-			p->attnum = InvalidAttrNumber;
-			if (desc != NULL)
-			{
-				int			a;
-
-				for (a = 0; a < desc->natts; a++)
-				{
-					Form_pg_attribute att = TupleDescAttr(desc, a);
-
-					if (!att->attisdropped && strcmp(NameStr(att->attname), col) == 0)
-					{
-						Oid			outfn;
-						bool		varlena;
-
-						p->attnum = a + 1;
-						p->typlen = att->attlen;
-						p->typbyval = att->attbyval;
-						getTypeOutputInfo(att->atttypid, &outfn, &varlena);
-						fmgr_info(outfn, &p->out);
-						break;
-					}
-				}
-				if (p->attnum == InvalidAttrNumber)
-					ereport(ERROR,
-							(errcode(ERRCODE_UNDEFINED_COLUMN),
-							 errmsg("column \"%s\" of key template \"%s\" does not exist", col, src)));
-			}
-			i = close - src + 1;
-			continue;
-		}
-		if (src[i] == '}' || src[i] == '*')
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("key template \"%s\" has a stray \"%c\"", src, src[i]),
-					 errhint("Placeholders are written {column}; '*' may only end a template.")));
-		if ((unsigned char) src[i] < 0x20 || src[i] == 0x7f)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("key template \"%s\" contains a control character", src)));
-		appendStringInfoChar(&lit, src[i]);
-		i++;
+		p->is_column = pieces[i].is_column;
+		p->text = pnstrdup(src + pieces[i].start, pieces[i].len);
+		p->attnum = InvalidAttrNumber;
+		if (p->is_column && desc != NULL)
+			template_resolve(p, desc, src);
 	}
 
 	/* The static prefix: the leading literal, as a glob (needs shared memory). */

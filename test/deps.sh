@@ -10,6 +10,10 @@ pkgs=(
 	gcc libc6-dev make procps                                     # build; pgrep/pkill/ps
 	python3 python3-psycopg2                                      # the concurrent checker (/usr/bin/python3)
 )
+# make faults / make fuzz also build the libFuzzer targets.
+if [[ ${MLCACHE_FAULT_DEPS:-} == 1 ]]; then
+	pkgs+=(clang-14 libclang-rt-14-dev)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do
