@@ -251,6 +251,53 @@ worker_drain(HygieneItem *items, int nitems, int max)
  * the invalidating commit are removed (mlcache_l2_cmd_unlink_older).
  * Returns true if all of it went through.
  */
+static int
+hygiene_cmp(const void *a, const void *b)
+{
+	const HygieneItem *x = a;
+	const HygieneItem *y = b;
+	int			c;
+
+	if (x->is_pattern != y->is_pattern)
+		return x->is_pattern ? 1 : -1;
+	if ((c = strcmp(x->text, y->text)) != 0)
+		return c;
+	if ((c = strcmp(x->channel, y->channel)) != 0)
+		return c;
+	/* Later commits last, so that the survivor of a run is the latest. */
+	if (strlen(x->committed) != strlen(y->committed))
+		return strlen(x->committed) < strlen(y->committed) ? -1 : 1;
+	return strcmp(x->committed, y->committed);
+}
+
+/*
+ * Collapse a batch: the same key or pattern invalidated by many commits is
+ * removed (or SCANned) once, with the latest commit time, and published
+ * once.  Returns the new length.
+ */
+static int
+worker_dedup(HygieneItem *items, int n)
+{
+	int			i,
+				kept = 0;
+
+	if (n < 2)
+		return n;
+	qsort(items, n, sizeof(HygieneItem), hygiene_cmp);
+	for (i = 0; i < n; i++)
+	{
+		if (kept > 0 && items[kept - 1].is_pattern == items[i].is_pattern &&
+			strcmp(items[kept - 1].text, items[i].text) == 0 &&
+			strcmp(items[kept - 1].channel, items[i].channel) == 0)
+		{
+			items[kept - 1] = items[i];
+			continue;
+		}
+		items[kept++] = items[i];
+	}
+	return kept;
+}
+
 static bool
 worker_deliver(HygieneItem *items, int n)
 {
@@ -334,6 +381,7 @@ mlcache_worker_main(Datum arg)
 	MemoryContext batch_cxt;
 	HygieneItem *items;
 	int			nitems = 0;
+	int64		folded = 0;		/* duplicate records folded into the held batch */
 	long		backoff_ms = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -380,10 +428,18 @@ mlcache_worker_main(Datum arg)
 		if (nitems == 0)
 			continue;
 
+		/* Every queued record is done once its batch is; duplicates too. */
+		{
+			int			before = nitems;
+
+			nitems = worker_dedup(items, nitems);
+			folded += before - nitems;
+		}
 		if (worker_deliver(items, nitems))
 		{
-			mlcache_count_n(MLC_HYGIENE_DONE, nitems);
-			worker_log_summary(nitems);
+			mlcache_count_n(MLC_HYGIENE_DONE, folded + nitems);
+			worker_log_summary(folded + nitems);
+			folded = 0;
 			nitems = 0;
 			backoff_ms = 0;
 			MemoryContextReset(batch_cxt);
@@ -396,7 +452,8 @@ mlcache_worker_main(Datum arg)
 		if (nitems >= MAX_BATCH)
 		{
 			/* The batch is full and Redis still fails: leave it to the TTLs. */
-			mlcache_count_n(MLC_HYGIENE_DROPPED, nitems);
+			mlcache_count_n(MLC_HYGIENE_DROPPED, folded + nitems);
+			folded = 0;
 			nitems = 0;
 			MemoryContextReset(batch_cxt);
 		}
