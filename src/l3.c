@@ -47,6 +47,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
@@ -423,6 +424,56 @@ l3_due(L3Entry *e, TimestampTz now)
 }
 
 /*
+ * Forget the views and queued warming of databases that no longer exist,
+ * so that no refresher is started for them.  The main worker has no
+ * database, but pg_database is a shared catalog.  Runs at most every 10 s.
+ */
+static void
+l3_forget_dropped_databases(void)
+{
+	static TimestampTz last = 0;
+	TimestampTz now = GetCurrentTimestamp();
+	Oid			dbs[L3_MAX_VIEWS + L3_MAX_DBS];
+	bool		gone[L3_MAX_VIEWS + L3_MAX_DBS];
+	int			n = 0,
+				i,
+				j;
+
+	if (now - last < 10 * USECS_PER_SEC)
+		return;
+	last = now;
+	LWLockAcquire(mlcache_shared->lock, LW_SHARED);
+	for (i = 0; i < L3_MAX_VIEWS; i++)
+		if (l3_shared->views[i].dbid != InvalidOid)
+			dbs[n++] = l3_shared->views[i].dbid;
+	for (i = 0; i < L3_MAX_DBS; i++)
+		if (l3_shared->warm_db[i] != InvalidOid)
+			dbs[n++] = l3_shared->warm_db[i];
+	LWLockRelease(mlcache_shared->lock);
+	if (n == 0)
+		return;
+
+	StartTransactionCommand();
+	for (i = 0; i < n; i++)
+		gone[i] = !SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(dbs[i]));
+	CommitTransactionCommand();
+
+	LWLockAcquire(mlcache_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < n; i++)
+	{
+		if (!gone[i])
+			continue;
+		for (j = 0; j < L3_MAX_VIEWS; j++)
+			if (l3_shared->views[j].dbid == dbs[i])
+				l3_shared->views[j].dbid = InvalidOid;
+		for (j = 0; j < L3_MAX_DBS; j++)
+			if (l3_shared->warm_db[j] == dbs[i])
+				l3_shared->warm_db[j] = InvalidOid;
+	}
+	LWLockRelease(mlcache_shared->lock);
+}
+
+/*
  * Called by the main worker each iteration: start a refresher for every
  * database with a view due, unless one runs already.
  */
@@ -435,6 +486,7 @@ mlcache_l3_launch_refreshers(void)
 	int			i,
 				j;
 
+	l3_forget_dropped_databases();
 	LWLockAcquire(mlcache_shared->lock, LW_EXCLUSIVE);
 	for (i = 0; i < L3_MAX_VIEWS; i++)
 	{

@@ -1,0 +1,121 @@
+"""A thin wrapper around mlcache's SQL API, through Django's own connection.
+
+Every function is one SQL statement on django.db.connection, so it runs in
+the caller's transaction (or autocommit) on the same backend, whose L1 and
+mlcache.last_level() it shares.  jsonb results are read as text and decoded
+here (Django's backend leaves jsonb undecoded).  SQLSTATE 42501 becomes
+PermissionDenied (403) and P0002 (a missing assignment, user or course)
+becomes Http404 (404); any other database error propagates.
+
+LMS_TABLES and LMS_COLUMNS map the names mlcache's LMS pack reads
+(mlcache.lms_catalog()) onto Django's: the mlcache migration passes them to
+mlcache.lms_setup(), cache_hit_rate() to lms_assignment_cache_hit_rate().
+"""
+import json
+
+from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError, connection
+from django.http import Http404
+
+LMS_TABLES = {
+    "users": "auth_user",
+    "courses": "assignments_course",
+    "enrollments": "assignments_enrollment",
+    "assignments": "assignments_assignment",
+    "submissions": "assignments_assignmentsubmission",
+    "grades": "assignments_grade",
+    "materials": "assignments_material",
+    "material_progress": "assignments_materialprogress",
+    "material_views": "assignments_materialview",
+    "reports": "assignments_report",
+}
+# Only the columns whose Django name differs from the pack's.
+LMS_COLUMNS = {
+    "grades.graded_by": "graded_by_id",
+    "material_progress.user_id": "student_id",
+}
+
+
+def _row(sql, params=()):
+    """Run one statement and return its first row, mapping SQLSTATEs to HTTP errors."""
+    try:
+        with connection.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchone(), [c.name for c in cur.description]
+    except DatabaseError as exc:
+        code = getattr(exc.__cause__, "pgcode", None)
+        diag = getattr(exc.__cause__, "diag", None)
+        message = getattr(diag, "message_primary", None) or str(exc)
+        if code == "42501":
+            raise PermissionDenied(message) from exc
+        if code == "P0002":
+            raise Http404(message) from exc
+        raise
+
+
+def _json(sql, params=()):
+    """Run a statement returning one jsonb value (cast to text) and decode it."""
+    (text,), _ = _row(sql, params)
+    return None if text is None else json.loads(text)
+
+
+def fetch(name, *params):
+    """mlcache.fetch(name, params...): a named definition through L1, Redis, L3, its query."""
+    args = "".join(", %s" for _ in params)
+    return _json(f"SELECT mlcache.fetch(%s{args})::text", (name, *params))
+
+
+def last_level():
+    """What answered this connection's last read: 'l1', 'l2', 'l3', 'compute' (or 'stale')."""
+    return _row("SELECT mlcache.last_level()")[0][0]
+
+
+def assignment_stats(assignment_id):
+    """The pack's assignment_stats (Http404 for a missing assignment)."""
+    return fetch("assignment_stats", int(assignment_id))
+
+
+def cache_hit_rate(assignment_id, user_id):
+    """key_stats of assignment_stats:{id} over 24 h, for the assignment's author only."""
+    return _json(
+        "SELECT row_to_json(h)::text FROM mlcache.lms_assignment_cache_hit_rate("
+        "%s, %s, current_schema(), %s::jsonb, %s::jsonb) h",
+        (int(assignment_id), user_id, json.dumps(LMS_TABLES), json.dumps(LMS_COLUMNS)),
+    )
+
+
+def warm(definitions=None, batch_size=10):
+    """mlcache.warm(): every definition (or those named) over its warm query's parameter sets."""
+    return _json("SELECT mlcache.warm(%s::text[], %s)::text", (definitions, batch_size))
+
+
+def warm_one(name, *params):
+    """mlcache.warm(name, params...): one parameter set of one definition."""
+    args = "".join(", %s" for _ in params)
+    return _json(f"SELECT mlcache.warm(%s{args})::text", (name, *(str(p) for p in params)))
+
+
+def stats():
+    """The one row of mlcache.stats, as a dict (counters are server-wide)."""
+    row, names = _row("SELECT * FROM mlcache.stats")
+    return dict(zip(names, row))
+
+
+def health():
+    """mlcache.health(): the status of every level, the worker and the breaker."""
+    return _json("SELECT mlcache.health()::text")
+
+
+def clear():
+    """mlcache.clear(): invalidate every key of this database at commit."""
+    _row("SELECT mlcache.clear()")
+
+
+def grant_app_role(role):
+    """Let role (the application's, if not the definitions' owner) fetch the LMS definitions."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT %s::regrole = current_user::regrole", [role])
+        if cur.fetchone()[0]:
+            return
+        cur.execute("GRANT mlcache_reader TO " + connection.ops.quote_name(role))
+        cur.execute("SELECT mlcache.grant_fetch(name, %s::regrole) FROM mlcache.lms_definitions()", [role])
