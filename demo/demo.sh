@@ -1,58 +1,60 @@
 #!/usr/bin/env bash
-# demo/demo.sh: a short tour of mlcache's levels; `make demo` runs it inside test/harness.sh (servers up).
+# demo/demo.sh: an LMS dashboard on mlcache's three levels; `make demo` runs it inside
+# test/harness.sh (throwaway PostgreSQL and Redis up, PG* and MLCACHE_TMP set).
+#
+# 1. creates database mlcache_demo with the LMS pack (lms_create_schema, lms_generate, lms_setup)
+#    and waits for the L3 views to be fresh;
+# 2. runs the dashboard workload (demo/workload.py): reader sessions fetch assignment_stats,
+#    analytics_student and analytics_engagement for Zipf-distributed ids while a writer changes
+#    grades in bursts; a sample of reads is compared with the live computation;
+# 3. prints hit rates, latencies, mlcache.stats and mlcache.health();
+# 4. plots latency by level to demo/results/latency.png (gnuplot).
+#
+# Knobs: SCALE (default 2, ~50k submissions), DEMO_SECONDS (60), DEMO_READERS (4) and the others
+# listed in demo/workload.py.  Exit status 0 on success; 1 if a sampled cached read differed from
+# the live computation, a session failed or health() is not ok.
 set -euo pipefail
 : "${PGHOST:?is not set: run this with make demo (test/harness.sh)}"
+: "${MLCACHE_TMP:?is not set: run this with make demo (test/harness.sh)}"
 
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 db=mlcache_demo
-demo_psql() { psql -X -q -v ON_ERROR_STOP=1 -d "$db" "$@"; }
+python=/usr/bin/python3 # the interpreter that sees Debian's python3-psycopg2
+data=$MLCACHE_TMP/demo
+png=$here/results/latency.png
+start=$SECONDS
 
-echo "== database $db: a table of 50,000 scores over 100 assignments"
+if [[ -t 1 && ${TERM:-dumb} != dumb ]]; then bold=$'\033[1m' red=$'\033[31m' reset=$'\033[0m'; else bold='' red='' reset=''; fi
+die() { echo "${red}demo: $*${reset}" >&2; exit 1; }
+command -v gnuplot >/dev/null || die "gnuplot is missing: apt-get install -y gnuplot-nox"
+"$python" -c 'import psycopg2' 2>/dev/null || die "psycopg2 is missing: apt-get install -y python3-psycopg2"
+
+echo "${bold}mlcache demo: an LMS dashboard reading through L1 (backend memory), L2 (Redis) and L3 (materialized views)${reset}"
+echo "PostgreSQL $(psql -X -At -c 'SHOW server_version'), Redis $(redis-cli -s "$MLCACHE_REDIS_SOCKET" INFO server |
+	sed -n 's/^redis_version:\([^[:space:]]*\).*/\1/p'), $(nproc) cores; SCALE=${SCALE:-2} DEMO_SECONDS=${DEMO_SECONDS:-60}"
+
 dropdb --if-exists "$db" 2>/dev/null || true
 createdb "$db"
-demo_psql <<'SQL'
-CREATE EXTENSION mlcache;
-CREATE TABLE scores (id int PRIMARY KEY, assignment_id int, score numeric);
-INSERT INTO scores
-SELECT g, g % 100, round((g * 7919 % 1000) / 10.0, 1) FROM generate_series(1, 50000) g;
-ANALYZE scores;
-SELECT mlcache.invalidate('demo:avg:1') \g /dev/null
--- (start from an empty cache even on a rerun)
-SQL
 
-# Every session reads the same key; the query runs only when no level has the value.
-read_sql=$(
-	cat <<'SQL'
-\set q 'SELECT avg(score) FROM scores WHERE assignment_id = 1'
-\pset footer off
-SQL
-)
+rc=0
+"$python" "$here/workload.py" "$db" "$data" || rc=$?
+
+if [[ -s $data/meta.gp ]]; then
+	echo
+	echo "${bold}== 6. Plot${reset}"
+	mkdir -p "$here/results"
+	if gnuplot -e "datadir='$data'; outfile='$png'" "$here/latency.gnuplot"; then
+		echo "   latency by level: $png"
+	else
+		echo "${red}   gnuplot failed${reset}"
+		rc=1
+	fi
+fi
 
 echo
-echo "== session 1: the first read computes the value, the next two come from L1 (this backend's memory)"
-demo_psql --echo-queries <<SQL
-$read_sql
-SELECT mlcache.get('demo:avg:1', :'q') AS value, mlcache.last_level() AS level;
-SELECT mlcache.get('demo:avg:1', :'q') AS value, mlcache.last_level() AS level;
-SELECT mlcache.get('demo:avg:1', :'q') AS value, mlcache.last_level() AS level;
-SQL
-
-echo
-echo "== session 2: a new backend has an empty L1, so the value comes from L2 (Redis)"
-demo_psql --echo-queries <<SQL
-$read_sql
-SELECT mlcache.get('demo:avg:1', :'q') AS value, mlcache.last_level() AS level;
-\echo
-\echo '== invalidate the key (at commit, in every level): the next read computes again'
-SELECT mlcache.invalidate('demo:avg:1') \g /dev/null
-SELECT mlcache.get('demo:avg:1', :'q') AS value, mlcache.last_level() AS level;
-\echo
-\echo '== timing: the live query three times, then the cached read (L1) three times'
-\pset tuples_only on
-\timing on
-SELECT avg(score) FROM scores WHERE assignment_id = 1;
-SELECT avg(score) FROM scores WHERE assignment_id = 1;
-SELECT avg(score) FROM scores WHERE assignment_id = 1;
-SELECT mlcache.get('demo:avg:1', :'q'), mlcache.last_level();
-SELECT mlcache.get('demo:avg:1', :'q'), mlcache.last_level();
-SELECT mlcache.get('demo:avg:1', :'q'), mlcache.last_level();
-SQL
+if ((rc == 0)); then
+	echo "${bold}demo finished in $((SECONDS - start)) s${reset}"
+else
+	echo "${red}${bold}demo FAILED (exit $rc) after $((SECONDS - start)) s${reset}" >&2
+fi
+exit "$rc"
