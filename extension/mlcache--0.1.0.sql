@@ -2115,3 +2115,47 @@ COMMENT ON FUNCTION set_staleness(text, integer, float8) IS
 
 REVOKE ALL ON FUNCTION set_staleness(text, integer, float8) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION set_staleness(text, integer, float8) TO mlcache_admin;
+
+-- Warm a teacher's dashboard: assignment_stats of the ten most recent
+-- assignments the teacher wrote.  The mapping arguments are those given to
+-- lms_setup.  Returns warm()'s summary.
+CREATE FUNCTION lms_warm_teacher(teacher_id bigint, schema_name name DEFAULT 'lms',
+                                 tables jsonb DEFAULT '{}', columns jsonb DEFAULT '{}')
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    m jsonb := mlcache.lms_resolve(schema_name, tables, columns);
+    ids bigint[];
+    id bigint;
+    warmed integer := 0;
+    failed integer := 0;
+BEGIN
+    IF teacher_id IS NULL THEN
+        RAISE EXCEPTION 'teacher must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    EXECUTE format('SELECT array_agg(id) FROM (SELECT %I::bigint AS id FROM %s WHERE %I = $1'
+                   ' ORDER BY %I DESC, %I DESC LIMIT 10) a',
+                   m -> 'columns' ->> 'assignments.id', mlcache.lms_table(m, 'assignments'),
+                   m -> 'columns' ->> 'assignments.author_id', m -> 'columns' ->> 'assignments.created_at',
+                   m -> 'columns' ->> 'assignments.id')
+       INTO ids USING teacher_id;
+    FOREACH id IN ARRAY coalesce(ids, '{}') LOOP
+        IF mlcache._warm_one('assignment_stats', ARRAY[id::text]) THEN
+            warmed := warmed + 1;
+        ELSE
+            failed := failed + 1;
+        END IF;
+    END LOOP;
+    RAISE LOG 'mlcache warmed % of % assignments of teacher %', warmed, cardinality(coalesce(ids, '{}')), teacher_id;
+    RETURN jsonb_build_object('total', cardinality(coalesce(ids, '{}')), 'warmed', warmed,
+                              'failed', failed, 'async_scheduled', 0);
+END
+$$;
+
+COMMENT ON FUNCTION lms_warm_teacher(bigint, name, jsonb, jsonb) IS
+'Warm assignment_stats of a teacher''s ten most recent assignments';
+
+REVOKE ALL ON FUNCTION lms_warm_teacher(bigint, name, jsonb, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lms_warm_teacher(bigint, name, jsonb, jsonb) TO mlcache_admin;

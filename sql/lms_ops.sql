@@ -15,3 +15,19 @@ SELECT total - :t0 AS reads, cache_key = 'assignment_stats:' || :a AS right_key,
 SELECT expect_error(format('SELECT * FROM mlcache.lms_assignment_cache_hit_rate(%s, %s)', :a, :other));
 SELECT expect_error('SELECT * FROM mlcache.lms_assignment_cache_hit_rate(999999999, 1)');
 SELECT expect_error('SELECT * FROM mlcache.lms_assignment_cache_hit_rate(NULL, 1)');
+
+-- Warming a teacher's dashboard: the ten most recent assignments they wrote.
+SELECT author_id AS teacher FROM lms.assignments GROUP BY 1 ORDER BY count(*) DESC LIMIT 1 \gset
+SELECT least(count(*), 10) AS expected FROM lms.assignments WHERE author_id = :teacher \gset
+SELECT mlcache.invalidate_pattern('assignment_stats:*');
+SELECT counter('computes') AS c0 \gset
+SELECT mlcache.lms_warm_teacher(:teacher) = jsonb_build_object('total', :expected, 'warmed', :expected,
+                                                               'failed', 0, 'async_scheduled', 0) AS warmed_all;
+SELECT counter('computes') - :c0 <= :expected AS at_most_one_compute_each;
+\c
+SELECT count(*) FILTER (WHERE lvl = 'l2') = :expected AS all_in_redis
+  FROM (SELECT mlcache.fetch('assignment_stats', a.id) IS NOT NULL, mlcache.last_level() AS lvl
+          FROM (SELECT id FROM lms.assignments WHERE author_id = :teacher
+                 ORDER BY created_at DESC, id DESC LIMIT 10) a) r;
+SELECT expect_error('SELECT mlcache.lms_warm_teacher(NULL)');
+SELECT mlcache.lms_warm_teacher(-1);
