@@ -9,8 +9,12 @@
  *	  are also the bound on query cancel and statement_timeout.
  *	- After a context error the context is dead: it is freed, and the shared
  *	  circuit breaker skips Redis in every backend for a backoff period that
- *	  doubles on each failed retry (up to 10 times the base interval).  The
- *	  process that opens the breaker emits the single WARNING for that opening.
+ *	  doubles on each failed retry (up to 10 times the base interval);
+ *	  failures while it is open change nothing.  The process that opens the
+ *	  breaker emits the single WARNING for that opening.
+ *	- A connection kept from before a Redis restart fails on its first use
+ *	  (EOF, reset): that command is retried once on a new connection before
+ *	  it counts as a failure, so a restart does not open the breaker.
  *	- Replies are copied into palloc'd memory and freed before anything that
  *	  can ereport.
  *	- The password is never part of any message.
@@ -29,6 +33,7 @@
 #include "stats.h"
 
 static redisContext *l2_ctx = NULL;
+static bool l2_ctx_used = false;	/* a command went through on l2_ctx */
 
 /*
  * Remove KEYS[1] only if it is not an mlcache value computed at or after
@@ -89,11 +94,23 @@ l2_failure(const char *what, const char *detail)
 	uint64		old_until = pg_atomic_read_u64(&mlcache_shared->breaker_until);
 	uint64		until;
 
+	uint64		now = (uint64) GetCurrentTimestamp();
+
 	mlcache_l2_disconnect();
 	mlcache_count(MLC_L2_ERROR);
-	backoff = backoff == 0 ? (uint64) mlcache_redis_retry_interval : Min(backoff * 2, max_backoff);
+
+	/*
+	 * Sessions that fail together (one outage seen by several backends at
+	 * once) open the breaker once: while it is open a failure changes
+	 * nothing.  The backoff doubles only when a retry after the backoff
+	 * period fails again.
+	 */
+	if (old_until != 0 && now < old_until)
+		return;
+	backoff = (backoff == 0 || old_until == 0) ? (uint64) mlcache_redis_retry_interval :
+		Min(backoff * 2, max_backoff);
 	pg_atomic_write_u64(&mlcache_shared->breaker_backoff, backoff);
-	until = (uint64) GetCurrentTimestamp() + backoff * 1000;
+	until = now + backoff * 1000;
 	if (pg_atomic_compare_exchange_u64(&mlcache_shared->breaker_until, &old_until, until) &&
 		old_until == 0)
 	{
@@ -196,7 +213,27 @@ l2_connection(void)
 	}
 	l2_ctx = c;
 	l2_ctx_version = mlcache_redis_config_version;
+	l2_ctx_used = false;
 	return c;
+}
+
+/*
+ * After a failed call on c: true if c was a kept connection that the server
+ * closed (Redis restarted, CLIENT KILL, idle timeout), so one retry on a new
+ * connection is worth it.  It is forgotten here; a timeout is not retried.
+ */
+static bool
+l2_dropped_connection(redisContext *c, int saved_errno)
+{
+	bool		dropped;
+
+	dropped = l2_ctx_used &&
+		(c->err == REDIS_ERR_EOF ||
+		 (c->err == REDIS_ERR_IO &&
+		  (saved_errno == ECONNRESET || saved_errno == EPIPE || saved_errno == ENOTCONN)));
+	if (dropped)
+		mlcache_l2_disconnect();
+	return dropped;
 }
 
 /*
@@ -215,6 +252,16 @@ l2_command(int argc, const char **argv, const size_t *argvlen, MlcacheL2Result *
 		return NULL;
 	}
 	r = redisCommandArgv(c, argc, argv, argvlen);
+	if (r == NULL && l2_dropped_connection(c, errno))
+	{
+		c = l2_connection();
+		if (c == NULL)
+		{
+			*res = mlcache_l2_breaker_open() ? L2_SKIPPED : L2_FAILED;
+			return NULL;
+		}
+		r = redisCommandArgv(c, argc, argv, argvlen);
+	}
 	if (r == NULL)
 	{
 		char		detail[160];
@@ -224,6 +271,7 @@ l2_command(int argc, const char **argv, const size_t *argvlen, MlcacheL2Result *
 		*res = L2_FAILED;
 		return NULL;
 	}
+	l2_ctx_used = true;
 	l2_success();
 	*res = L2_OK;
 	return r;
@@ -302,24 +350,39 @@ mlcache_l2_set(const char *rkey, int rkeylen, const char *val, Size vlen, int64 
 MlcacheL2Result
 mlcache_l2_pipeline(MlcacheL2Cmd *cmds, int n)
 {
-	redisContext *c = l2_connection();
-	int			i;
+	int			attempt;
 
-	if (c == NULL)
-		return mlcache_l2_breaker_open() ? L2_SKIPPED : L2_FAILED;
-	for (i = 0; i < n; i++)
+	for (attempt = 0;; attempt++)
 	{
-		if (redisAppendCommandArgv(c, cmds[i].argc, cmds[i].argv, NULL) != REDIS_OK)
+		redisContext *c = l2_connection();
+		int			i;
+
+		if (c == NULL)
+			return mlcache_l2_breaker_open() ? L2_SKIPPED : L2_FAILED;
+		for (i = 0; i < n; i++)
 		{
-			l2_failure("send to", "could not queue a command");
-			return L2_FAILED;
+			if (redisAppendCommandArgv(c, cmds[i].argc, cmds[i].argv, NULL) != REDIS_OK)
+			{
+				l2_failure("send to", "could not queue a command");
+				return L2_FAILED;
+			}
 		}
-	}
-	for (i = 0; i < n; i++)
-	{
-		redisReply *r = NULL;
+		for (i = 0; i < n; i++)
+		{
+			redisReply *r = NULL;
 
-		if (redisGetReply(c, (void **) &r) != REDIS_OK || r == NULL)
+			if (redisGetReply(c, (void **) &r) != REDIS_OK || r == NULL)
+				break;
+			cmds[i].result = (r->type == REDIS_REPLY_INTEGER) ? r->integer : 0;
+			if (r->type == REDIS_REPLY_ERROR)
+				mlcache_count(MLC_L2_ERROR);
+			freeReplyObject(r);
+		}
+		if (i == n)
+			break;
+		/* Every command is idempotent: a dropped kept connection is retried whole. */
+		if (attempt == 0 && i == 0 && l2_dropped_connection(c, errno))
+			continue;
 		{
 			char		detail[160];
 
@@ -327,11 +390,8 @@ mlcache_l2_pipeline(MlcacheL2Cmd *cmds, int n)
 			l2_failure("talk to", detail);
 			return L2_FAILED;
 		}
-		cmds[i].result = (r->type == REDIS_REPLY_INTEGER) ? r->integer : 0;
-		if (r->type == REDIS_REPLY_ERROR)
-			mlcache_count(MLC_L2_ERROR);
-		freeReplyObject(r);
 	}
+	l2_ctx_used = true;
 	l2_success();
 	return L2_OK;
 }

@@ -394,45 +394,37 @@ typedef enum FillTurn
 {
 	FILL_MINE,					/* we hold the lock: compute and store */
 	FILL_DONE,					/* another backend filled it: *value */
+	FILL_NOT_STORED,			/* the filler is done but Redis has no value:
+								 * compute and store, without the lock */
 	FILL_GAVE_UP				/* waited too long: compute, do not store */
 } FillTurn;
 
 /*
  * Single-flight (G7): only one backend computes a missing key; the others
  * wait for it and re-check Redis.  Only used when the value goes to Redis,
- * since waiters can read nothing else.  Whoever finds the lock free after a
- * wait and still no value takes over; all of it is bounded by
+ * since waiters can read nothing else.  If the filler is done and Redis
+ * still has no value (Redis refused it, it was too large, the filler failed
+ * or an invalidation overtook it), the waiters compute on their own at once
+ * rather than one after another.  The wait is bounded by
  * mlcache.fill_wait_timeout.
  */
 static FillTurn
 lookup_fill_turn(MlcacheKey *k, uint64 h, uint64 token, const MlcacheSource *src,
 				 int l1_ttl, LOCKTAG *tag, Jsonb **value)
 {
-	TimestampTz deadline = GetCurrentTimestamp() + (TimestampTz) mlcache_fill_wait_timeout * 1000;
-	bool		waited = false;
-
 	lookup_fill_locktag(tag, h);
-	for (;;)
+	if (LockAcquireExtended(tag, ExclusiveLock, false, true, false, NULL) != LOCKACQUIRE_NOT_AVAIL)
+		return FILL_MINE;
+	mlcache_count(MLC_FILL_WAIT);
+	elog(DEBUG1, "mlcache: waiting for another backend to fill \"%s\"", k->key);
+	if (!lookup_wait_fill(tag, mlcache_fill_wait_timeout))
 	{
-		int			left_ms;
-
-		if (LockAcquireExtended(tag, ExclusiveLock, false, true, false, NULL) != LOCKACQUIRE_NOT_AVAIL)
-			return FILL_MINE;
-		left_ms = (int) ((deadline - GetCurrentTimestamp()) / 1000);
-		if (!waited)
-		{
-			mlcache_count(MLC_FILL_WAIT);
-			elog(DEBUG1, "mlcache: waiting for another backend to fill \"%s\"", k->key);
-			waited = true;
-		}
-		if (left_ms <= 0 || !lookup_wait_fill(tag, left_ms))
-		{
-			mlcache_count(MLC_FILL_WAIT_TIMEOUT);
-			return FILL_GAVE_UP;
-		}
-		if ((*value = lookup_l2(k, token, src, l1_ttl, NULL)) != NULL)
-			return FILL_DONE;
+		mlcache_count(MLC_FILL_WAIT_TIMEOUT);
+		return FILL_GAVE_UP;
 	}
+	if ((*value = lookup_l2(k, token, src, l1_ttl, NULL)) != NULL)
+		return FILL_DONE;
+	return FILL_NOT_STORED;
 }
 
 /*
@@ -532,8 +524,10 @@ mlcache_lookup_read(MlcacheKey *k, const MlcacheSource *src, int l1_ttl, int l2_
 			return stale;
 		}
 	}
-	else if (l2_ttl > 0)
+	else if (l2_ttl > 0 && !mlcache_l2_breaker_open())
 		turn = lookup_fill_turn(k, h, token, src, l1_ttl, &tag, &value);
+	else
+		turn = FILL_NOT_STORED;		/* nothing to wait for: Redis is skipped */
 	if (turn == FILL_DONE)
 	{
 		last_level = "l2";
@@ -562,12 +556,10 @@ mlcache_lookup_read(MlcacheKey *k, const MlcacheSource *src, int l1_ttl, int l2_
 		last_level = "compute";
 		mlcache_track(k, h, false);
 	}
-	if (turn == FILL_MINE)
-	{
+	if (turn == FILL_MINE || turn == FILL_NOT_STORED)
 		lookup_fill(k, src, value, token, stamp, l1_ttl, l2_ttl);
-		if (l2_ttl > 0)
-			LockRelease(&tag, ExclusiveLock, false);
-	}
+	if (turn == FILL_MINE && l2_ttl > 0)
+		LockRelease(&tag, ExclusiveLock, false);
 	return value;
 }
 

@@ -4,10 +4,10 @@
 #   a. regress + isolation      make installcheck (REGRESS, then ISOLATION)
 #   b. Redis down               Redis stopped, make installcheck REGRESS="$(REGRESS_DOWN)"; Redis restarted
 #   c. not preloaded            a second cluster ($MLCACHE_TMP/noload, port 55433) runs sql/noload.sql
-#   e. shell                    the randomized coherence checker (plain and with Redis SIGSTOP/kill),
-#                               the late Redis clean-up, damaged Redis values, crash restart and an
-#                               old Redis snapshot, a hot standby, the pg_cron schedule,
-#                               the Django example's own test suite
+#   e. shell                    the randomized coherence checker, the late Redis clean-up, damaged
+#                               Redis values, crash restart and an old Redis snapshot, a hot standby,
+#                               the pg_cron schedule, the Django example's own test suite, and the
+#                               fault-injection suite's short form (test/faults/run.sh --short)
 #   d. pgTAP                    pg_prove on test/pgtap/*.sql in database mlcache_tap; its summary is the
 #                               last output, so earlier failures are announced before it starts
 # A failed phase does not stop the others; the exit status is 1 if any failed.
@@ -105,9 +105,9 @@ shell e-redis-values bash test/redis_values.sh
 shell e-standby bash test/standby.sh
 shell e-schedule bash test/schedule.sh
 shell e-django bash test/django.sh
-# These two kill Redis, which can leave the circuit breaker open for a while.
+# These kill Redis, which can leave the circuit breaker open for a while.
 shell e-crash-restart bash test/crash_restart.sh
-shell e-redis-faults /usr/bin/python3 test/coherence_check.py --seconds 8 --fault redis
+shell e-faults bash test/faults/run.sh --short
 
 # ---- d ----
 header "d: pgTAP (pg_prove)"
