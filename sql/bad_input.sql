@@ -46,3 +46,17 @@ SELECT counter('computes') - :c0 AS computes_after_errors;
 SELECT mlcache.get('bad:syntax', 'SELECT 1'), mlcache.last_level();
 SELECT mlcache.get('bad:update', 'SELECT 2'), mlcache.last_level();
 SELECT mlcache.get('bad:ttl', 'SELECT 3'), mlcache.last_level();
+
+-- Huge TTLs are accepted and kept without overflow.
+SELECT mlcache.get('bad:huge_ttl', 'SELECT 4', 2147483647, 2147483647), mlcache.last_level();
+SELECT mlcache.get('bad:huge_ttl', 'SELECT 4', 2147483647, 2147483647), mlcache.last_level();
+SELECT mlcache.get('bad:huge_ttl', 'SELECT 4', 0, 2147483647), mlcache.last_level();
+
+-- A value over mlcache.max_value_size is returned but cached nowhere.
+SET mlcache.max_value_size = '1kB';
+SELECT counter('too_large') AS t0 \gset
+SELECT length(mlcache.get('bad:big', 'SELECT repeat(''x'', 5000)') #>> '{}'), mlcache.last_level();
+SELECT length(mlcache.get('bad:big', 'SELECT repeat(''x'', 5000)') #>> '{}'), mlcache.last_level();
+SELECT counter('too_large') - :t0 AS too_large;
+RESET mlcache.max_value_size;
+SELECT expect_error($$SET mlcache.max_value_size = '1TB'$$);

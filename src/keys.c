@@ -33,7 +33,7 @@ static uint64 ns_version = (uint64) -1;
 
 /*
  * The namespace: mlcache.key_prefix, or "mlcache:<database>:" when that is
- * empty.  Cached in TopMemoryContext until the setting changes; a change
+ * empty (with ':' and '%' in the name escaped).  Cached in TopMemoryContext until the setting changes; a change
  * also empties this backend's L1.
  */
 const char *
@@ -48,9 +48,28 @@ mlcache_namespace(int *len)
 		else
 		{
 			char	   *db = get_database_name(MyDatabaseId);
+			StringInfoData buf;
+			const char *c;
 
-			text = MemoryContextStrdup(TopMemoryContext,
-									   psprintf("mlcache:%s:", db ? db : "?"));
+			/*
+			 * ':' and '%' in the name are written %3A and %25, so that no
+			 * database's namespace is a prefix of another's ("app" and
+			 * "app:x") and no pattern of one reaches the other's keys.
+			 */
+			initStringInfo(&buf);
+			appendStringInfoString(&buf, "mlcache:");
+			for (c = db ? db : "?"; *c; c++)
+			{
+				if (*c == ':')
+					appendStringInfoString(&buf, "%3A");
+				else if (*c == '%')
+					appendStringInfoString(&buf, "%25");
+				else
+					appendStringInfoChar(&buf, *c);
+			}
+			appendStringInfoChar(&buf, ':');
+			text = MemoryContextStrdup(TopMemoryContext, buf.data);
+			pfree(buf.data);
 		}
 		if (ns_text)
 			pfree(ns_text);

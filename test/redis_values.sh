@@ -55,3 +55,26 @@ removed=$(psql -c 'SELECT mlcache.clean_orphans()')
 [[ $(rcli EXISTS "mlcache:$db:orphan:junk") == 0 ]] || fail "the foreign value is still there"
 [[ $(read_level) == "42|l2" ]] || fail "clean_orphans removed a current value"
 echo "redis_values: clean_orphans removed the foreign value and kept the current one"
+
+# Databases whose names make one prefix of the other ("x" and "x:y"): each
+# keeps its own namespace, and one's patterns and clean-ups never reach the
+# other's keys.
+db2="$db:y"
+command psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$db2\"" -c "CREATE DATABASE \"$db2\""
+psql2() { command psql -X -q -t -A -v ON_ERROR_STOP=1 -d "$db2" "$@"; }
+psql2 -c 'CREATE EXTENSION mlcache'
+psql2 -c "SELECT mlcache.get('k', 'SELECT 7', 0)" >/dev/null
+psql -c "SELECT mlcache.get('y:k', 'SELECT 8', 0)" >/dev/null
+[[ $(rcli EXISTS "mlcache:$db%3Ay:k") == 1 ]] || fail "the second database's key is not under its escaped prefix"
+[[ $(rcli EXISTS "mlcache:$db:y:k") == 1 ]] || fail "the first database's key y:k is not in Redis"
+psql -c "SELECT mlcache.invalidate_pattern('*')" -c "SELECT mlcache.clear()" >/dev/null
+psql -c 'SELECT mlcache.clean_orphans()' >/dev/null
+for ((i = 0; i < 50; i++)); do   # bounded: let the worker's clean-up run
+	[[ $(rcli EXISTS "mlcache:$db:y:k") == 0 ]] && break
+	sleep 0.1
+done
+[[ $(rcli EXISTS "mlcache:$db:y:k") == 0 ]] || fail "invalidate_pattern('*') left the first database's key in Redis"
+got=$(psql2 -c "SELECT mlcache.get('k', 'SELECT 7', 0), mlcache.last_level()")
+[[ $got == "7|l2" ]] || fail "the first database's pattern and clean-up reached the second's key (read '$got')"
+command psql -X -q -d postgres -c "DROP DATABASE \"$db2\""
+echo "redis_values: databases \"$db\" and \"$db2\" keep apart"
