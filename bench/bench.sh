@@ -20,6 +20,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${MLCACHE_TMP:?is not set: run this under test/harness.sh}"
 
 secs=${BENCH_SECONDS:-10}
+load_start=$(cut -d" " -f1-3 /proc/loadavg)
 rounds=${BENCH_ROUNDS:-3}
 db=mlcache_bench
 out=bench/results/latest.md
@@ -192,6 +193,7 @@ met() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN {ok = (dir == "le") ? (v <= t
 	echo "Each figure is the median of $rounds runs; pgbench runs last ${secs} s with one client."
 	echo
 	echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr)"
+	echo "- load average (1, 5, 15 min) at the start: ${load_start}; at the end: $(cut -d" " -f1-3 /proc/loadavg) (other work on the machine skews the figures)"
 	echo "- $(command psql -X -t -A -d "$db" -c 'SELECT version()')"
 	echo "- $(redis-server --version | cut -d' ' -f1-3), hiredis $(dpkg-query -W -f='${Version}' libhiredis-dev 2>/dev/null)"
 	echo "- mlcache $(sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" mlcache.control); servers as started by test/harness.sh (unix sockets, fsync off)"
