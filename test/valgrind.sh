@@ -40,6 +40,9 @@
 #   VG_PORT            the server's port (default 55490; it listens on a unix socket only)
 #   VG_SUITE_TIMEOUT   seconds per make installcheck run (default 5400)
 #   VG_START_TIMEOUT   seconds for the postmaster to accept connections (default 600)
+#   VG_SUITES          which suites to run (default "regress isolation"; empty: none)
+#   VG_REGRESS         the regress tests to run instead of the Makefile's REGRESS (e.g. to leave
+#                      out the LMS data-generator tests, which take long under valgrind)
 #   VG_EXTRA_CMD       a shell command run after the suites, against the same server (optional)
 #   VG_KEEP_TMP=1      keep the temp dir: valgrind/valgrind.<pid>.log, postmaster.log, the suites'
 #                      regression.diffs, and src-at-start/ (src/ as it was, to read stacks against)
@@ -185,8 +188,11 @@ run_bounded() {
 # ---- 1. servers ----
 say "library under test: $LIB (md5 $(md5sum <"$LIB" | cut -c1-32)); server $PGBIN/postgres"
 say "sources: $REPO at $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '(not a git checkout)')"
-if [[ -f $REPO/mlcache.so ]] && ! cmp -s "$LIB" "$REPO/mlcache.so"; then
-	warn "note: $LIB differs from $REPO/mlcache.so (not installed since the last build?)"
+# text_md5 SO: checksum of the code alone (debug info differs between build directories).
+text_md5() { objcopy -O binary --only-section=.text "$1" /dev/stdout 2>/dev/null | md5sum | cut -c1-32; }
+if [[ -f $REPO/mlcache.so ]] && command -v objcopy >/dev/null &&
+	[[ $(text_md5 "$LIB") != "$(text_md5 "$REPO/mlcache.so")" ]]; then
+	warn "note: the code of $LIB differs from $REPO/mlcache.so (not installed since the last build?)"
 fi
 # The sources as they are now, for reading the stacks later (the installed library should match).
 cp -a "$REPO/src" "$TMP/src-at-start" 2>/dev/null
@@ -306,8 +312,19 @@ suite() {
 		fi
 	fi
 }
-[[ -n $(makevar REGRESS) ]] && suite regress ISOLATION=
-[[ -n $(makevar ISOLATION) ]] && suite isolation REGRESS=
+for name in ${VG_SUITES-regress isolation}; do
+	case $name in
+	regress)
+		if [[ -n ${VG_REGRESS:-} ]]; then
+			suite regress ISOLATION= "REGRESS=$VG_REGRESS"
+		elif [[ -n $(makevar REGRESS) ]]; then
+			suite regress ISOLATION=
+		fi
+		;;
+	isolation) [[ -n $(makevar ISOLATION) ]] && suite isolation REGRESS= ;;
+	*) warn "unknown suite in VG_SUITES: $name" ;;
+	esac
+done
 if [[ -n ${VG_EXTRA_CMD:-} ]]; then
 	# Extra probes, e.g. hand-written SQL, against the same server (PGHOST/PGPORT/PGUSER are set).
 	wait_ready
