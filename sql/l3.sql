@@ -74,8 +74,25 @@ CREATE UNIQUE INDEX ON student_totals (student_id);
 
 SELECT mlcache.unwatch('marks');
 SELECT mlcache.undefine('st');
-DROP PROCEDURE wait_fresh(regclass);
 -- A dropped view leaves mlcache.views.
 DROP MATERIALIZED VIEW student_totals;
 SELECT count(*) AS views_left FROM mlcache.views;
 DROP TABLE marks;
+
+-- A fresh view dropped while its definition stays: fetch computes, and the
+-- backend does not crash.
+CREATE TABLE pts (id int PRIMARY KEY, v int);
+INSERT INTO pts VALUES (1, 10), (2, 20);
+CREATE MATERIALIZED VIEW pts_view AS SELECT id, to_jsonb(v) AS value FROM pts;
+CREATE UNIQUE INDEX ON pts_view (id);
+SELECT mlcache.define('pv', 'SELECT v FROM pts WHERE id = $1', 'pv:{1}', 0, 0, 'pts_view', ARRAY['id']);
+SELECT mlcache.refresh_views() > 0 AS asked;
+CALL wait_fresh('pts_view');
+SELECT mlcache.fetch('pv', 1), mlcache.last_level();
+DROP MATERIALIZED VIEW pts_view;
+SELECT mlcache.fetch('pv', 1), mlcache.last_level();
+\c
+SELECT mlcache.fetch('pv', 2), mlcache.last_level();
+SELECT mlcache.undefine('pv');
+DROP TABLE pts;
+DROP PROCEDURE wait_fresh(regclass);

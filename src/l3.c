@@ -38,6 +38,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "tcop/tcopprot.h"
@@ -250,6 +251,20 @@ mlcache_l3_read(MlcacheL3 *l3, Datum *values, const char *nulls, int nparams, Oi
 
 	if (!l3_is_fresh(l3->view))
 		return NULL;
+
+	/*
+	 * The view may have been dropped since the definition was loaded: lock
+	 * it, as any query would, and then make sure it is still there.  A
+	 * dropped view is a miss (the definition's query answers).
+	 */
+	LockRelationOid(l3->view, AccessShareLock);
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(l3->view)))
+	{
+		UnlockRelationOid(l3->view, AccessShareLock);
+		mlcache_l3_unload(l3);
+		elog(DEBUG1, "mlcache: L3 view %u no longer exists", l3->view);
+		return NULL;
+	}
 	SPI_connect();
 	if (l3->plan == NULL)
 	{
