@@ -144,6 +144,36 @@ SELECT mlcache.get('tag:a:count', 'SELECT 1'), mlcache.last_level();
 SELECT count(*) FROM pg_trigger WHERE tgrelid = 'tagged'::regclass;
 SELECT expect_error($$SELECT mlcache.unwatch('tagged')$$);
 
+-- A bulk UPDATE that moves rows: the old and the new keys, each once.
+CREATE TABLE moves (id int, grp int, val int);
+INSERT INTO moves SELECT g, g % 4, 0 FROM generate_series(1, 40) g;
+SELECT mlcache.watch('moves', ARRAY['grp:{grp}', 'val:{val}']);
+SELECT counter('invalidations') AS i0 \gset
+UPDATE moves SET grp = grp + 10 WHERE grp < 2;   -- grp:0, grp:1, grp:10, grp:11; val:0
+SELECT counter('invalidations') - :i0 AS invalidations;
+SELECT counter('invalidations') AS i0 \gset
+UPDATE moves SET val = id;                       -- val:0, val:1 .. val:40, and the 4 grp keys: 45
+SELECT counter('invalidations') - :i0 AS invalidations;
+SELECT mlcache.unwatch('moves');
+DROP TABLE moves;
+
+-- A partitioned table: a row moved to another partition invalidates its old
+-- and its new key.
+CREATE TABLE parted (id int, grp int, val int) PARTITION BY LIST (grp);
+CREATE TABLE parted_a PARTITION OF parted FOR VALUES IN (1);
+CREATE TABLE parted_b PARTITION OF parted FOR VALUES IN (2);
+INSERT INTO parted VALUES (1, 1, 0), (2, 1, 0), (3, 2, 0);
+SELECT mlcache.watch('parted', ARRAY['parted:{grp}']);
+SELECT mlcache.get('parted:1', 'SELECT 1'), mlcache.get('parted:2', 'SELECT 2'), mlcache.get('parted:3', 'SELECT 3');
+SELECT counter('invalidations') AS i0 \gset
+UPDATE parted SET grp = 2 WHERE id = 1;
+SELECT counter('invalidations') - :i0 AS invalidations;
+SELECT mlcache.get('parted:1', 'SELECT 1'), mlcache.last_level();
+SELECT mlcache.get('parted:2', 'SELECT 2'), mlcache.last_level();
+SELECT mlcache.get('parted:3', 'SELECT 3'), mlcache.last_level();
+SELECT mlcache.unwatch('parted');
+DROP TABLE parted;
+
 -- Dropping a watched table forgets its watch and invalidates its keys.
 SELECT a_stats(0);
 DROP TABLE submissions;

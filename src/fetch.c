@@ -282,12 +282,15 @@ fetch_convert(Datum value, Oid from, Oid to)
 static void
 fetch_params(FunctionCallInfo fcinfo, FetchDef *d, FetchCall *call)
 {
-	Datum	   *args;
-	Oid		   *types;
-	bool	   *nulls;
-	int			n = extract_variadic_args(fcinfo, 1, true, &args, &types, &nulls);
+	Datum	   *args = NULL;
+	Oid		   *types = NULL;
+	bool	   *nulls = NULL;
+	int			n = 0;
 	int			i;
 
+	/* fetch(name) has no variadic part, which extract_variadic_args() cannot take. */
+	if (PG_NARGS() > 1)
+		n = extract_variadic_args(fcinfo, 1, true, &args, &types, &nulls);
 	if (n < 0)
 		n = 0;
 	if (n != d->nparams)

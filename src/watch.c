@@ -27,9 +27,9 @@
 #include "executor/executor.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/hsearch.h"
 #include "common/hashfn.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -52,6 +52,35 @@ typedef struct TemplatePart
 	bool		typbyval;
 } TemplatePart;
 
+/*
+ * The set of placeholder-value tuples already rendered for one template in
+ * this statement, so that a bulk UPDATE renders each distinct key once.
+ * Values are compared as bytes: equal bytes always render the same key (the
+ * converse need not hold, which only costs a redundant render).  Entries are
+ * keyed by a 64-bit hash of the bytes and keep the bytes themselves, so a
+ * hash collision is never taken for a match.  A simplehash table: one probe
+ * per row and template, no dynahash call overhead.
+ */
+typedef struct SeenEntry
+{
+	uint64		hash;
+	char		status;			/* simplehash's */
+	int			len;			/* the first byte string with this hash */
+	char	   *data;
+	List	   *more;			/* of StringInfo: others with the same hash */
+} SeenEntry;
+
+#define SH_PREFIX seen
+#define SH_ELEMENT_TYPE SeenEntry
+#define SH_KEY_TYPE uint64
+#define SH_KEY hash
+#define SH_HASH_KEY(tb, key) ((uint32) ((key) ^ ((key) >> 32)))
+#define SH_EQUAL(tb, a, b) ((a) == (b))
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
 typedef struct Template
 {
 	const char *source;
@@ -59,23 +88,11 @@ typedef struct Template
 	TemplatePart *parts;
 	bool		is_prefix;		/* ends in '*' */
 	MlcacheTarget fallback;		/* static prefix (or namespace) covering it */
-	HTAB	   *seen;			/* placeholder values already rendered */
+	seen_hash  *seen;			/* placeholder values already rendered */
 	MemoryContext seen_cxt;		/* where seen and its values live */
+	StringInfoData last;		/* the values last looked up in seen */
+	bool		has_last;
 } Template;
-
-/*
- * A set of placeholder-value tuples already rendered in this statement, so
- * that a bulk UPDATE renders each distinct key once.  Values are compared as
- * bytes: equal bytes always render the same key (the converse need not hold,
- * which only costs a redundant render).  Entries are keyed by a hash of the
- * bytes and keep the bytes themselves, so a hash collision is never taken
- * for a match.
- */
-typedef struct SeenEntry
-{
-	uint64		hash;
-	List	   *values;			/* of StringInfo: the byte strings seen */
-} SeenEntry;
 
 /* Find a placeholder's column in desc; raises 42703 if it is not there. */
 static void
@@ -203,31 +220,57 @@ template_value_bytes(Template *t, TupleTableSlot *slot, StringInfo buf)
 
 /*
  * Has this tuple of placeholder values been rendered for t already in this
- * statement?  If not, remember it (in the set's memory context).
+ * statement?  If not, remember it (in the set's memory context).  Rows with
+ * the same values as the previous lookup (rows clustered by key) skip the
+ * hash altogether.
  */
 static bool
 template_seen(Template *t, StringInfo bytes)
 {
-	uint64		h = hash_bytes_extended((const unsigned char *) bytes->data, bytes->len, 0);
+	uint64		h;
 	bool		found;
-	SeenEntry  *e = hash_search(t->seen, &h, HASH_ENTER, &found);
+	SeenEntry  *e;
 	ListCell   *lc;
 	MemoryContext old;
 	StringInfo	copy;
 
+	if (t->has_last && t->last.len == bytes->len &&
+		memcmp(t->last.data, bytes->data, bytes->len) == 0)
+		return true;
+	old = MemoryContextSwitchTo(t->seen_cxt);
+	resetStringInfo(&t->last);
+	appendBinaryStringInfo(&t->last, bytes->data, bytes->len);
+	t->has_last = true;
+
+	h = hash_bytes_extended((const unsigned char *) bytes->data, bytes->len, 0);
+	e = seen_insert(t->seen, h, &found);
 	if (!found)
-		e->values = NIL;
-	foreach(lc, e->values)
+	{
+		e->len = bytes->len;
+		e->data = palloc(bytes->len + 1);
+		memcpy(e->data, bytes->data, bytes->len);
+		e->more = NIL;
+		MemoryContextSwitchTo(old);
+		return false;
+	}
+	if (e->len == bytes->len && memcmp(e->data, bytes->data, bytes->len) == 0)
+	{
+		MemoryContextSwitchTo(old);
+		return true;
+	}
+	foreach(lc, e->more)
 	{
 		StringInfo	v = lfirst(lc);
 
 		if (v->len == bytes->len && memcmp(v->data, bytes->data, bytes->len) == 0)
+		{
+			MemoryContextSwitchTo(old);
 			return true;
+		}
 	}
-	old = MemoryContextSwitchTo(t->seen_cxt);
 	copy = makeStringInfo();
 	appendBinaryStringInfo(copy, bytes->data, bytes->len);
-	e->values = lappend(e->values, copy);
+	e->more = lappend(e->more, copy);
 	MemoryContextSwitchTo(old);
 	return false;
 }
@@ -299,41 +342,97 @@ watch_add_key(Template *t, const char *key, int len)
 	mlcache_inval_add(&target, false);
 }
 
-/* Render every template for every row of a transition table. */
+/* Render t for the row in slot, whose placeholder values are bytes, unless done already. */
 static void
-watch_scan_rows(Tuplestorestate *ts, TupleDesc desc, Template *tmpls, int ntmpl)
+watch_row(Template *t, TupleTableSlot *slot, StringInfo bytes, StringInfo buf)
 {
-	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	if (template_seen(t, bytes))
+		return;
+	if (template_render(t, slot, buf))
+		watch_add_key(t, buf->data, buf->len);
+}
+
+/* A read pointer on a transition table, from its start. */
+static int
+watch_open(Tuplestorestate *ts)
+{
 	int			ptr = tuplestore_alloc_read_pointer(ts, EXEC_FLAG_REWIND);
+
+	tuplestore_select_read_pointer(ts, ptr);
+	tuplestore_rescan(ts);
+	return ptr;
+}
+
+static bool
+watch_next(Tuplestorestate *ts, int ptr, TupleTableSlot *slot)
+{
+	tuplestore_select_read_pointer(ts, ptr);
+	return tuplestore_gettupleslot(ts, true, false, slot);
+}
+
+/*
+ * Render every template for every row of the transition tables (either may
+ * be NULL).  With both (UPDATE), the tables are read side by side: PostgreSQL
+ * captures each row's old and new versions together.  When a pair's
+ * placeholder values are the same bytes (the key columns did not change),
+ * the old row names the same keys as the new one and is skipped without a
+ * lookup.  The pairing is only a shortcut: every row of both tables is
+ * considered, whatever the order, so it stays correct if the orders differ.
+ */
+static void
+watch_scan_rows(Tuplestorestate *oldts, Tuplestorestate *newts, TupleDesc desc,
+				Template *tmpls, int ntmpl)
+{
+	TupleTableSlot *oslot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	TupleTableSlot *nslot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	int			optr = oldts ? watch_open(oldts) : -1;
+	int			nptr = newts ? watch_open(newts) : -1;
+	bool		ohave = oldts != NULL,
+				nhave = newts != NULL;
 	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext,
 												 "mlcache watch row",
 												 ALLOCSET_SMALL_SIZES);
 	StringInfoData buf;
-	StringInfoData bytes;
+	StringInfoData obytes;
+	StringInfoData nbytes;
 	int			i;
 
-	/* Both buffers are enlarged in this context even while rowcxt is current. */
 	initStringInfo(&buf);
-	initStringInfo(&bytes);
-	tuplestore_select_read_pointer(ts, ptr);
-	tuplestore_rescan(ts);
-	while (tuplestore_gettupleslot(ts, true, false, slot))
+	initStringInfo(&obytes);
+	/* The buffers are enlarged in this context even while rowcxt is current. */
+	initStringInfo(&nbytes);
+	for (;;)
 	{
-		MemoryContext old = MemoryContextSwitchTo(rowcxt);
+		MemoryContext old;
 
+		CHECK_FOR_INTERRUPTS();
+		if (ohave)
+			ohave = watch_next(oldts, optr, oslot);
+		if (nhave)
+			nhave = watch_next(newts, nptr, nslot);
+		if (!ohave && !nhave)
+			break;
+		old = MemoryContextSwitchTo(rowcxt);
 		for (i = 0; i < ntmpl; i++)
 		{
-			if (!template_value_bytes(&tmpls[i], slot, &bytes) ||
-				template_seen(&tmpls[i], &bytes))
-				continue;
-			if (template_render(&tmpls[i], slot, &buf))
-				watch_add_key(&tmpls[i], buf.data, buf.len);
+			bool		nkey = nhave && template_value_bytes(&tmpls[i], nslot, &nbytes);
+			bool		okey = ohave && template_value_bytes(&tmpls[i], oslot, &obytes);
+
+			if (nkey)
+				watch_row(&tmpls[i], nslot, &nbytes, &buf);
+			if (okey && !(nkey && obytes.len == nbytes.len &&
+						  memcmp(obytes.data, nbytes.data, nbytes.len) == 0))
+				watch_row(&tmpls[i], oslot, &obytes, &buf);
 		}
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(rowcxt);
 	}
-	tuplestore_select_read_pointer(ts, 0);
-	ExecDropSingleTupleTableSlot(slot);
+	if (oldts)
+		tuplestore_select_read_pointer(oldts, 0);
+	if (newts)
+		tuplestore_select_read_pointer(newts, 0);
+	ExecDropSingleTupleTableSlot(oslot);
+	ExecDropSingleTupleTableSlot(nslot);
 	MemoryContextDelete(rowcxt);
 }
 
@@ -365,15 +464,11 @@ mlcache_watch_trigger(PG_FUNCTION_ARGS)
 	tmpls = palloc(sizeof(Template) * Max(ntmpl, 1));
 	for (i = 0; i < ntmpl; i++)
 	{
-		HASHCTL		ctl;
-
 		template_parse(td->tg_trigger->tgargs[i], desc, &tmpls[i]);
-		ctl.keysize = sizeof(uint64);
-		ctl.entrysize = sizeof(SeenEntry);
-		ctl.hcxt = CurrentMemoryContext;
 		tmpls[i].seen_cxt = CurrentMemoryContext;
-		tmpls[i].seen = hash_create("mlcache watch values", 256, &ctl,
-									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		tmpls[i].seen = seen_create(CurrentMemoryContext, 256, NULL);
+		initStringInfo(&tmpls[i].last);
+		tmpls[i].has_last = false;
 	}
 
 	mlcache_l3_mark_dirty(RelationGetRelid(td->tg_relation));
@@ -383,10 +478,7 @@ mlcache_watch_trigger(PG_FUNCTION_ARGS)
 			mlcache_inval_add(&tmpls[i].fallback, false);
 		return PointerGetDatum(NULL);
 	}
-	if (td->tg_oldtable)
-		watch_scan_rows(td->tg_oldtable, desc, tmpls, ntmpl);
-	if (td->tg_newtable)
-		watch_scan_rows(td->tg_newtable, desc, tmpls, ntmpl);
+	watch_scan_rows(td->tg_oldtable, td->tg_newtable, desc, tmpls, ntmpl);
 	return PointerGetDatum(NULL);
 }
 

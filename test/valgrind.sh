@@ -107,6 +107,7 @@ chmod 644 "$TMP/valgrind.supp"
 # The clients (make installcheck) talk to the private server only.
 unset PGHOSTADDR PGSERVICE PGOPTIONS PGDATA PGDATABASE
 export MLCACHE_TMP=$TMP PGHOST=$TMP PGPORT=$PORT PGUSER=postgres
+export MLCACHE_PRELOAD=mlcache # what the header says: only mlcache (pg_cron need not be built for this server)
 export PGISOLATIONTIMEOUT=$SUITE_TIMEOUT # isolationtester's limit on a blocked step (default 300 s)
 
 servers() { bash "$REPO/test/servers.sh" "$@"; }
@@ -118,8 +119,11 @@ stopped=0
 # stop_pg: fast shutdown, then immediate, then SIGKILL of the postmaster's process tree, by pid.
 stop_pg() {
 	local pids
-	[[ -n $pm_pid ]] || return 0
-	if alive "$pm_pid"; then
+	if [[ -z $pm_pid ]]; then # e.g. interrupted while starting
+		pm_pid=$(head -n 1 "$PGDATA_DIR/postmaster.pid" 2>/dev/null)
+		[[ $pm_pid =~ ^[0-9]+$ ]] || pm_pid=
+	fi
+	if [[ -n $pm_pid ]] && alive "$pm_pid"; then
 		pids=$(tree "$pm_pid")
 		say "stopping PostgreSQL (fast shutdown, up to 300 s under valgrind)"
 		if ! as_pg "$PGBIN/pg_ctl" stop -D "$PGDATA_DIR" -m fast -w -t 300 -s; then
@@ -137,8 +141,15 @@ stop_pg() {
 			wait_dead 10 $pids || warn "processes survived SIGKILL: ${pids//$'\n'/ }"
 		fi
 	fi
+	# The process we started (runuser, valgrind): if it or anything under it still runs (say the
+	# postmaster never wrote its pid file), end that tree too.
 	if [[ -n $launcher ]] && ! wait_dead 10 "$launcher"; then
-		kill -KILL "$launcher" 2>/dev/null
+		pids=$(tree "$launcher")
+		warn "ending what is left of the server: ${pids//$'\n'/ }"
+		# shellcheck disable=SC2086
+		kill -TERM $pids 2>/dev/null
+		# shellcheck disable=SC2086
+		wait_dead 30 $pids || kill -KILL $pids 2>/dev/null
 	fi
 	pm_pid=
 }
