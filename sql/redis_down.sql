@@ -26,6 +26,18 @@ SELECT mlcache.get('down:a', 'SELECT sum(v) FROM down_t'), mlcache.last_level();
 SELECT counter('breaker_opened') - :b0 AS breaker_opened, counter('redis_errors') > :e0 AS redis_errors;
 DROP TABLE down_t;
 
+-- While Redis is down the worker retries at its retry interval, not at each
+-- commit: with a 1-hour interval, 20 commits that each queue clean-up work
+-- cause at most one retry after the reload, plus one already under way.
+ALTER SYSTEM SET mlcache.redis_retry_interval = '1h';
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.5);
+SELECT counter('hygiene_retries') AS r0, counter('hygiene_queued') AS q0 \gset
+DO $$ BEGIN FOR i IN 1..20 LOOP PERFORM mlcache.invalidate('down:retry:' || i); COMMIT; END LOOP; END $$;
+SELECT counter('hygiene_queued') - :q0 AS queued, counter('hygiene_retries') - :r0 <= 3 AS few_retries;
+ALTER SYSTEM RESET mlcache.redis_retry_interval;
+SELECT pg_reload_conf();
+
 -- health() and mlcache.stats report the outage instead of failing.
 SELECT h->>'status' AS status, h->'l2'->>'status' IN ('down', 'skipped') AS l2_not_ok,
        h->'l2'->>'rtt_ms' AS rtt, h->'l1'->>'status' AS l1

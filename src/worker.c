@@ -383,6 +383,7 @@ mlcache_worker_main(Datum arg)
 	int			nitems = 0;
 	int64		folded = 0;		/* duplicate records folded into the held batch */
 	long		backoff_ms = 0;
+	TimestampTz retry_at = 0;	/* while backing off: no delivery before this */
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
@@ -403,8 +404,18 @@ mlcache_worker_main(Datum arg)
 
 	while (!ShutdownRequestPending)
 	{
+		long		timeout_ms = 1000L;
+
+		if (retry_at != 0)
+		{
+			long		secs;
+			int			usecs;
+
+			TimestampDifference(GetCurrentTimestamp(), retry_at, &secs, &usecs);
+			timeout_ms = Max(secs * 1000L + usecs / 1000, 1L);
+		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 backoff_ms > 0 ? backoff_ms : 1000L, PG_WAIT_EXTENSION);
+						 timeout_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (ShutdownRequestPending)
@@ -413,6 +424,12 @@ mlcache_worker_main(Datum arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			/* mlcache.redis_retry_interval may have changed: retry now, back off afresh. */
+			if (retry_at != 0)
+			{
+				backoff_ms = 0;
+				retry_at = GetCurrentTimestamp();
+			}
 		}
 		MemoryContextReset(loop_cxt);
 		mlcache_l3_launch_refreshers();
@@ -435,6 +452,14 @@ mlcache_worker_main(Datum arg)
 			nitems = worker_dedup(items, nitems);
 			folded += before - nitems;
 		}
+
+		/*
+		 * Backing off: commits still wake us, and their records join the held
+		 * batch (folding duplicates, keeping the ring from filling), but the
+		 * next delivery waits for the retry time unless the batch is full.
+		 */
+		if (retry_at != 0 && nitems < MAX_BATCH && GetCurrentTimestamp() < retry_at)
+			continue;
 		if (worker_deliver(items, nitems))
 		{
 			mlcache_count_n(MLC_HYGIENE_DONE, folded + nitems);
@@ -442,6 +467,7 @@ mlcache_worker_main(Datum arg)
 			folded = 0;
 			nitems = 0;
 			backoff_ms = 0;
+			retry_at = 0;
 			MemoryContextReset(batch_cxt);
 			SetLatch(MyLatch);	/* more may have arrived meanwhile */
 			continue;
@@ -449,6 +475,7 @@ mlcache_worker_main(Datum arg)
 		mlcache_count(MLC_HYGIENE_RETRIES);
 		backoff_ms = Min(Max(backoff_ms * 2, (long) mlcache_redis_retry_interval),
 						 10L * mlcache_redis_retry_interval);
+		retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), backoff_ms);
 		if (nitems >= MAX_BATCH)
 		{
 			/* The batch is full and Redis still fails: leave it to the TTLs. */
