@@ -6,7 +6,7 @@
 -- membership.  Run by pg_prove in a database where pgtap and mlcache are
 -- installed.
 BEGIN;
-SELECT plan(281);
+SELECT plan(335);
 
 -- ---- schema and extension (4) ----
 SELECT has_schema('mlcache', 'schema mlcache exists');
@@ -24,7 +24,7 @@ SELECT is(
 
 -- ---- functions ----
 -- One row per function of the install script: the single source of truth
--- for every per-function test below (29 C functions x 9 tests = 261).
+-- for every per-function test below (35 C functions x 9 tests = 315; get and set have one signature per arity).
 CREATE TEMP TABLE tap_fn (
     ord      int PRIMARY KEY,
     fname    name NOT NULL,
@@ -38,10 +38,21 @@ CREATE TEMP TABLE tap_fn (
 ) ON COMMIT DROP;
 INSERT INTO tap_fn VALUES
  (1, 'get', '{text,text,integer,integer,integer,"double precision"}',
-     'key text, query text, l1_ttl integer DEFAULT NULL::integer, l2_ttl integer DEFAULT NULL::integer, max_stale integer DEFAULT 0, beta double precision DEFAULT 0',
+     'key text, query text, l1_ttl integer, l2_ttl integer, max_stale integer, beta double precision',
+     'jsonb', 'VOLATILE', 'u', 'mlcache_get', false),
+ (30, 'get', '{text,text}', 'key text, query text', 'jsonb', 'VOLATILE', 'u', 'mlcache_get', false),
+ (31, 'get', '{text,text,integer}', 'key text, query text, l1_ttl integer',
+     'jsonb', 'VOLATILE', 'u', 'mlcache_get', false),
+ (32, 'get', '{text,text,integer,integer}', 'key text, query text, l1_ttl integer, l2_ttl integer',
+     'jsonb', 'VOLATILE', 'u', 'mlcache_get', false),
+ (33, 'get', '{text,text,integer,integer,integer}',
+     'key text, query text, l1_ttl integer, l2_ttl integer, max_stale integer',
      'jsonb', 'VOLATILE', 'u', 'mlcache_get', false),
  (2, 'set', '{text,jsonb,integer,integer}',
-     'key text, value jsonb, l1_ttl integer DEFAULT NULL::integer, l2_ttl integer DEFAULT NULL::integer',
+     'key text, value jsonb, l1_ttl integer, l2_ttl integer',
+     'void', 'VOLATILE', 'u', 'mlcache_set', false),
+ (34, 'set', '{text,jsonb}', 'key text, value jsonb', 'void', 'VOLATILE', 'u', 'mlcache_set', false),
+ (35, 'set', '{text,jsonb,integer}', 'key text, value jsonb, l1_ttl integer',
      'void', 'VOLATILE', 'u', 'mlcache_set', false),
  (3, 'last_level', '{}', '', 'text', 'VOLATILE', 'u', 'mlcache_last_level', false),
  (4, 'invalidate', '{text,boolean}', 'key text, include_l1 boolean DEFAULT true',

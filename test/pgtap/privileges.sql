@@ -9,7 +9,7 @@
 -- which only take effect at commit.  reset_stats() is never called: it acts
 -- at once, server-wide.  Run as a superuser, with mlcache preloaded.
 BEGIN;
-SELECT plan(155);
+SELECT plan(179);
 
 -- tap_nobody: no grants at all.  tap_usage_only: USAGE on the schema but no
 -- function grant, so a call reaches the function's own ACL.
@@ -28,7 +28,13 @@ CREATE TEMP TABLE tap_fn (
 GRANT SELECT ON tap_fn TO PUBLIC;
 INSERT INTO tap_fn VALUES
  (1, 'get',                '{text,text,integer,integer,integer,double precision}', true),
+ (35, 'get',               '{text,text}',                  true),
+ (36, 'get',               '{text,text,integer}',          true),
+ (37, 'get',               '{text,text,integer,integer}',  true),
+ (38, 'get',               '{text,text,integer,integer,integer}', true),
  (2, 'set',                '{text,jsonb,integer,integer}', true),
+ (39, 'set',               '{text,jsonb}',                 true),
+ (40, 'set',               '{text,jsonb,integer}',         true),
  (3, 'last_level',         '{}',                           true),
  (4, 'invalidate',         '{text,boolean}',               true),
  (5, 'counters',           '{}',                           true),
@@ -62,7 +68,7 @@ INSERT INTO tap_fn VALUES
  (32, 'lms_setup',         '{name,jsonb,jsonb}',           false),
  (33, 'lms_generate',      '{integer,name,double precision}', false);
 
--- ---- the catalog (1 + 4 x 34 + 4 = 141) ----
+-- ---- the catalog (1 + 4 x 40 + 4 = 165) ----
 SELECT is_empty(
     $$SELECT p.oid::regprocedure
         FROM pg_proc p
