@@ -38,7 +38,7 @@ META.json: META.json.in mlcache.control
 
 all: META.json
 
-.PHONY: test demo bench faults fuzz
+.PHONY: test demo bench bench-scale faults fuzz
 # The two set-up commands: each installs missing packages, builds, installs,
 # starts throwaway PostgreSQL and Redis servers, runs, and stops them again.
 test:
@@ -59,6 +59,14 @@ bench:
 	$(MAKE) all
 	$(MAKE) install
 	bash test/harness.sh bash bench/bench.sh
+
+# Read latency (live, L1 hit, L3 hit, first miss) at two data sizes; see
+# bench/scale.sh.
+bench-scale:
+	bash test/deps.sh
+	$(MAKE) all
+	$(MAKE) install
+	bash test/harness.sh bash bench/scale.sh
 
 # Fault injection (test/faults) and the libFuzzer targets (fuzz/), on the
 # same throwaway servers; longer than what make test runs.

@@ -4,16 +4,25 @@
 # Every figure is a ratio measured in this one run against its reference.
 # Groups:
 #   read     get and fetch hits per level against SELECT 1, and cached
-#            against the live LMS query (BENCH_SCALE, default 10: 2,500
-#            submissions per assignment);
+#            against the live LMS query, on lms_generate() data of BENCH_SCALE
+#            campuses (default 1) of BENCH_CAMPUS students (default 5000):
+#            about 250k submissions, 2,500 per assignment (scale 1 with 500
+#            students, the generator's default, gives 250); the results state
+#            the measured figure and the generation time;
 #   peer     an L2 hit against pgmemcache's memcache_get of the same value;
 #   stampede computations for 32 concurrent cold misses on one key;
 #   memory   backend RSS after pushing 200 MB through a 64 MB L1;
 #   write    single-row UPDATE commit throughput and a 100k-row UPDATE, with
-#            the watch triggers versus the same table without triggers;
+#            the watch triggers, a no-op transition-table trigger and a naive
+#            per-row pgmemcache memcache_delete trigger, versus the same table
+#            without triggers;
 #   scale    invalidate_pattern() of a prefix with 1k versus 1M keys in Redis.
+# The peer group and the naive write variant need memcached and pgmemcache
+# (test/deps.sh installs them); without them those rows say "not measured".
 # Results: bench/results/latest.md (markdown, with machine, versions and the
-# exact commands).  BENCH_SECONDS (default 10) sets each pgbench run's length.
+# exact commands) and the plots bench/results/read.png and write.png (gnuplot,
+# bench/plots.gnuplot).  BENCH_SECONDS (default 10) sets each pgbench run's
+# length, BENCH_ROUNDS (default 3) the rounds whose medians are reported.
 # Nothing here asserts: targets are reported as met or not met.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -30,39 +39,57 @@ psql() { command psql -X -q -t -A -v ON_ERROR_STOP=1 -d "$db" "$@"; }
 rcli() { redis-cli -s "$MLCACHE_REDIS_SOCKET" "$@"; }
 log() { printf '%s\n' "$*" >&2; }
 commands=()
+# What tps() runs, one line each (it runs in command substitutions, whose
+# changes to commands[] would be lost).
+ran=$work/commands.txt
+: >"$ran"
 
 # tps SCRIPT CLIENTS: transactions per second of one pgbench run.
 tps() {
-	local cmd="pgbench -n -f $1 -c $2 -j $2 -T $secs $db"
-	commands+=("$cmd")
-	$cmd 2>/dev/null | sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
+	printf 'pgbench -n -f %s -c %s -j %s -T %s %s   # %s\n' "$(basename "$1")" "$2" "$2" "$secs" "$db" \
+		"$(tr '\n' ' ' <"$1" | sed 's/ *$//')" >>"$ran"
+	pgbench -n -f "$1" -c "$2" -j "$2" -T "$secs" "$db" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
 }
 # median of the arguments, with one decimal.
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {printf "%.1f", (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 # round the arguments to one decimal.
 round() { printf '%.1f ' "$@"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
-# ms SQL: wall-clock milliseconds of one statement, timed by the server.
+# ms SQL: wall-clock milliseconds of one autocommit statement as the client
+# sees it (psql's \timing), so its COMMIT, where mlcache bumps generations,
+# is included.
 ms() {
-	psql -c "DO \$\$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN EXECUTE \$q\$$1\$q\$;
-	         RAISE NOTICE 'ms=%', extract(epoch FROM clock_timestamp() - t0) * 1000; END \$\$" 2>&1 |
-		sed -n 's/.*ms=\([0-9.]*\).*/\1/p'
+	psql -c '\timing on' -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p'
 }
+# secs_since T0: seconds elapsed since T0 (a date +%s.%N), with one decimal.
+secs_since() { awk -v t0="$1" -v t1="$(date +%s.%N)" 'BEGIN {printf "%.1f", t1 - t0}'; }
 
 command psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 psql -c 'CREATE EXTENSION mlcache'
 
 # ----------------------------------------------------------------- read --
-scale=${BENCH_SCALE:-10}
-log "bench: read group (LMS data at scale $scale)"
-psql -c "SELECT mlcache.lms_create_schema('lms')" -c "SELECT mlcache.lms_generate(scale => $scale)" \
-	-c "SELECT mlcache.lms_setup('lms')" -c 'VACUUM ANALYZE' >/dev/null
+scale=${BENCH_SCALE:-1}
+campus=${BENCH_CAMPUS:-5000}
+gen="SELECT mlcache.lms_generate(scale => $scale, students_per_campus => $campus)"
+log "bench: read group (LMS data: scale $scale, $campus students per campus)"
+psql -c "SELECT mlcache.lms_create_schema('lms')" >/dev/null
+t0=$(date +%s.%N)
+psql -c "$gen" >/dev/null
+gen_s=$(secs_since "$t0")
+t0=$(date +%s.%N)
+psql -c "SELECT mlcache.lms_setup('lms')" -c 'VACUUM ANALYZE' >/dev/null
+setup_s=$(secs_since "$t0")
+commands+=("$gen   -- ${gen_s} s; then lms_setup('lms') and VACUUM ANALYZE, ${setup_s} s")
+n_subs=$(psql -c 'SELECT count(*) FROM lms.submissions')
+# Mean submissions per assignment, over all of them (2% are not released yet
+# and have none).
 per_asg=$(psql -c 'SELECT round(count(*)::numeric / (SELECT count(*) FROM lms.assignments)) FROM lms.submissions')
-aid=$(psql -c 'SELECT assignment_id FROM lms.submissions GROUP BY 1 ORDER BY count(*) DESC LIMIT 1')
+read -r aid aid_n < <(psql -F ' ' -c 'SELECT assignment_id, count(*) FROM lms.submissions GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1')
+log "  $n_subs submissions, $per_asg per assignment (generated in ${gen_s} s, set up in ${setup_s} s)"
 # L3 on its own: the same view, with L1 and L2 off.
 psql -c "SELECT mlcache.define('bench_l3', (SELECT query FROM mlcache.definitions WHERE name = 'assignment_stats'),
          'bench_l3:{1}', 0, 0, 'lms.mlcache_assignment_stats', ARRAY['assignment_id'])" >/dev/null
-for ((i = 0; i < 100; i++)); do   # bounded: wait for the views to be fresh
+for ((i = 0; i < 600; i++)); do   # bounded (2 min): wait for the views to be fresh
 	[[ $(psql -c "SELECT count(*) FILTER (WHERE state <> 'fresh') FROM mlcache.views") == 0 ]] && break
 	sleep 0.2
 done
@@ -90,20 +117,35 @@ m_floor=$(median "${r_floor[@]}"); m_l1=$(median "${r_l1[@]}"); m_l2=$(median "$
 m_l2v=$(median "${r_l2v[@]}"); m_f1=$(median "${r_f1[@]}"); m_f3=$(median "${r_f3[@]}"); m_live=$(median "${r_live[@]}")
 
 # ----------------------------------------------------------------- peer --
-m_mc=""
+# A local memcached and pgmemcache, in every later session of $db: the peer
+# group and the write group's naive variant use them.
+m_mc="" have_mc=0
 if command -v memcached >/dev/null && [[ -e $(pg_config --sharedir)/extension/pgmemcache.control ]]; then
-	log "bench: peer group (pgmemcache against a local memcached)"
 	mcport=$((20000 + RANDOM % 10000))
-	memcached -l 127.0.0.1 -p "$mcport" -U 0 -u memcache -d -P "$work/memcached.pid"
-	trap 'kill "$(cat "$work/memcached.pid")" 2>/dev/null || true' EXIT
+	# A child, not a daemon (-d), so that it is stopped with this script,
+	# whether it ends or test/harness.sh stops it.
+	memcached -l 127.0.0.1 -p "$mcport" -U 0 -u memcache &
+	mcpid=$!
+	trap 'kill "$mcpid" 2>/dev/null || true' EXIT
+	for ((i = 0; i < 50; i++)); do # bounded (5 s): wait for it to listen
+		(exec 3<>"/dev/tcp/127.0.0.1/$mcport") 2>/dev/null && break
+		sleep 0.1
+	done
 	psql -c "ALTER DATABASE $db SET session_preload_libraries = 'pgmemcache'" \
 		-c "ALTER DATABASE $db SET pgmemcache.default_servers = '127.0.0.1:$mcport'" >/dev/null
-	psql -c 'CREATE EXTENSION pgmemcache' -c "SELECT memcache_set('bench:peer', '$value')" >/dev/null
+	psql -c 'CREATE EXTENSION pgmemcache' >/dev/null
+	have_mc=1
+else
+	log "bench: memcached or pgmemcache is not installed: no peer group, no naive write variant"
+fi
+if ((have_mc)); then
+	log "bench: peer group (pgmemcache against a local memcached)"
+	psql -c "SELECT memcache_set('bench:peer', '$value')" >/dev/null
 	printf "SELECT memcache_get('bench:peer');\n" >"$work/peer.sql"
 	r_mc=()
 	for ((r = 0; r < rounds; r++)); do r_mc+=("$(tps "$work/peer.sql" 1)"); done
 	m_mc=$(median "${r_mc[@]}")
-	commands+=("memcached -l 127.0.0.1 -p PORT -U 0 -u memcache -d   # pgmemcache.default_servers = 127.0.0.1:PORT")
+	commands+=("memcached -l 127.0.0.1 -p PORT -U 0 -u memcache   # pgmemcache.default_servers = 127.0.0.1:PORT")
 	log "  pgmemcache get ${r_mc[*]} tps"
 fi
 
@@ -125,8 +167,14 @@ l1_mb=$(awk -v r="$rss" -v b="$base" 'BEGIN {printf "%.1f", (r - b) / 1024}')
 commands+=("SET mlcache.l1_max_memory = '64MB'; get() of 2,000 values of 100 kB (200 MB) in one backend; VmRSS minus a fresh backend's")
 
 # ---------------------------------------------------------------- write --
-log "bench: write group (${rounds} rounds of ${secs}s per variant)"
-for t in plain noop watched; do
+# Variants of one table: plain (no trigger, the reference), noop (a no-op
+# statement trigger with transition tables: PostgreSQL's own capture),
+# watched (mlcache.watch) and, with pgmemcache, peer (the naive approach: a
+# per-row trigger that deletes the row's memcached keys).
+variants=(plain noop watched)
+((have_mc)) && variants+=(peer)
+log "bench: write group (${rounds} rounds of ${secs}s per variant: ${variants[*]})"
+for t in "${variants[@]}"; do
 	psql -c "CREATE TABLE sub_$t (id int PRIMARY KEY, assignment_id int, student_id int, score int)" \
 		-c "INSERT INTO sub_$t SELECT g, g % 40, g % 5000, 0 FROM generate_series(1, 100000) g" \
 		-c "VACUUM ANALYZE sub_$t"
@@ -137,33 +185,73 @@ done
 psql -c "CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN RETURN NULL; END \$\$" \
 	-c "CREATE TRIGGER noop AFTER UPDATE ON sub_noop REFERENCING OLD TABLE AS o NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION noop()"
 psql -c "SELECT mlcache.watch('sub_watched', ARRAY['assignment_stats:{assignment_id}', 'analytics:student:{student_id}:*'])" >/dev/null
+# The naive peer: memcached has no prefix delete, so where mlcache
+# invalidates the prefix analytics:student:<id>:* this deletes the one key
+# analytics:student:<id>.  The old row's keys, and the new row's if a key
+# column changed; inside the transaction, row by row.
+if ((have_mc)); then
+	psql -c "CREATE FUNCTION peer_delete() RETURNS trigger LANGUAGE plpgsql AS \$\$
+	BEGIN
+	    IF TG_OP <> 'INSERT' THEN
+	        PERFORM memcache_delete('assignment_stats:' || OLD.assignment_id);
+	        PERFORM memcache_delete('analytics:student:' || OLD.student_id);
+	    END IF;
+	    IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND (NEW.assignment_id, NEW.student_id)
+	                             IS DISTINCT FROM (OLD.assignment_id, OLD.student_id)) THEN
+	        PERFORM memcache_delete('assignment_stats:' || NEW.assignment_id);
+	        PERFORM memcache_delete('analytics:student:' || NEW.student_id);
+	    END IF;
+	    RETURN NULL;
+	END \$\$" \
+		-c "CREATE TRIGGER peer AFTER INSERT OR UPDATE OR DELETE ON sub_peer FOR EACH ROW EXECUTE FUNCTION peer_delete()"
+	commands+=("CREATE TRIGGER peer AFTER INSERT OR UPDATE OR DELETE ON sub_peer FOR EACH ROW EXECUTE FUNCTION peer_delete()   -- PERFORM memcache_delete('assignment_stats:' || OLD.assignment_id), memcache_delete('analytics:student:' || OLD.student_id) (and NEW's if a key column changed)")
+fi
 
-single_plain=() single_watched=() bulk_plain=() bulk_noop=() bulk_watched=()
-vac() { psql -c 'VACUUM sub_plain' -c 'VACUUM sub_noop' -c 'VACUUM sub_watched' -c 'CHECKPOINT'; }
+# single[t], bulk[t]: the rounds' figures of variant t, space-separated.
+declare -A single=() bulk=()
+vac() {
+	local t
+	for t in "${variants[@]}"; do psql -c "VACUUM sub_$t"; done
+	psql -c 'CHECKPOINT'
+}
+nv=${#variants[@]}
 for ((r = 0; r < rounds; r++)); do
-	vac
-	single_plain+=("$(tps "$work/upd_plain.sql" 1)")
-	vac
-	single_watched+=("$(tps "$work/upd_watched.sql" 1)")
-	vac
-	bulk_plain+=("$(ms 'UPDATE sub_plain SET score = score + 1')")
-	vac
-	bulk_noop+=("$(ms 'UPDATE sub_noop SET score = score + 1')")
-	vac
-	bulk_watched+=("$(ms 'UPDATE sub_watched SET score = score + 1')")
-	log "  round $((r + 1)): single plain ${single_plain[r]} tps, watched ${single_watched[r]} tps; 100k plain ${bulk_plain[r]} ms, no-op trigger ${bulk_noop[r]} ms, watched ${bulk_watched[r]} ms"
+	# The order rotates from round to round: no variant always runs first.
+	order=("${variants[@]:r % nv}" "${variants[@]:0:r % nv}")
+	for t in "${order[@]}"; do
+		vac
+		single[$t]+="$(tps "$work/upd_$t.sql" 1) "
+	done
+	for t in "${order[@]}"; do
+		vac
+		bulk[$t]+="$(ms "UPDATE sub_$t SET score = score + 1") "
+	done
+	line="  round $((r + 1)):"
+	for t in "${variants[@]}"; do
+		read -ra f <<<"${single[$t]}"
+		read -ra b <<<"${bulk[$t]}"
+		line+=" $t ${f[r]} tps, ${b[r]} ms;"
+	done
+	log "$line"
 done
-commands+=("UPDATE sub_plain SET score = score + 1   -- 100k rows, timed with clock_timestamp() in a DO block")
-commands+=("UPDATE sub_noop SET score = score + 1    -- the same, a no-op statement trigger with transition tables")
-commands+=("UPDATE sub_watched SET score = score + 1 -- the same, watch triggers on")
-sp=$(median "${single_plain[@]}")
-sw=$(median "${single_watched[@]}")
-bp=$(median "${bulk_plain[@]}")
-bw=$(median "${bulk_watched[@]}")
-bn=$(median "${bulk_noop[@]}")
-single_overhead=$(awk -v p="$sp" -v w="$sw" 'BEGIN {printf "%.1f", (1 - w / p) * 100}')
-bulk_overhead=$(awk -v p="$bp" -v w="$bw" 'BEGIN {printf "%.1f", (w / p - 1) * 100}')
-capture_overhead=$(awk -v p="$bp" -v w="$bn" 'BEGIN {printf "%.1f", (w / p - 1) * 100}')
+for t in "${variants[@]}"; do
+	commands+=("UPDATE sub_$t SET score = score + 1   -- 100k rows, one autocommit statement timed by psql's \\timing (COMMIT included)")
+done
+declare -A s_med=() b_med=()
+for t in "${variants[@]}"; do
+	read -ra f <<<"${single[$t]}"
+	read -ra b <<<"${bulk[$t]}"
+	s_med[$t]=$(median "${f[@]}")
+	b_med[$t]=$(median "${b[@]}")
+done
+sp=${s_med[plain]} sw=${s_med[watched]} sn=${s_med[noop]}
+bp=${b_med[plain]} bw=${b_med[watched]} bn=${b_med[noop]}
+# overhead of a tps figure (less is worse) and of a ms figure (more is worse), in %.
+tps_overhead() { awk -v p="$1" -v w="$2" 'BEGIN {printf "%.1f", (1 - w / p) * 100}'; }
+ms_overhead() { awk -v p="$1" -v w="$2" 'BEGIN {printf "%.1f", (w / p - 1) * 100}'; }
+single_overhead=$(tps_overhead "$sp" "$sw")
+bulk_overhead=$(ms_overhead "$bp" "$bw")
+capture_overhead=$(ms_overhead "$bp" "$bn")
 
 # ---------------------------------------------------------------- scale --
 log "bench: scale group"
@@ -184,8 +272,37 @@ i1k=$(median "${inv_1k[@]}")
 i1m=$(median "${inv_1m[@]}")
 log "  invalidate_pattern: ${i1k} tps with $n1k keys, ${i1m} tps with $n1m keys"
 
+# ---------------------------------------------------------------- plots --
+# bench/results/read.png and write.png, drawn by bench/plots.gnuplot from
+# the medians; skipped (with a note) without gnuplot.
+declare -A names=([plain]='plain' [noop]='no-op capture' [watched]='watched' [peer]='naive peer')
+plots=""
+if command -v gnuplot >/dev/null; then
+	{
+		printf '"SELECT 1" %s\n"get, L1 hit" %s\n"get, L2 hit" %s\n' "$m_floor" "$m_l1" "$m_l2"
+		printf '"fetch, L1 hit" %s\n"fetch, L3 hit" %s\n"live query" %s\n' "$m_f1" "$m_f3" "$m_live"
+	} >"$work/read.dat"
+	for t in "${variants[@]}"; do printf '"%s" %s %s\n' "${names[$t]}" "${s_med[$t]}" "${b_med[$t]}"; done >"$work/write.dat"
+	printf 'subtitle = "%s"\nasg = "%s"\n' \
+		"make bench, $(date -u '+%Y-%m-%d %H:%M UTC'), median of rounds: $rounds, pgbench runs of ${secs} s, 1 client; load at start ${load_start}" \
+		"assignment\\\\_stats of an assignment with ${aid_n} submissions (mean ${per_asg} per assignment)" >"$work/meta.gp"
+	if gnuplot -e "datadir='$work'; outdir='bench/results'" bench/plots.gnuplot; then
+		plots=1
+	else
+		log "bench: gnuplot failed: no plots"
+	fi
+else
+	log "bench: gnuplot is not installed: no plots"
+fi
+
 # --------------------------------------------------------------- report --
 met() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN {ok = (dir == "le") ? (v <= t) : (v >= t); print ok ? "met" : "not met"}'; }
+# rounds_of t single|bulk: the per-round figures of write variant t.
+rounds_of() {
+	local -a f
+	if [[ $2 == single ]]; then read -ra f <<<"${single[$1]}"; else read -ra f <<<"${bulk[$1]}"; fi
+	round "${f[@]}"
+}
 {
 	echo "# mlcache benchmark results"
 	echo
@@ -197,6 +314,7 @@ met() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN {ok = (dir == "le") ? (v <= t
 	echo "- $(command psql -X -t -A -d "$db" -c 'SELECT version()')"
 	echo "- $(redis-server --version | cut -d' ' -f1-3), hiredis $(dpkg-query -W -f='${Version}' libhiredis-dev 2>/dev/null)"
 	echo "- mlcache $(sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" mlcache.control); servers as started by test/harness.sh (unix sockets, fsync off)"
+	echo "- read group data: \`lms_generate(scale => $scale, students_per_campus => $campus)\`: $n_subs submissions, ${per_asg} per assignment on average; the measured assignment has ${aid_n}; generated in ${gen_s} s"
 	echo
 	echo "| group | figure | measured | reference | ratio | target | result |"
 	echo "|---|---|---|---|---|---|---|"
@@ -204,7 +322,7 @@ met() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN {ok = (dir == "le") ? (v <= t
 	echo "| read | get, L2 hit (value \`SELECT 1\`) | ${m_l2} tps | ${m_floor} tps of SELECT 1 | $(ratio "$m_l2" "$m_floor") | | |"
 	echo "| read | fetch('assignment_stats'), L1 hit | ${m_f1} tps | ${m_floor} tps of SELECT 1 | $(ratio "$m_f1" "$m_floor") | | |"
 	echo "| read | fetch, L3 hit (view, L1 and L2 off) | ${m_f3} tps | ${m_live} tps of the live query | $(ratio "$m_f3" "$m_live") | | |"
-	echo "| read | fetch('assignment_stats') cached / live, ${per_asg} submissions per assignment | ${m_f1} tps | ${m_live} tps live | $(ratio "$m_f1" "$m_live") | ≥ 50 | $(met "$(ratio "$m_f1" "$m_live")" 50 ge) |"
+	echo "| read | fetch('assignment_stats') cached / live, ${aid_n} submissions in the assignment (${per_asg} per assignment on average) | ${m_f1} tps | ${m_live} tps live | $(ratio "$m_f1" "$m_live") | ≥ 50 | $(met "$(ratio "$m_f1" "$m_live")" 50 ge) |"
 	if [[ -n $m_mc ]]; then
 		echo "| peer | get, L2 hit of the assignment_stats value | ${m_l2v} tps | ${m_mc} tps of pgmemcache memcache_get, same value | $(ratio "$m_l2v" "$m_mc") | ≥ 1.0 | $(met "$(ratio "$m_l2v" "$m_mc")" 1.0 ge) |"
 	else
@@ -213,21 +331,55 @@ met() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN {ok = (dir == "le") ? (v <= t
 	echo "| stampede | computations for 32 concurrent cold misses on one key | ${stampede} | 1 | | 1 | $( ((stampede == 1)) && echo met || echo not met) |"
 	echo "| memory | backend RSS growth after 200 MB through a 64 MB L1 | ${l1_mb} MB | 64 MB cap | $(ratio "$l1_mb" 64) | within 10% (≤ 1.10) | $(met "$(ratio "$l1_mb" 64)" 1.10 le) |"
 	echo "| write | single-row UPDATE commits, watched | ${sw} tps | ${sp} tps without triggers | $(ratio "$sw" "$sp") | overhead ≤ 5% | ${single_overhead}% overhead: $(met "$single_overhead" 5 le) |"
+	echo "| write | single-row UPDATE commits, no-op transition-table trigger (PostgreSQL's capture alone) | ${sn} tps | ${sp} tps without triggers | $(ratio "$sn" "$sp") | (reference) | $(tps_overhead "$sp" "$sn")% |"
+	if ((have_mc)); then
+		echo "| write | single-row UPDATE commits, naive peer (per-row trigger, pgmemcache memcache_delete) | ${s_med[peer]} tps | ${sp} tps without triggers | $(ratio "${s_med[peer]}" "$sp") | (no target) | $(tps_overhead "$sp" "${s_med[peer]}")% overhead |"
+	else
+		echo "| write | single-row UPDATE commits, naive peer | pgmemcache not installed | | | (no target) | not measured |"
+	fi
 	echo "| write | 100k-row UPDATE, watched | ${bw} ms | ${bp} ms without triggers | $(ratio "$bw" "$bp") | overhead ≤ 10% | ${bulk_overhead}% overhead: $(met "$bulk_overhead" 10 le) |"
 	echo "| write | 100k-row UPDATE, no-op transition-table trigger (PostgreSQL's capture alone) | ${bn} ms | ${bp} ms without triggers | $(ratio "$bn" "$bp") | (reference) | ${capture_overhead}% |"
+	if ((have_mc)); then
+		echo "| write | 100k-row UPDATE, naive peer (per-row trigger, pgmemcache memcache_delete) | ${b_med[peer]} ms | ${bp} ms without triggers | $(ratio "${b_med[peer]}" "$bp") | (no target) | $(ms_overhead "$bp" "${b_med[peer]}")% overhead |"
+	else
+		echo "| write | 100k-row UPDATE, naive peer | pgmemcache not installed | | | (no target) | not measured |"
+	fi
 	echo "| scale | invalidate_pattern of a prefix, $n1m keys in Redis | ${i1m} tps | ${i1k} tps with $n1k keys | $(ratio "$i1m" "$i1k") | flat (≥ 0.90) | $(met "$(ratio "$i1m" "$i1k")" 0.90 ge) |"
 	echo
-	echo "Per-round figures: single-row plain $(round "${single_plain[@]}")tps, watched $(round "${single_watched[@]}")tps;"
-	echo "100k-row plain $(round "${bulk_plain[@]}")ms, no-op trigger $(round "${bulk_noop[@]}")ms, watched $(round "${bulk_watched[@]}")ms;"
+	line="Per-round figures: single-row"
+	for t in "${variants[@]}"; do line+=" ${names[$t]} $(rounds_of "$t" single)tps;"; done
+	echo "$line"
+	line="100k-row"
+	for t in "${variants[@]}"; do line+=" ${names[$t]} $(rounds_of "$t" bulk)ms;"; done
+	echo "$line"
 	echo "invalidate_pattern $(round "${inv_1k[@]}")tps (1k keys), $(round "${inv_1m[@]}")tps (1M keys)."
 	echo
-	echo "The watched table has the templates \`assignment_stats:{assignment_id}\` and"
-	echo "\`analytics:student:{student_id}:*\` (40 assignments, 5,000 students, 100,000 rows)."
+	echo "The write group's tables have 100,000 rows (40 assignments, 5,000 students). The"
+	echo "watched one has the templates \`assignment_stats:{assignment_id}\` and"
+	echo "\`analytics:student:{student_id}:*\`. The naive peer is a per-row \`AFTER INSERT OR"
+	echo "UPDATE OR DELETE\` PL/pgSQL trigger calling pgmemcache's \`memcache_delete\` for"
+	echo "\`assignment_stats:<assignment_id>\` and \`analytics:student:<student_id>\`: memcached"
+	echo "has no prefix delete, so it deletes that exact key, where mlcache invalidates every"
+	echo "key under \`analytics:student:<student_id>:\`; and it deletes inside the"
+	echo "transaction, one round trip per key per row, which a rollback does not undo."
+	echo "The 100k-row figures are each one autocommit \`UPDATE\` timed by the client, COMMIT included."
+	if [[ -n $plots ]]; then
+		echo
+		echo "![read group: tps per read, against SELECT 1 and the live query](read.png)"
+		echo
+		echo "![write group: single-row tps and 100k-row ms per variant](write.png)"
+	fi
 	echo
 	echo "## Commands"
 	echo
+	echo "pgbench scripts are shown after \`#\`. The 100k-row \`UPDATE\`s are timed from the"
+	printf '%s\n' "client with psql's \`\\timing\` (\`psql -c '\\timing on' -c 'UPDATE ...'\`): the whole"
+	echo "autocommit statement including its COMMIT, where mlcache bumps the generations;"
+	echo "every table is vacuumed and a CHECKPOINT taken before each run, and the variants' order"
+	echo "rotates from round to round."
+	echo
 	echo '```'
-	printf '%s\n' "${commands[@]}" | sort -u
+	{ printf '%s\n' "${commands[@]}"; cat "$ran"; } | sort -u
 	echo '```'
 } >"$out"
 cat "$out"

@@ -1538,9 +1538,9 @@ $$;
 
 -- Generator, part 1: users, courses, assignments and materials, without
 -- randomness.  The data are scale "campuses", each of 10 teachers (ids first),
--- 500 students, 20 courses (2 per teacher), 5 assignments and 10 materials
--- per course.  Returns the number of teachers.
-CREATE FUNCTION lms_gen_entities(s name, scale integer, base timestamptz)
+-- students_per_campus students, 20 courses (2 per teacher), 5 assignments and
+-- 10 materials per course.  Returns the number of teachers.
+CREATE FUNCTION lms_gen_entities(s name, scale integer, students_per_campus integer, base timestamptz)
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -1566,7 +1566,7 @@ BEGIN
         SELECT (c.id - 1) * 10 + k, c.id, format('Course %%s material %%s', c.id, k),
                $3 + (k - 1) * interval '7 days'
           FROM %1$I.courses c, generate_series(1, 10) k;
-    $q$, s) USING nt, 500 * scale, base;
+    $q$, s) USING nt, students_per_campus * scale, base;
     -- Explicit ids: move the identity sequences past them.
     FOREACH t IN ARRAY ARRAY['users', 'courses', 'assignments', 'materials'] LOOP
         EXECUTE format('SELECT setval(pg_get_serial_sequence(%L, ''id''), (SELECT max(id) FROM %I.%I))',
@@ -1577,10 +1577,10 @@ END
 $$;
 
 -- Generator, part 2: each student enrols in each course of their campus
--- with probability 0.6 (about 300 students per course).  Random numbers are
--- drawn in a fixed row order (the ORDER BY under OFFSET 0), so a seed gives
--- the same data whatever the plan.
-CREATE FUNCTION lms_gen_enrollments(s name, nt integer, base timestamptz)
+-- with probability 0.6 (about 300 students per course with 500 students per
+-- campus).  Random numbers are drawn in a fixed row order (the ORDER BY
+-- under OFFSET 0), so a seed gives the same data whatever the plan.
+CREATE FUNCTION lms_gen_enrollments(s name, nt integer, students_per_campus integer, base timestamptz)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -1592,12 +1592,12 @@ BEGIN
           FROM (SELECT x.*, random() AS r
                   FROM (SELECT c AS course_id, u.id AS student_id
                           FROM %1$I.users u,
-                               generate_series((u.id - $1 - 1) / 500 * 20 + 1, (u.id - $1 - 1) / 500 * 20 + 20) c
+                               generate_series((u.id - $1 - 1) / $3 * 20 + 1, (u.id - $1 - 1) / $3 * 20 + 20) c
                          WHERE NOT u.is_teacher
                          ORDER BY u.id, c) x
                 OFFSET 0) y
          WHERE r < 0.6
-    $q$, s) USING nt, base;
+    $q$, s) USING nt, base, students_per_campus;
 END
 $$;
 
@@ -1711,12 +1711,16 @@ END
 $$;
 
 -- Fill the canonical tables of schema_name (emptied first, identities
--- restarted) with deterministic data: the same scale and seed always give
--- the same rows.  Sizes per unit of scale: 10 teachers, 500 students, 20
--- courses, ~6k enrollments, 100 assignments, ~25k submissions, ~20k grades,
--- 200 materials, ~24k progress rows, ~36k views, 20 reports.  Returns the
--- row counts.
-CREATE FUNCTION lms_generate(scale integer DEFAULT 1, schema_name name DEFAULT 'lms', seed float8 DEFAULT 0.42)
+-- restarted) with deterministic data: the same scale, seed and
+-- students_per_campus always give the same rows.  Sizes per unit of scale,
+-- with the default 500 students per campus: 10 teachers, 500 students, 20
+-- courses, ~6k enrollments, 100 assignments, ~25k submissions (~255 per
+-- released assignment), ~20k grades, 200 materials, ~24k progress rows,
+-- ~36k views, 20 reports.  Everything but the teachers, courses, assignments,
+-- materials and reports grows in proportion to students_per_campus: 5000
+-- gives ~2,550 submissions per released assignment.  Returns the row counts.
+CREATE FUNCTION lms_generate(scale integer DEFAULT 1, schema_name name DEFAULT 'lms', seed float8 DEFAULT 0.42,
+                             students_per_campus integer DEFAULT 500)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -1736,11 +1740,18 @@ BEGIN
     IF seed IS NULL OR seed NOT BETWEEN -1 AND 1 THEN
         RAISE EXCEPTION 'seed must be between -1 and 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF students_per_campus IS NULL OR students_per_campus < 1 THEN
+        RAISE EXCEPTION 'students_per_campus must be a positive integer' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF scale::bigint * (10 + students_per_campus::bigint) > 2147483647 THEN
+        RAISE EXCEPTION 'scale * (10 + students_per_campus) users do not fit in an integer'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     EXECUTE 'TRUNCATE ' || (SELECT string_agg(format('%I.%I', schema_name, x), ', ') FROM unnest(tbls) x)
             || ' RESTART IDENTITY CASCADE';
     PERFORM setseed(seed);
-    nt := mlcache.lms_gen_entities(schema_name, scale, base);
-    PERFORM mlcache.lms_gen_enrollments(schema_name, nt, base);
+    nt := mlcache.lms_gen_entities(schema_name, scale, students_per_campus, base);
+    PERFORM mlcache.lms_gen_enrollments(schema_name, nt, students_per_campus, base);
     PERFORM mlcache.lms_gen_submissions(schema_name);
     PERFORM mlcache.lms_gen_grades(schema_name);
     PERFORM mlcache.lms_gen_progress(schema_name, base);
@@ -1749,11 +1760,11 @@ BEGIN
     EXECUTE format($q$
         INSERT INTO %1$I.reports (kind, subject_id, created_at)
         SELECT (ARRAY['assignment', 'user', 'engagement'])[g %% 3 + 1],
-               CASE g %% 3 WHEN 0 THEN g * 7 %% ($1 * 10) + 1 WHEN 1 THEN $1 + g * 13 %% ($1 * 50) + 1
+               CASE g %% 3 WHEN 0 THEN g * 7 %% ($1 * 10) + 1 WHEN 1 THEN $1 + g * 13 %% $3 + 1
                            ELSE g * 3 %% ($1 * 2) + 1 END,
                $2 + g * interval '1 day'
           FROM generate_series(1, $1 * 2) g
-    $q$, schema_name) USING nt, base;
+    $q$, schema_name) USING nt, base, scale * students_per_campus;
     FOREACH t IN ARRAY tbls LOOP
         EXECUTE format('ANALYZE %I.%I', schema_name, t);
         EXECUTE format('SELECT count(*) FROM %I.%I', schema_name, t) INTO n;
@@ -1785,11 +1796,11 @@ GRANT EXECUTE ON FUNCTION lms_watch_keys(jsonb, text, text[]),
                           lms_create_views(name, jsonb, jsonb),
                           lms_setup(name, jsonb, jsonb),
                           lms_create_schema(name),
-                          lms_gen_entities(name, integer, timestamptz),
-                          lms_gen_enrollments(name, integer, timestamptz),
+                          lms_gen_entities(name, integer, integer, timestamptz),
+                          lms_gen_enrollments(name, integer, integer, timestamptz),
                           lms_gen_submissions(name), lms_gen_grades(name),
                           lms_gen_progress(name, timestamptz), lms_gen_views(name, timestamptz),
-                          lms_generate(integer, name, float8)
+                          lms_generate(integer, name, float8, integer)
       TO mlcache_admin;
 
 -- The hit rate of an assignment's statistics over the last 24 hours, shown

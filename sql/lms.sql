@@ -48,6 +48,26 @@ SELECT lms_fingerprint('lms') = :'fp1' AS same_seed_same_data;
 SELECT expect_error($$SELECT mlcache.lms_generate(0)$$);
 SELECT expect_error($$SELECT mlcache.lms_generate(1, 'lms', 2)$$);
 SELECT expect_error($$SELECT mlcache.lms_generate(1, 'no_such_schema')$$);
+-- students_per_campus (last, default 500): the students, and with them the
+-- enrollments and submissions, of each campus.  Submissions per released
+-- assignment are about 0.6 (enrolled) * 0.85 (not missing) of it.  A small
+-- run in a schema of its own, so that lms keeps the default data.
+SELECT expect_error($$SELECT mlcache.lms_generate(1, 'lms', 0.42, 0)$$);
+SELECT expect_error($$SELECT mlcache.lms_generate(1, 'lms', 0.42, NULL)$$);
+SELECT expect_error($$SELECT mlcache.lms_generate(2, 'lms', 0.42, 2147483647)$$);
+SELECT mlcache.lms_create_schema('lms_small');
+SELECT mlcache.lms_generate(2, 'lms_small', students_per_campus => 50) - 'seed' - 'scale' AS small;
+SELECT count(*) AS released, round(avg(n)) AS per_assignment, min(n), max(n)
+  FROM (SELECT a.id, count(s.id) AS n FROM lms_small.assignments a
+          JOIN lms_small.submissions s ON s.assignment_id = a.id GROUP BY a.id) x;
+-- Campus k (from 0) has students 21 + 50k to 70 + 50k and courses 1 + 20k
+-- to 20 + 20k; nobody enrols in another campus's course.
+SELECT count(DISTINCT e.student_id) AS enrolled_students,
+       count(*) FILTER (WHERE (e.student_id - 21) / 50 <> (e.course_id - 1) / 20) AS across_campuses
+  FROM lms_small.enrollments e;
+SET client_min_messages = warning;
+DROP SCHEMA lms_small CASCADE;
+RESET client_min_messages;
 
 -- Who is who.
 SELECT is_teacher, is_staff, count(*) FROM lms.users GROUP BY 1, 2 ORDER BY 1, 2;

@@ -9,7 +9,7 @@ pkgs=(
 	libhiredis-dev redis-server redis-tools                       # hiredis, redis-server, redis-cli
 	gcc libc6-dev make procps                                     # build; pgrep/pkill/ps
 	postgresql-15-pgmemcache memcached                           # the peer that make bench measures against
-	gnuplot-nox fonts-dejavu-core                                 # make demo's latency plot
+	gnuplot-nox fonts-dejavu-core                                 # make demo's latency plot, make bench's plots
 	python3 python3-psycopg2 python3-django                       # the checker and the Django example (/usr/bin/python3)
 )
 # make faults / make fuzz also build the libFuzzer targets.

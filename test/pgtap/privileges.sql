@@ -66,7 +66,7 @@ INSERT INTO tap_fn VALUES
  (30, 'clean_orphans',     '{}',                           false),
  (31, 'schedule_maintenance', '{name}',                    false),
  (32, 'lms_setup',         '{name,jsonb,jsonb}',           false),
- (33, 'lms_generate',      '{integer,name,double precision}', false);
+ (33, 'lms_generate',      '{integer,name,double precision,integer}', false);
 
 -- ---- the catalog (1 + 4 x 40 + 4 = 165) ----
 SELECT is_empty(
