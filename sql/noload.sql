@@ -58,7 +58,8 @@ UPDATE t SET id = 2;
 TRUNCATE t;
 -- The internal helpers refuse too.
 SELECT try($$SELECT mlcache._check_templates('t', ARRAY['t:{nope}'])$$);
--- The C entry points of the extension, all exercised above.
+-- The C-language functions of the extension (get and set have one per
+-- arity, on the entry points exercised above).
 SELECT count(*) AS c_functions FROM pg_proc WHERE pronamespace = 'mlcache'::regnamespace AND prolang = 13;
 DROP TABLE t;
 DROP EXTENSION mlcache;
