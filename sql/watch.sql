@@ -154,6 +154,13 @@ SELECT counter('invalidations') - :i0 AS invalidations;
 SELECT counter('invalidations') AS i0 \gset
 UPDATE moves SET val = id;                       -- val:0, val:1 .. val:40, and the 4 grp keys: 45
 SELECT counter('invalidations') - :i0 AS invalidations;
+-- Parsed templates are kept per trigger and parsed again after DDL: a
+-- placeholder column whose type changes renders with its new type.
+ALTER TABLE moves ALTER COLUMN grp TYPE text USING 'g' || grp;
+SELECT mlcache.get('grp:g10', 'SELECT 1'), mlcache.last_level();
+SELECT mlcache.get('grp:g10', 'SELECT 1'), mlcache.last_level();
+UPDATE moves SET val = val + 1 WHERE grp = 'g10';
+SELECT mlcache.get('grp:g10', 'SELECT 1'), mlcache.last_level();
 SELECT mlcache.unwatch('moves');
 DROP TABLE moves;
 

@@ -31,7 +31,10 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "common/hashfn.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
 
@@ -87,7 +90,8 @@ typedef struct Template
 	int			nparts;
 	TemplatePart *parts;
 	bool		is_prefix;		/* ends in '*' */
-	MlcacheTarget fallback;		/* static prefix (or namespace) covering it */
+	char	   *fallback_glob;	/* static prefix (or namespace) covering it, as a glob */
+	int			fallback_len;
 	seen_hash  *seen;			/* placeholder values already rendered */
 	MemoryContext seen_cxt;		/* where seen and its values live */
 	StringInfoData last;		/* the values last looked up in seen */
@@ -160,8 +164,7 @@ template_parse(const char *src, TupleDesc desc, Template *t)
 			template_resolve(p, desc, src);
 	}
 
-	/* The static prefix: the leading literal, as a glob (needs shared memory). */
-	if (mlcache_shared != NULL)
+	/* The static prefix: the leading literal, as a glob. */
 	{
 		StringInfoData glob;
 
@@ -170,8 +173,19 @@ template_parse(const char *src, TupleDesc desc, Template *t)
 			appendStringInfoString(&glob, t->parts[0].text);
 		if (t->nparts != 1 || t->parts[0].is_column || t->is_prefix)
 			appendStringInfoChar(&glob, '*');
-		t->fallback = mlcache_pattern_target(glob.data, glob.len);
+		t->fallback_glob = glob.data;
+		t->fallback_len = glob.len;
 	}
+}
+
+/*
+ * The invalidation of t's static prefix, made when needed (TRUNCATE, DDL, a
+ * row that renders no valid key): it depends on the session's namespace.
+ */
+static MlcacheTarget
+template_fallback(Template *t)
+{
+	return mlcache_pattern_target(t->fallback_glob, t->fallback_len);
 }
 
 /*
@@ -322,7 +336,7 @@ watch_add_key(Template *t, const char *key, int len)
 	MlcacheTarget target;
 
 	if (!key_is_valid(key, len))
-		target = t->fallback;
+		target = template_fallback(t);
 	else if (t->is_prefix)
 	{
 		char	   *glob = palloc(len + 2);
@@ -436,6 +450,118 @@ watch_scan_rows(Tuplestorestate *oldts, Tuplestorestate *newts, TupleDesc desc,
 	MemoryContextDelete(rowcxt);
 }
 
+/*
+ * Parsed templates per watch trigger, so that a statement does not parse
+ * them again: a single-row UPDATE spent more on parsing than on its row.
+ * Entries are keyed by the trigger's OID and dropped when their table's
+ * relcache entry is invalidated, which covers every change to its columns
+ * and to its triggers (CREATE OR REPLACE TRIGGER included).
+ */
+typedef struct TemplateCacheEntry
+{
+	Oid			tgoid;			/* hash key */
+	Oid			relid;
+	int			ntmpl;
+	Template   *tmpls;			/* parsed parts only; in cxt */
+	MemoryContext cxt;
+} TemplateCacheEntry;
+
+static HTAB *template_cache = NULL;
+
+/*
+ * Contexts of dropped entries.  An invalidation can arrive while a trigger
+ * is using an entry (its SPI lookup of the watched views takes locks), so
+ * they are freed at the next trigger call: watch triggers never nest, since
+ * they run no statement that fires triggers.
+ */
+static List *template_garbage = NIL;
+
+static void
+template_cache_drop(TemplateCacheEntry *e)
+{
+	MemoryContext old = MemoryContextSwitchTo(CacheMemoryContext);
+
+	template_garbage = lappend(template_garbage, e->cxt);
+	MemoryContextSwitchTo(old);
+	hash_search(template_cache, &e->tgoid, HASH_REMOVE, NULL);
+}
+
+static void
+template_cache_inval(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS seq;
+	TemplateCacheEntry *e;
+
+	if (template_cache == NULL)
+		return;
+	hash_seq_init(&seq, template_cache);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		if (!OidIsValid(relid) || e->relid == relid)
+			template_cache_drop(e);
+}
+
+/*
+ * The trigger's templates, parsed against the table's descriptor: a fresh
+ * palloc'd copy of the Template structs (their parts are shared with the
+ * cache and must not be changed).
+ */
+static Template *
+watch_templates(Trigger *trig, Relation rel, int *ntmpl)
+{
+	TemplateCacheEntry *e;
+	Template   *copy;
+	bool		found;
+	ListCell   *lc;
+
+	foreach(lc, template_garbage)
+		MemoryContextDelete((MemoryContext) lfirst(lc));
+	list_free(template_garbage);
+	template_garbage = NIL;
+	if (template_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(TemplateCacheEntry);
+		ctl.hcxt = CacheMemoryContext;
+		template_cache = hash_create("mlcache watch templates", 16, &ctl,
+									 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		CacheRegisterRelcacheCallback(template_cache_inval, (Datum) 0);
+	}
+	e = hash_search(template_cache, &trig->tgoid, HASH_FIND, NULL);
+	if (e == NULL)
+	{
+		MemoryContext cxt = AllocSetContextCreate(CacheMemoryContext, "mlcache watch templates",
+												  ALLOCSET_SMALL_SIZES);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		Template   *parsed = palloc0(sizeof(Template) * Max(trig->tgnargs, 1));
+		int			i;
+
+		PG_TRY();
+		{
+			for (i = 0; i < trig->tgnargs; i++)
+				template_parse(pstrdup(trig->tgargs[i]), RelationGetDescr(rel), &parsed[i]);
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(old);
+			MemoryContextDelete(cxt);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(old);
+		e = hash_search(template_cache, &trig->tgoid, HASH_ENTER, &found);
+		e->relid = RelationGetRelid(rel);
+		e->ntmpl = trig->tgnargs;
+		e->tmpls = parsed;
+		e->cxt = cxt;
+	}
+	*ntmpl = e->ntmpl;
+	copy = palloc(sizeof(Template) * Max(e->ntmpl, 1));
+	memcpy(copy, e->tmpls, sizeof(Template) * e->ntmpl);
+	return copy;
+}
+
 PG_FUNCTION_INFO_V1(mlcache_watch_trigger);
 
 /*
@@ -460,13 +586,11 @@ mlcache_watch_trigger(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 
 	desc = RelationGetDescr(td->tg_relation);
-	ntmpl = td->tg_trigger->tgnargs;
-	tmpls = palloc(sizeof(Template) * Max(ntmpl, 1));
+	tmpls = watch_templates(td->tg_trigger, td->tg_relation, &ntmpl);
 	for (i = 0; i < ntmpl; i++)
 	{
-		template_parse(td->tg_trigger->tgargs[i], desc, &tmpls[i]);
 		tmpls[i].seen_cxt = CurrentMemoryContext;
-		tmpls[i].seen = seen_create(CurrentMemoryContext, 256, NULL);
+		tmpls[i].seen = seen_create(CurrentMemoryContext, 16, NULL);
 		initStringInfo(&tmpls[i].last);
 		tmpls[i].has_last = false;
 	}
@@ -475,7 +599,11 @@ mlcache_watch_trigger(PG_FUNCTION_ARGS)
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
 	{
 		for (i = 0; i < ntmpl; i++)
-			mlcache_inval_add(&tmpls[i].fallback, false);
+		{
+			MlcacheTarget fb = template_fallback(&tmpls[i]);
+
+			mlcache_inval_add(&fb, false);
+		}
 		return PointerGetDatum(NULL);
 	}
 	watch_scan_rows(td->tg_oldtable, td->tg_newtable, desc, tmpls, ntmpl);
@@ -548,11 +676,13 @@ mlcache_invalidate_templates(PG_FUNCTION_ARGS)
 	for (i = 0; i < n; i++)
 	{
 		Template	t;
+		MlcacheTarget fb;
 
 		if (nulls[i])
 			continue;
 		template_parse(TextDatumGetCString(elems[i]), NULL, &t);
-		mlcache_inval_add(&t.fallback, false);
+		fb = template_fallback(&t);
+		mlcache_inval_add(&fb, false);
 	}
 	PG_RETURN_VOID();
 }
