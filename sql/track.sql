@@ -37,3 +37,14 @@ SELECT expect_error($$SELECT mlcache._tracking_advance(1)$$);
 SELECT expect_error($$SELECT mlcache.tracking_sweep()$$);
 RESET ROLE;
 DROP ROLE tr_reader;
+
+-- A full table (mlcache.track_max, 5000 here) makes room by evicting the 5%
+-- of keys read least in the last 24 hours (ties in no set order): a
+-- well-read key stays, and a stream of once-read keys fills the table up to
+-- its cap and no further.
+SELECT count(*) FROM (SELECT mlcache.get('tr:hot', 'SELECT 1', 0, 0) FROM generate_series(1, 30)) x;
+SELECT count(*) FROM (SELECT mlcache.get('tr:cold:' || g, 'SELECT 1', 0, 0) FROM generate_series(1, 6000) g) x;
+SELECT total >= 30 AS hot_kept FROM mlcache.key_stats('tr:hot');
+SELECT count(*) FILTER (WHERE (SELECT total FROM mlcache.key_stats('tr:cold:' || g)) > 0)
+       BETWEEN 4500 AND 5000 AS cold_tracked_up_to_cap
+  FROM generate_series(1, 6000) g;

@@ -237,7 +237,7 @@ mlcache_guc_init(void)
 	if (process_shared_preload_libraries_in_progress)
 		DefineCustomIntVariable("mlcache.track_max",
 								"Number of keys whose hits and misses are tracked over 24 hours.",
-								"When full, a new key evicts the key read least in the last 24 hours.",
+								"When full, the 5% of keys read least in the last 24 hours are evicted.",
 								&mlcache_track_max, 5000, 0, 1000000,
 								PGC_POSTMASTER, 0,
 								NULL, NULL, NULL);

@@ -115,28 +115,57 @@ track_total(const TrackEntry *e, int64 now)
 	return sum;
 }
 
-/* Evict the least-read entry.  Caller holds the lock exclusively. */
-static void
-track_evict_one(int64 now)
+static int
+track_cmp_u64(const void *a, const void *b)
 {
+	uint64		x = *(const uint64 *) a;
+	uint64		y = *(const uint64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Make room: evict the 5% of entries read least in the last 24 hours (at
+ * least one).  Evicting in batches keeps a stream of new keys from scanning
+ * the whole table for each one, which made every read of an untracked key
+ * cost O(track_max) once the table was full.  Caller holds the lock
+ * exclusively.
+ */
+static void
+track_evict(int64 now)
+{
+	long		n = hash_get_num_entries(track_table);
+	long		nevict = Max(n / 20, 1);
+	long		i = 0;
+	long		below;
+	uint64	   *totals;
+	uint64		threshold;
 	HASH_SEQ_STATUS seq;
 	TrackEntry *e;
-	TrackEntry *victim = NULL;
-	uint64		least = PG_UINT64_MAX;
 
+	if (n == 0)
+		return;
+	totals = palloc(sizeof(uint64) * n);
+	hash_seq_init(&seq, track_table);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		if (i < n)
+			totals[i++] = track_total(e, now);
+	n = i;
+	qsort(totals, n, sizeof(uint64), track_cmp_u64);
+	threshold = totals[Min(nevict, n) - 1];
+	/* Everything below the threshold goes, then entries at it until nevict. */
+	for (below = 0; below < n && totals[below] < threshold; below++)
+		;
+	pfree(totals);
+	nevict -= below;
 	hash_seq_init(&seq, track_table);
 	while ((e = hash_seq_search(&seq)) != NULL)
 	{
 		uint64		t = track_total(e, now);
 
-		if (t < least)
-		{
-			least = t;
-			victim = e;
-		}
+		if (t < threshold || (t == threshold && nevict-- > 0))
+			hash_search(track_table, &e->key, HASH_REMOVE, NULL);
 	}
-	if (victim != NULL)
-		hash_search(track_table, &victim->key, HASH_REMOVE, NULL);
 }
 
 static void
@@ -186,7 +215,7 @@ mlcache_track(const MlcacheKey *k, uint64 hash, bool hit)
 	LWLockAcquire(track_shared->lock, LW_EXCLUSIVE);
 	e = hash_search(track_table, &tk, HASH_FIND, NULL);
 	if (e == NULL && hash_get_num_entries(track_table) >= mlcache_track_max)
-		track_evict_one(now);
+		track_evict(now);
 	e = hash_search(track_table, &tk, HASH_ENTER_NULL, &found);
 	if (e != NULL)
 	{
