@@ -588,8 +588,8 @@ mlcache_lookup_ttl_arg(FunctionCallInfo fcinfo, int argno, const char *name, int
 }
 
 /* Check and decode the key argument (argument 0). */
-static void
-lookup_key_arg(FunctionCallInfo fcinfo, MlcacheKey *k)
+void
+mlcache_lookup_key_arg(FunctionCallInfo fcinfo, MlcacheKey *k)
 {
 	text	   *t;
 
@@ -614,7 +614,7 @@ mlcache_get(PG_FUNCTION_ARGS)
 	int			l1_ttl,
 				l2_ttl;
 
-	lookup_key_arg(fcinfo, &k);
+	mlcache_lookup_key_arg(fcinfo, &k);
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -669,7 +669,7 @@ mlcache_set(PG_FUNCTION_ARGS)
 	PendingSet *ps;
 	MemoryContext old;
 
-	lookup_key_arg(fcinfo, &k);
+	mlcache_lookup_key_arg(fcinfo, &k);
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

@@ -31,6 +31,7 @@
 #include "guc.h"
 #include "keys.h"
 #include "l2_redis.h"
+#include "lookup.h"
 #include "shmem.h"
 #include "track.h"
 
@@ -278,21 +279,13 @@ mlcache_key_stats(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	Datum		v[6];
 	bool		n[6] = {false};
-	text	   *t;
 	MlcacheKey	k;
 	uint64		hits,
 				misses;
 	int64		ttl_ms;
 	const char *rkey;
 
-	mlcache_require_loaded();
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("cache key must not be null")));
-	t = PG_GETARG_TEXT_PP(0);
-	mlcache_check_key(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), "cache key");
-	mlcache_key_init(&k, text_to_cstring(t), VARSIZE_ANY_EXHDR(t));
+	mlcache_lookup_key_arg(fcinfo, &k);
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	(void) track_lookup(mlcache_key_hash(&k), &hits, &misses);
