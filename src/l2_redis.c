@@ -345,7 +345,7 @@ mlcache_l2_set(const char *rkey, int rkeylen, const char *val, Size vlen, int64 
 /*
  * Run n commands pipelined: all are appended, then all replies read.  Each
  * command's integer reply, if any, goes to its result field.  Arguments are
- * NUL-terminated strings.
+ * NUL-terminated strings unless their argvlen is set.
  */
 MlcacheL2Result
 mlcache_l2_pipeline(MlcacheL2Cmd *cmds, int n)
@@ -361,7 +361,12 @@ mlcache_l2_pipeline(MlcacheL2Cmd *cmds, int n)
 			return mlcache_l2_breaker_open() ? L2_SKIPPED : L2_FAILED;
 		for (i = 0; i < n; i++)
 		{
-			if (redisAppendCommandArgv(c, cmds[i].argc, cmds[i].argv, NULL) != REDIS_OK)
+			size_t		len[6];
+			int			j;
+
+			for (j = 0; j < cmds[i].argc; j++)
+				len[j] = cmds[i].argvlen[j] ? cmds[i].argvlen[j] : strlen(cmds[i].argv[j]);
+			if (redisAppendCommandArgv(c, cmds[i].argc, cmds[i].argv, len) != REDIS_OK)
 			{
 				l2_failure("send to", "could not queue a command");
 				return L2_FAILED;
@@ -409,77 +414,13 @@ static const char *const l2_unlink_orphan_script =
 "return redis.call('UNLINK', KEYS[1])";
 
 /*
- * SCAN keys matching match and remove the orphans among them (see
- * l2_unlink_orphan_script); epoch is the current one, 8 bytes.
+ * SCAN the keys matching match and run script (an EVAL with the key as
+ * KEYS[1] and arg, arglen bytes, as ARGV[1]) on each, pipelined a SCAN batch
+ * at a time; *removed sums the integer replies.  Off the commit path only.
  */
-MlcacheL2Result
-mlcache_l2_clean_orphans(const char *match, uint64 epoch, int64 *removed)
-{
-	char		cursor[32] = "0";
-	char		ep[8];
-
-	memcpy(ep, &epoch, 8);
-	*removed = 0;
-	do
-	{
-		const char *argv[6] = {"SCAN", cursor, "MATCH", match, "COUNT", "1000"};
-		MlcacheL2Result res;
-		redisReply *r = l2_command(6, argv, NULL, &res);
-		int			n,
-					i;
-
-		if (r == NULL)
-			return res;
-		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-			r->element[0]->type != REDIS_REPLY_STRING ||
-			r->element[1]->type != REDIS_REPLY_ARRAY)
-		{
-			freeReplyObject(r);
-			return L2_FAILED;
-		}
-		strlcpy(cursor, r->element[0]->str, sizeof(cursor));
-		n = (int) r->element[1]->elements;
-		for (i = 0; i < n; i++)
-		{
-			redisReply *e = r->element[1]->element[i];
-			const char *eargv[5] = {"EVAL", l2_unlink_orphan_script, "1", e->str, ep};
-			size_t		elen[5] = {4, strlen(l2_unlink_orphan_script), 1, e->len, 8};
-			redisReply *er;
-
-			er = redisCommandArgv(l2_ctx, 5, eargv, elen);
-			if (er == NULL)
-			{
-				freeReplyObject(r);
-				l2_failure("talk to", "connection lost while cleaning orphans");
-				return L2_FAILED;
-			}
-			if (er->type == REDIS_REPLY_INTEGER)
-				*removed += er->integer;
-			freeReplyObject(er);
-		}
-		freeReplyObject(r);
-	} while (strcmp(cursor, "0") != 0);
-	return L2_OK;
-}
-
-/* Make c the conditional UNLINK of key (see l2_unlink_older_script). */
-void
-mlcache_l2_cmd_unlink_older(MlcacheL2Cmd *c, const char *key, const char *before)
-{
-	c->argc = 5;
-	c->argv[0] = "EVAL";
-	c->argv[1] = l2_unlink_older_script;
-	c->argv[2] = "1";
-	c->argv[3] = key;
-	c->argv[4] = before;
-}
-
-/*
- * SCAN the keyspace with MATCH and remove what it finds that was computed
- * before 'before', a batch at a time.  Used off the commit path only.
- */
-MlcacheL2Result
-mlcache_l2_scan_unlink(const char *match, const char *before, int64 *removed)
+static MlcacheL2Result
+l2_scan_eval(const char *match, const char *script, const char *arg, size_t arglen,
+			 int64 *removed)
 {
 	char		cursor[32] = "0";
 
@@ -510,7 +451,13 @@ mlcache_l2_scan_unlink(const char *match, const char *before, int64 *removed)
 		{
 			redisReply *e = r->element[1]->element[i];
 
-			mlcache_l2_cmd_unlink_older(&cmds[i], pnstrdup(e->str, e->len), before);
+			cmds[i].argc = 5;
+			cmds[i].argv[0] = "EVAL";
+			cmds[i].argv[1] = script;
+			cmds[i].argv[2] = "1";
+			cmds[i].argv[3] = pnstrdup(e->str, e->len);
+			cmds[i].argv[4] = arg;
+			cmds[i].argvlen[4] = arglen;
 		}
 		freeReplyObject(r);
 		if (n > 0)
@@ -526,6 +473,42 @@ mlcache_l2_scan_unlink(const char *match, const char *before, int64 *removed)
 		pfree(cmds);
 	} while (strcmp(cursor, "0") != 0);
 	return L2_OK;
+}
+
+/*
+ * SCAN keys matching match and remove the orphans among them (see
+ * l2_unlink_orphan_script); epoch is the current one, 8 bytes.
+ */
+MlcacheL2Result
+mlcache_l2_clean_orphans(const char *match, uint64 epoch, int64 *removed)
+{
+	char		ep[8];
+
+	memcpy(ep, &epoch, 8);
+	return l2_scan_eval(match, l2_unlink_orphan_script, ep, 8, removed);
+}
+
+/* Make c the conditional UNLINK of key (see l2_unlink_older_script). */
+void
+mlcache_l2_cmd_unlink_older(MlcacheL2Cmd *c, const char *key, const char *before)
+{
+	memset(c, 0, sizeof(*c));
+	c->argc = 5;
+	c->argv[0] = "EVAL";
+	c->argv[1] = l2_unlink_older_script;
+	c->argv[2] = "1";
+	c->argv[3] = key;
+	c->argv[4] = before;
+}
+
+/*
+ * SCAN the keyspace with MATCH and remove what it finds that was computed
+ * before 'before' (see l2_unlink_older_script).
+ */
+MlcacheL2Result
+mlcache_l2_scan_unlink(const char *match, const char *before, int64 *removed)
+{
+	return l2_scan_eval(match, l2_unlink_older_script, before, 0, removed);
 }
 
 /* PING, reporting the round trip in milliseconds. */

@@ -14,11 +14,15 @@ typedef enum MlcacheL2Result
 	L2_FAILED					/* Redis error; counted and reported */
 } MlcacheL2Result;
 
-/* One command of a pipeline; result receives an integer reply. */
+/*
+ * One command of a pipeline; result receives an integer reply.  argvlen[i]
+ * 0 means argv[i] is NUL-terminated (zero the struct before filling it).
+ */
 typedef struct MlcacheL2Cmd
 {
 	int			argc;
 	const char *argv[6];
+	size_t		argvlen[6];
 	long long	result;
 } MlcacheL2Cmd;
 
