@@ -40,9 +40,10 @@ typedef struct PendingTarget
 	uint64		hash;			/* of (kind, text), for deduplication */
 	char	   *text;			/* key or prefix */
 	int			len;
-	char	   *hygiene;		/* Redis key, or SCAN pattern, to remove later */
-	char	   *channel;		/* where the worker PUBLISHes it */
-	bool		hygiene_is_pattern;
+	const char *ns;				/* the namespace it was added in */
+	int			nslen;
+	char	   *rname;			/* for keys too long to queue: the Redis name */
+	int			rnamelen;
 	bool		scan;			/* SCAN Redis for the pattern after commit */
 } PendingTarget;
 
@@ -70,8 +71,8 @@ static int	npend = 0;
 static int	maxpend = 0;
 static HTAB *pend_by_hash = NULL;
 static HTAB *pend_slots = NULL;
-static char *pend_channel = NULL;
-static const char *pend_channel_ns = NULL;
+static char *pend_ns = NULL;	/* a copy of the namespace, per transaction */
+static const char *pend_ns_src = NULL;
 
 static void
 inval_reset(void)
@@ -81,8 +82,8 @@ inval_reset(void)
 	maxpend = 0;
 	pend_by_hash = NULL;
 	pend_slots = NULL;
-	pend_channel = NULL;
-	pend_channel_ns = NULL;
+	pend_ns = NULL;
+	pend_ns_src = NULL;
 }
 
 static HTAB *
@@ -132,35 +133,28 @@ inval_reindex(void)
 }
 
 /*
- * What the worker removes from Redis once t has committed: the key itself,
- * or a SCAN pattern covering the prefix or the whole namespace; NULL for
- * targets that name no Redis keys.  Also sets
- * *channel to "<namespace>invalidations", made once per transaction.
+ * Record where p's clean-up goes: the namespace (copied once per
+ * transaction), and for a key too long for the worker's queue its Redis
+ * name, built here.  The worker builds every other Redis name and pattern
+ * itself, off the commit path.
  */
-static char *
-inval_hygiene(const MlcacheTarget *t, char **channel)
+static void
+inval_hygiene(PendingTarget *p)
 {
 	int			nlen;
 	const char *ns = mlcache_namespace(&nlen);
 
-	if (pend_channel == NULL || pend_channel_ns != ns)
+	if (pend_ns == NULL || pend_ns_src != ns)
 	{
-		pend_channel = MemoryContextStrdup(TopTransactionContext,
-										   psprintf("%sinvalidations", ns));
-		pend_channel_ns = ns;
+		pend_ns = MemoryContextStrdup(TopTransactionContext, ns);
+		pend_ns_src = ns;
 	}
-	*channel = pend_channel;
-	if (t->kind == MLCACHE_TARGET_DEF || t->kind == MLCACHE_TARGET_VIEW)
-		return NULL;
-	if (t->kind == MLCACHE_TARGET_KEY)
-	{
-		MlcacheKey	k;
-
-		mlcache_key_init(&k, t->text, t->len);
-		return (char *) mlcache_key_rkey(&k);
-	}
-	return psprintf("%s%.*s*", mlcache_glob_escape(ns, nlen),
-					t->len, mlcache_glob_escape(t->text, t->len));
+	p->ns = pend_ns;
+	p->nslen = nlen;
+	p->rname = NULL;
+	p->rnamelen = 0;
+	if (p->kind == MLCACHE_TARGET_KEY && p->len > MLCACHE_HYGIENE_MAX_TEXT)
+		p->rname = mlcache_redis_name(ns, nlen, p->text, p->len, &p->rnamelen);
 }
 
 static bool
@@ -221,9 +215,8 @@ mlcache_inval_add(const MlcacheTarget *t, bool scan)
 	p->hash = hash;
 	p->text = pnstrdup(t->text, t->len);
 	p->len = t->len;
-	p->hygiene = inval_hygiene(t, &p->channel);
-	p->hygiene_is_pattern = (t->kind == MLCACHE_TARGET_PREFIX || t->kind == MLCACHE_TARGET_ALL);
 	p->scan = scan;
+	inval_hygiene(p);
 	MemoryContextSwitchTo(old);
 	npend++;
 	if (pend_by_hash != NULL)
@@ -294,9 +287,17 @@ inval_apply(void)
 		pg_atomic_fetch_add_u64(&mlcache_shared->gens[pend[i].slot], 1);
 	mlcache_count_n(MLC_INVALIDATION, npend);
 	for (i = 0; i < npend; i++)
-		if (pend[i].hygiene != NULL)
-			mlcache_worker_enqueue_hygiene(pend[i].channel, pend[i].hygiene,
-									   pend[i].hygiene_is_pattern, pend[i].scan, now);
+	{
+		PendingTarget *p = &pend[i];
+
+		if (p->rname != NULL)
+			mlcache_worker_enqueue_hygiene(MLCACHE_HYGIENE_RNAME, p->ns, p->nslen,
+										   p->rname, p->rnamelen, p->scan, now);
+		else if (p->kind == MLCACHE_TARGET_KEY || p->kind == MLCACHE_TARGET_PREFIX ||
+				 p->kind == MLCACHE_TARGET_ALL)
+			mlcache_worker_enqueue_hygiene(p->kind, p->ns, p->nslen,
+										   p->text, p->len, p->scan, now);
+	}
 }
 
 static void

@@ -154,19 +154,23 @@ mlcache_key_hash(const MlcacheKey *k)
 	return hash_bytes_extended((const unsigned char *) k->key, k->keylen, ns_seed ^ 0x5346);
 }
 
-/* Build the Redis key: namespace + key, or namespace + "#" + sha256(key). */
-static void
-key_redis_name(MlcacheKey *k)
+/*
+ * The Redis name of key under namespace ns: ns + key, or, for keys longer
+ * than MLCACHE_MAX_PLAIN_KEY, ns + "#" + sha256(key) in hex.  Palloc'd,
+ * NUL-terminated; *rlen receives its length.  Depends on nothing but its
+ * arguments, so the background worker can build names too.
+ */
+char *
+mlcache_redis_name(const char *ns, int nlen, const char *key, int keylen, int *rlen)
 {
-	int			nlen;
-	const char *ns = mlcache_namespace(&nlen);
+	char	   *r;
 
-	if (k->keylen <= MLCACHE_MAX_PLAIN_KEY)
+	if (keylen <= MLCACHE_MAX_PLAIN_KEY)
 	{
-		k->rkeylen = nlen + k->keylen;
-		k->rkey = palloc(k->rkeylen + 1);
-		memcpy(k->rkey, ns, nlen);
-		memcpy(k->rkey + nlen, k->key, k->keylen);
+		*rlen = nlen + keylen;
+		r = palloc(*rlen + 1);
+		memcpy(r, ns, nlen);
+		memcpy(r + nlen, key, keylen);
 	}
 	else
 	{
@@ -175,18 +179,29 @@ key_redis_name(MlcacheKey *k)
 		int			i;
 
 		if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
-			pg_cryptohash_update(ctx, (const uint8 *) k->key, k->keylen) < 0 ||
+			pg_cryptohash_update(ctx, (const uint8 *) key, keylen) < 0 ||
 			pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
 			elog(ERROR, "could not compute SHA-256 of a cache key");
 		pg_cryptohash_free(ctx);
-		k->rkeylen = nlen + 1 + 2 * PG_SHA256_DIGEST_LENGTH;
-		k->rkey = palloc(k->rkeylen + 1);
-		memcpy(k->rkey, ns, nlen);
-		k->rkey[nlen] = '#';
+		*rlen = nlen + 1 + 2 * PG_SHA256_DIGEST_LENGTH;
+		r = palloc(*rlen + 1);
+		memcpy(r, ns, nlen);
+		r[nlen] = '#';
 		for (i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
-			sprintf(k->rkey + nlen + 1 + 2 * i, "%02x", digest[i]);
+			sprintf(r + nlen + 1 + 2 * i, "%02x", digest[i]);
 	}
-	k->rkey[k->rkeylen] = '\0';
+	r[*rlen] = '\0';
+	return r;
+}
+
+/* Build the key's Redis name in the current namespace. */
+static void
+key_redis_name(MlcacheKey *k)
+{
+	int			nlen;
+	const char *ns = mlcache_namespace(&nlen);
+
+	k->rkey = mlcache_redis_name(ns, nlen, k->key, k->keylen, &k->rkeylen);
 }
 
 /*
@@ -291,6 +306,16 @@ mlcache_pattern_target(const char *pattern, int len)
 	t.kind = cut > 0 ? MLCACHE_TARGET_PREFIX : MLCACHE_TARGET_ALL;
 	t.slot = mlcache_target_slot(t.kind, t.text, t.kind == MLCACHE_TARGET_ALL ? 0 : t.len);
 	return t;
+}
+
+/*
+ * The SCAN pattern matching every Redis name under prefix (which may be
+ * empty: the whole namespace) in namespace ns.
+ */
+char *
+mlcache_prefix_glob(const char *ns, int nlen, const char *prefix, int plen)
+{
+	return psprintf("%s%s*", mlcache_glob_escape(ns, nlen), mlcache_glob_escape(prefix, plen));
 }
 
 /* Escape Redis glob characters so that s matches only itself in SCAN MATCH. */

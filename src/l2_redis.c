@@ -36,23 +36,28 @@ static redisContext *l2_ctx = NULL;
 static bool l2_ctx_used = false;	/* a command went through on l2_ctx */
 
 /*
- * Remove KEYS[1] only if it is not an mlcache value computed at or after
- * ARGV[1] (a TimestampTz): the clean-up after a commit must not delete a
- * value stored after that commit, nor one that may still be served stale
- * (its max_stale window reaches past the commit).  Values that are not
- * envelopes, or of another type, are removed.  The offsets are those of
- * computed_at and max_stale in envelope.c.  Returns 1 if the key was removed.
+ * Remove each of KEYS unless it is an mlcache value computed at or after its
+ * ARGV[i] (a TimestampTz; ARGV[1] for every key when there is only one): the
+ * clean-up after a commit must not delete a value stored after that commit,
+ * nor one that may still be served stale (its max_stale window reaches past
+ * the commit).  Values that are not envelopes, or of another type, are
+ * removed.  The offsets are those of computed_at and max_stale in
+ * envelope.c.  Returns how many keys were removed.
  */
 static const char *const l2_unlink_older_script =
-"local ok, v = pcall(redis.call, 'GET', KEYS[1]) "
-"if ok and not v then return 0 end "
-"if ok and #v >= 76 and string.sub(v, 1, 4) == 'MLC\\2' then "
-"  local computed = struct.unpack('<i8', v, 41) "
-"  local stale = struct.unpack('<I4', v, 69) "
-"  if computed >= tonumber(ARGV[1]) or computed + stale * 1000000 > tonumber(ARGV[1]) "
-"  then return 0 end "
+"local n = 0 "
+"for i, k in ipairs(KEYS) do "
+"  local t = tonumber(ARGV[i] or ARGV[1]) "
+"  local ok, v = pcall(redis.call, 'GET', k) "
+"  local keep = ok and not v "
+"  if ok and v and #v >= 76 and string.sub(v, 1, 4) == 'MLC\\2' then "
+"    local computed = struct.unpack('<i8', v, 41) "
+"    local stale = struct.unpack('<I4', v, 69) "
+"    keep = computed >= t or computed + stale * 1000000 > t "
+"  end "
+"  if not keep then n = n + redis.call('UNLINK', k) end "
 "end "
-"return redis.call('UNLINK', KEYS[1])";
+"return n";
 static uint64 l2_ctx_version = 0;
 
 static struct timeval
@@ -361,12 +366,12 @@ mlcache_l2_pipeline(MlcacheL2Cmd *cmds, int n)
 			return mlcache_l2_breaker_open() ? L2_SKIPPED : L2_FAILED;
 		for (i = 0; i < n; i++)
 		{
-			size_t		len[6];
 			int			j;
 
 			for (j = 0; j < cmds[i].argc; j++)
-				len[j] = cmds[i].argvlen[j] ? cmds[i].argvlen[j] : strlen(cmds[i].argv[j]);
-			if (redisAppendCommandArgv(c, cmds[i].argc, cmds[i].argv, len) != REDIS_OK)
+				if (cmds[i].argvlen[j] == 0)
+					cmds[i].argvlen[j] = strlen(cmds[i].argv[j]);
+			if (redisAppendCommandArgv(c, cmds[i].argc, cmds[i].argv, cmds[i].argvlen) != REDIS_OK)
 			{
 				l2_failure("send to", "could not queue a command");
 				return L2_FAILED;
@@ -402,21 +407,26 @@ mlcache_l2_pipeline(MlcacheL2Cmd *cmds, int n)
 }
 
 /*
- * Remove KEYS[1] unless it is an mlcache envelope of the epoch ARGV[1] (8
- * bytes, as stored at offset 8): values of an older server life, or foreign
- * values, under our prefix.  Returns 1 if the key was removed.
+ * Remove each of KEYS unless it is an mlcache envelope of the epoch ARGV[1]
+ * (8 bytes, as stored at offset 8): values of an older server life, or
+ * foreign values, under our prefix.  Returns how many keys were removed.
  */
 static const char *const l2_unlink_orphan_script =
-"local ok, v = pcall(redis.call, 'GET', KEYS[1]) "
-"if ok and not v then return 0 end "
-"if ok and #v >= 76 and string.sub(v, 1, 3) == 'MLC' and string.sub(v, 9, 16) == ARGV[1] "
-"   then return 0 end "
-"return redis.call('UNLINK', KEYS[1])";
+"local n = 0 "
+"for _, k in ipairs(KEYS) do "
+"  local ok, v = pcall(redis.call, 'GET', k) "
+"  local keep = ok and not v "
+"  if ok and v and #v >= 76 and string.sub(v, 1, 3) == 'MLC' and string.sub(v, 9, 16) == ARGV[1] "
+"  then keep = true end "
+"  if not keep then n = n + redis.call('UNLINK', k) end "
+"end "
+"return n";
 
 /*
- * SCAN the keys matching match and run script (an EVAL with the key as
- * KEYS[1] and arg, arglen bytes, as ARGV[1]) on each, pipelined a SCAN batch
- * at a time; *removed sums the integer replies.  Off the commit path only.
+ * SCAN the keys matching match and run script (an EVAL with the keys as KEYS
+ * and arg, arglen bytes, as ARGV[1]) on them, one EVAL per
+ * MLCACHE_L2_KEYS_PER_EVAL keys of a SCAN batch, pipelined; *removed sums
+ * the integer replies.  Off the commit path only.
  */
 static MlcacheL2Result
 l2_scan_eval(const char *match, const char *script, const char *arg, size_t arglen,
@@ -432,6 +442,7 @@ l2_scan_eval(const char *match, const char *script, const char *arg, size_t argl
 		redisReply *r = l2_command(6, argv, NULL, &res);
 		MlcacheL2Cmd *cmds;
 		int			n,
+					ncmds,
 					i;
 
 		if (r == NULL)
@@ -446,30 +457,47 @@ l2_scan_eval(const char *match, const char *script, const char *arg, size_t argl
 		}
 		strlcpy(cursor, r->element[0]->str, sizeof(cursor));
 		n = (int) r->element[1]->elements;
-		cmds = palloc0(sizeof(MlcacheL2Cmd) * Max(n, 1));
-		for (i = 0; i < n; i++)
+		ncmds = (n + MLCACHE_L2_KEYS_PER_EVAL - 1) / MLCACHE_L2_KEYS_PER_EVAL;
+		cmds = palloc0(sizeof(MlcacheL2Cmd) * Max(ncmds, 1));
+		for (i = 0; i < ncmds; i++)
 		{
-			redisReply *e = r->element[1]->element[i];
+			int			first = i * MLCACHE_L2_KEYS_PER_EVAL;
+			int			nkeys = Min(n - first, MLCACHE_L2_KEYS_PER_EVAL);
+			MlcacheL2Cmd *c = &cmds[i];
+			int			j;
 
-			cmds[i].argc = 5;
-			cmds[i].argv[0] = "EVAL";
-			cmds[i].argv[1] = script;
-			cmds[i].argv[2] = "1";
-			cmds[i].argv[3] = pnstrdup(e->str, e->len);
-			cmds[i].argv[4] = arg;
-			cmds[i].argvlen[4] = arglen;
+			mlcache_l2_cmd_init(c, 4 + nkeys);
+			c->argv[0] = "EVAL";
+			c->argv[1] = script;
+			c->argv[2] = psprintf("%d", nkeys);
+			for (j = 0; j < nkeys; j++)
+			{
+				redisReply *e = r->element[1]->element[first + j];
+
+				c->argv[3 + j] = pnstrdup(e->str, e->len);
+				c->argvlen[3 + j] = e->len;
+			}
+			c->argv[3 + nkeys] = arg;
+			c->argvlen[3 + nkeys] = arglen;
 		}
 		freeReplyObject(r);
-		if (n > 0)
+		if (ncmds > 0)
 		{
-			res = mlcache_l2_pipeline(cmds, n);
+			res = mlcache_l2_pipeline(cmds, ncmds);
 			if (res != L2_OK)
 				return res;
-			for (i = 0; i < n; i++)
+			for (i = 0; i < ncmds; i++)
 				*removed += cmds[i].result;
 		}
-		for (i = 0; i < n; i++)
-			pfree((char *) cmds[i].argv[3]);
+		for (i = 0; i < ncmds; i++)
+		{
+			int			j;
+
+			for (j = 2; j < cmds[i].argc - 1; j++)
+				pfree((char *) cmds[i].argv[j]);
+			pfree(cmds[i].argv);
+			pfree(cmds[i].argvlen);
+		}
 		pfree(cmds);
 	} while (strcmp(cursor, "0") != 0);
 	return L2_OK;
@@ -488,17 +516,37 @@ mlcache_l2_clean_orphans(const char *match, uint64 epoch, int64 *removed)
 	return l2_scan_eval(match, l2_unlink_orphan_script, ep, 8, removed);
 }
 
-/* Make c the conditional UNLINK of key (see l2_unlink_older_script). */
+/* Allocate c's argument arrays for argc arguments, zeroed. */
 void
-mlcache_l2_cmd_unlink_older(MlcacheL2Cmd *c, const char *key, const char *before)
+mlcache_l2_cmd_init(MlcacheL2Cmd *c, int argc)
 {
-	memset(c, 0, sizeof(*c));
-	c->argc = 5;
+	c->argc = argc;
+	c->argv = palloc0(sizeof(const char *) * argc);
+	c->argvlen = palloc0(sizeof(size_t) * argc);
+	c->result = 0;
+}
+
+/*
+ * Make c the conditional UNLINK of n keys (at most MLCACHE_L2_KEYS_PER_EVAL),
+ * each unless computed at or after its befores[i] (see
+ * l2_unlink_older_script).  The strings must outlive the command.
+ */
+void
+mlcache_l2_cmd_unlink_older(MlcacheL2Cmd *c, const char *const *keys,
+							const char *const *befores, int n)
+{
+	int			i;
+
+	Assert(n > 0 && n <= MLCACHE_L2_KEYS_PER_EVAL);
+	mlcache_l2_cmd_init(c, 3 + 2 * n);
 	c->argv[0] = "EVAL";
 	c->argv[1] = l2_unlink_older_script;
-	c->argv[2] = "1";
-	c->argv[3] = key;
-	c->argv[4] = before;
+	c->argv[2] = psprintf("%d", n);
+	for (i = 0; i < n; i++)
+	{
+		c->argv[3 + i] = keys[i];
+		c->argv[3 + n + i] = befores[i];
+	}
 }
 
 /*

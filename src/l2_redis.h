@@ -15,22 +15,27 @@ typedef enum MlcacheL2Result
 } MlcacheL2Result;
 
 /*
- * One command of a pipeline; result receives an integer reply.  argvlen[i]
- * 0 means argv[i] is NUL-terminated (zero the struct before filling it).
+ * One command of a pipeline (see mlcache_l2_cmd_init); result receives an
+ * integer reply.  argvlen[i] 0 means argv[i] is NUL-terminated.
  */
 typedef struct MlcacheL2Cmd
 {
 	int			argc;
-	const char *argv[6];
-	size_t		argvlen[6];
+	const char **argv;
+	size_t	   *argvlen;
 	long long	result;
 } MlcacheL2Cmd;
+
+/* Redis keys per EVAL of the clean-up scripts. */
+#define MLCACHE_L2_KEYS_PER_EVAL 512
 
 extern MlcacheL2Result mlcache_l2_pipeline(MlcacheL2Cmd *cmds, int n);
 extern MlcacheL2Result mlcache_l2_get(const char *rkey, int rkeylen, char **val, Size *vlen);
 extern MlcacheL2Result mlcache_l2_set(const char *rkey, int rkeylen,
 									  const char *val, Size vlen, int64 ttl_ms);
-extern void mlcache_l2_cmd_unlink_older(MlcacheL2Cmd *c, const char *key, const char *before);
+extern void mlcache_l2_cmd_init(MlcacheL2Cmd *c, int argc);
+extern void mlcache_l2_cmd_unlink_older(MlcacheL2Cmd *c, const char *const *keys,
+										const char *const *befores, int n);
 extern MlcacheL2Result mlcache_l2_clean_orphans(const char *match, uint64 epoch, int64 *removed);
 extern MlcacheL2Result mlcache_l2_scan_unlink(const char *match, const char *before, int64 *removed);
 extern MlcacheL2Result mlcache_l2_ping(double *rtt_ms);

@@ -37,7 +37,7 @@ ops_redis_keys(int64 *count, bool *exact)
 {
 	int			nlen;
 	const char *ns = mlcache_namespace(&nlen);
-	char	   *match = psprintf("%s*", mlcache_glob_escape(ns, nlen));
+	char	   *match = mlcache_prefix_glob(ns, nlen, "", 0);
 
 	return mlcache_l2_count_keys(match, KEY_COUNT_STEPS, count, exact) == L2_OK;
 }
@@ -240,7 +240,7 @@ mlcache_clean_orphans(PG_FUNCTION_ARGS)
 
 	mlcache_require_loaded();
 	ns = mlcache_namespace(&nlen);
-	if (mlcache_l2_clean_orphans(psprintf("%s*", mlcache_glob_escape(ns, nlen)),
+	if (mlcache_l2_clean_orphans(mlcache_prefix_glob(ns, nlen, "", 0),
 								 mlcache_shared->epoch, &removed) != L2_OK)
 		PG_RETURN_NULL();
 	ereport(LOG, (errmsg("mlcache removed %lld orphaned Redis keys", (long long) removed)));

@@ -10,11 +10,12 @@
  * generation counters already made the values unreachable, and their TTL
  * still bounds how long they take space.
  *
- * The worker drains the ring into its own memory, then UNLINKs keys
- * (pipelined), SCANs and UNLINKs patterns, and PUBLISHes each key or pattern
- * on "<namespace>invalidations".  While Redis is down it keeps the batch and
- * retries with exponential backoff; a batch that outgrows its bound is
- * dropped and counted.
+ * The worker drains the ring into its own memory, folds duplicates, then
+ * UNLINKs keys (a few Lua calls per batch, pipelined), SCANs and UNLINKs
+ * patterns, and PUBLISHes the batch's keys and patterns on
+ * "<namespace>invalidations", newline-separated, in as few messages as
+ * fit.  While Redis is down it keeps the batch and retries with exponential
+ * backoff; a batch that outgrows its bound is dropped and counted.
  *
  * Locking: ring fields are protected by ring->mutex (a spinlock, held only
  * for copies).  worker_latch and worker_pid are written by the worker and
@@ -24,6 +25,8 @@
 
 #include <signal.h>
 
+#include "common/hashfn.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -35,10 +38,12 @@
 #include "storage/spin.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 #include "guc.h"
+#include "keys.h"
 #include "l2_redis.h"
 #include "l3.h"
 #include "shmem.h"
@@ -46,11 +51,11 @@
 #include "worker.h"
 
 #define RING_SIZE		(1024 * 1024)
-#define RECORD_HEADER	12		/* uint16 text length, channel length, flags, int64 time */
-#define MAX_TEXT		1024	/* longer texts are not queued */
-#define MAX_CHANNEL		255
+#define RECORD_HEADER	16		/* uint16 text length, namespace length, flags, kind, 3 unused, int64 time */
+#define MAX_NS			255		/* longer namespaces are not queued */
 #define MAX_BATCH		65536	/* records the worker holds while Redis is down */
 #define BATCH_DELAY_MS	10		/* gathering time before a batch is drained */
+#define PUBLISH_MAX		65536	/* bytes per PUBLISH message (one text may exceed it) */
 
 typedef struct MlcacheRing
 {
@@ -68,11 +73,13 @@ static MlcacheRing *ring = NULL;
 
 typedef struct HygieneItem
 {
-	char	   *text;
-	char	   *channel;
+	char	   *text;			/* Redis name, or SCAN pattern */
+	char	   *channel;		/* shared by the items of one namespace */
 	bool		is_pattern;
 	bool		scan;			/* SCAN for the pattern (else only PUBLISH) */
-	char		committed[24];	/* commit time (TimestampTz), as text */
+	uint64		hash;			/* of text and channel: sorts duplicates together */
+	TimestampTz committed;		/* commit time */
+	char	   *committed_text; /* the same, as text, once delivered */
 } HygieneItem;
 
 PGDLLEXPORT void mlcache_worker_main(Datum arg);
@@ -122,18 +129,19 @@ ring_get(void *dst, uint32 len)
 }
 
 /*
- * Queue a Redis key (or SCAN pattern) for removal, and for PUBLISH on
- * channel; committed is the time of the commit, so that values stored after
- * it are left alone.  Runs in the commit callback: no allocation, no I/O, no
- * ERROR.
+ * Queue an invalidated target of namespace ns for removal from Redis and for
+ * PUBLISH: a key (kind MLCACHE_TARGET_KEY), a prefix (MLCACHE_TARGET_PREFIX),
+ * the whole namespace (MLCACHE_TARGET_ALL, text empty) or a ready Redis name
+ * (MLCACHE_HYGIENE_RNAME).  The worker builds Redis names and patterns, so
+ * that the commit path only copies bytes.  committed is the time of the
+ * commit, so that values stored after it are left alone.  Runs in the commit
+ * callback: no allocation, no I/O, no ERROR.
  */
 void
-mlcache_worker_enqueue_hygiene(const char *channel, const char *text, bool is_pattern,
-							   bool scan, TimestampTz committed)
+mlcache_worker_enqueue_hygiene(char kind, const char *ns, int nslen, const char *text,
+							   int len, bool scan, TimestampTz committed)
 {
-	uint32		len = strlen(text);
-	uint32		clen = strlen(channel);
-	uint32		need = RECORD_HEADER + clen + len;
+	uint32		need = RECORD_HEADER + nslen + len;
 	unsigned char hdr[RECORD_HEADER];
 	bool		queued = false;
 	bool		was_empty = false;
@@ -141,19 +149,21 @@ mlcache_worker_enqueue_hygiene(const char *channel, const char *text, bool is_pa
 
 	if (ring == NULL)
 		return;
-	if (len <= MAX_TEXT && clen <= MAX_CHANNEL)
+	if (len <= MLCACHE_HYGIENE_MAX_TEXT && nslen <= MAX_NS)
 	{
+		memset(hdr, 0, RECORD_HEADER);
 		hdr[0] = len & 0xff;
 		hdr[1] = (len >> 8) & 0xff;
-		hdr[2] = (unsigned char) clen;
-		hdr[3] = (is_pattern ? 1 : 0) | (scan ? 2 : 0);
-		memcpy(hdr + 4, &committed, sizeof(committed));
+		hdr[2] = (unsigned char) nslen;
+		hdr[3] = scan ? 1 : 0;
+		hdr[4] = (unsigned char) kind;
+		memcpy(hdr + 8, &committed, sizeof(committed));
 		SpinLockAcquire(&ring->mutex);
 		if (ring->used + need <= RING_SIZE)
 		{
 			was_empty = (ring->records == 0);
 			ring_put(hdr, RECORD_HEADER);
-			ring_put(channel, clen);
+			ring_put(ns, nslen);
 			ring_put(text, len);
 			ring->used += need;
 			ring->records++;
@@ -194,21 +204,57 @@ mlcache_worker_alive(void)
 }
 
 /*
- * Move queued records into items[nitems..max), allocating their text in the
- * current memory context.  Records are copied to a local buffer under the
- * spinlock and duplicated after it is released.  Returns the new count.
+ * The item for one record: its Redis name or SCAN pattern, and its channel
+ * "<namespace>invalidations", shared with the previous item when the
+ * namespace is the same.
+ */
+static void
+worker_item(HygieneItem *item, char kind, const char *ns, int nslen,
+			const char *text, int len, bool scan, TimestampTz committed,
+			char **last_ns, char **last_channel)
+{
+	int			rlen;
+
+	if (*last_ns == NULL || strlen(*last_ns) != nslen || memcmp(*last_ns, ns, nslen) != 0)
+	{
+		*last_ns = pnstrdup(ns, nslen);
+		*last_channel = psprintf("%sinvalidations", *last_ns);
+	}
+	item->channel = *last_channel;
+	item->is_pattern = (kind == MLCACHE_TARGET_PREFIX || kind == MLCACHE_TARGET_ALL);
+	if (kind == MLCACHE_HYGIENE_RNAME)
+		item->text = pnstrdup(text, len);
+	else if (kind == MLCACHE_TARGET_KEY)
+		item->text = mlcache_redis_name(ns, nslen, text, len, &rlen);
+	else
+		item->text = mlcache_prefix_glob(ns, nslen, text, kind == MLCACHE_TARGET_ALL ? 0 : len);
+	item->scan = scan;
+	item->committed = committed;
+	item->committed_text = NULL;
+	item->hash = hash_bytes_extended((const unsigned char *) item->text, strlen(item->text),
+									 hash_bytes((const unsigned char *) item->channel,
+												strlen(item->channel)));
+}
+
+/*
+ * Move queued records into items[nitems..max), allocating in the current
+ * memory context.  Records are copied to a local buffer under the spinlock
+ * and turned into items after it is released.  Returns the new count.
  */
 static int
 worker_drain(HygieneItem *items, int nitems, int max)
 {
-	char		text[MAX_TEXT + 1];
-	char		chan[MAX_CHANNEL + 1];
+	char		text[MLCACHE_HYGIENE_MAX_TEXT + 1];
+	char		ns[MAX_NS + 1];
+	char	   *last_ns = NULL;
+	char	   *last_channel = NULL;
 
 	for (;;)
 	{
 		unsigned char hdr[RECORD_HEADER];
 		uint32		len,
-					clen;
+					nslen;
+		TimestampTz committed;
 
 		if (nitems >= max)
 			break;
@@ -220,36 +266,24 @@ worker_drain(HygieneItem *items, int nitems, int max)
 		}
 		ring_get(hdr, RECORD_HEADER);
 		len = hdr[0] | (hdr[1] << 8);
-		clen = hdr[2];
-		ring_get(chan, clen);
+		nslen = hdr[2];
+		ring_get(ns, nslen);
 		ring_get(text, len);
-		ring->used -= RECORD_HEADER + clen + len;
+		ring->used -= RECORD_HEADER + nslen + len;
 		ring->records--;
 		SpinLockRelease(&ring->mutex);
 
-		chan[clen] = '\0';
-		text[len] = '\0';
-		items[nitems].text = pstrdup(text);
-		items[nitems].channel = pstrdup(chan);
-		items[nitems].is_pattern = (hdr[3] & 1) != 0;
-		items[nitems].scan = (hdr[3] & 2) != 0;
-		{
-			TimestampTz committed;
-
-			memcpy(&committed, hdr + 4, sizeof(committed));
-			snprintf(items[nitems].committed, sizeof(items[nitems].committed),
-					 INT64_FORMAT, (int64) committed);
-		}
+		memcpy(&committed, hdr + 8, sizeof(committed));
+		worker_item(&items[nitems], (char) hdr[4], ns, nslen, text, len,
+					(hdr[3] & 1) != 0, committed, &last_ns, &last_channel);
 		nitems++;
 	}
 	return nitems;
 }
 
 /*
- * Deliver a batch: remove the keys and PUBLISH every item, pipelined, then
- * SCAN each pattern marked for it and remove what it matches.  Only values computed before
- * the invalidating commit are removed (mlcache_l2_cmd_unlink_older).
- * Returns true if all of it went through.
+ * Order a batch so that duplicates (same kind, text and channel) are
+ * adjacent, the latest commit last.
  */
 static int
 hygiene_cmp(const void *a, const void *b)
@@ -260,14 +294,15 @@ hygiene_cmp(const void *a, const void *b)
 
 	if (x->is_pattern != y->is_pattern)
 		return x->is_pattern ? 1 : -1;
+	if (x->hash != y->hash)
+		return x->hash < y->hash ? -1 : 1;
 	if ((c = strcmp(x->text, y->text)) != 0)
 		return c;
 	if ((c = strcmp(x->channel, y->channel)) != 0)
 		return c;
-	/* Later commits last, so that the survivor of a run is the latest. */
-	if (strlen(x->committed) != strlen(y->committed))
-		return strlen(x->committed) < strlen(y->committed) ? -1 : 1;
-	return strcmp(x->committed, y->committed);
+	if (x->committed != y->committed)
+		return x->committed < y->committed ? -1 : 1;
+	return 0;
 }
 
 /*
@@ -287,6 +322,7 @@ worker_dedup(HygieneItem *items, int n)
 	for (i = 0; i < n; i++)
 	{
 		if (kept > 0 && items[kept - 1].is_pattern == items[i].is_pattern &&
+			items[kept - 1].hash == items[i].hash &&
 			strcmp(items[kept - 1].text, items[i].text) == 0 &&
 			strcmp(items[kept - 1].channel, items[i].channel) == 0)
 		{
@@ -298,38 +334,98 @@ worker_dedup(HygieneItem *items, int n)
 	return kept;
 }
 
-static bool
-worker_deliver(HygieneItem *items, int n)
+/*
+ * The PUBLISH commands for a batch: per channel, the texts joined by
+ * newlines (keys and patterns never contain control characters), at most
+ * PUBLISH_MAX bytes per message.  Returns how many commands it added.
+ */
+static int
+worker_publishes(HygieneItem *items, int n, MlcacheL2Cmd *cmds)
 {
-	MlcacheL2Cmd *cmds = palloc0(sizeof(MlcacheL2Cmd) * 2 * n);
 	int			ncmds = 0;
-	int64		removed = 0;
-	int			i;
+	bool	   *done = palloc0(sizeof(bool) * n);
+	int			i,
+				j;
 
 	for (i = 0; i < n; i++)
 	{
-		MlcacheL2Cmd *c;
+		StringInfoData msg;
 
-		if (!items[i].is_pattern)
-			mlcache_l2_cmd_unlink_older(&cmds[ncmds++], items[i].text, items[i].committed);
-		c = &cmds[ncmds++];
-		c->argc = 3;
-		c->argv[0] = "PUBLISH";
-		c->argv[1] = items[i].channel;
-		c->argv[2] = items[i].text;
+		if (done[i])
+			continue;
+		initStringInfo(&msg);
+		for (j = i; j < n; j++)
+		{
+			if (done[j] || strcmp(items[j].channel, items[i].channel) != 0)
+				continue;
+			if (msg.len > 0 && msg.len + 1 + strlen(items[j].text) > PUBLISH_MAX)
+			{
+				mlcache_l2_cmd_init(&cmds[ncmds], 3);
+				cmds[ncmds].argv[0] = "PUBLISH";
+				cmds[ncmds].argv[1] = items[i].channel;
+				cmds[ncmds].argv[2] = msg.data;
+				ncmds++;
+				initStringInfo(&msg);
+			}
+			if (msg.len > 0)
+				appendStringInfoChar(&msg, '\n');
+			appendStringInfoString(&msg, items[j].text);
+			done[j] = true;
+		}
+		mlcache_l2_cmd_init(&cmds[ncmds], 3);
+		cmds[ncmds].argv[0] = "PUBLISH";
+		cmds[ncmds].argv[1] = items[i].channel;
+		cmds[ncmds].argv[2] = msg.data;
+		ncmds++;
 	}
+	return ncmds;
+}
+
+/*
+ * Deliver a batch: remove the keys (one EVAL per MLCACHE_L2_KEYS_PER_EVAL,
+ * each key compared with its own commit time) and PUBLISH every item, all
+ * pipelined, then SCAN each pattern marked for it and remove what it
+ * matches.  Only values computed before the invalidating commit are removed
+ * (mlcache_l2_cmd_unlink_older).  Returns true if all of it went through.
+ */
+static bool
+worker_deliver(HygieneItem *items, int n)
+{
+	/* At most one EVAL and one PUBLISH per item. */
+	MlcacheL2Cmd *cmds = palloc0(sizeof(MlcacheL2Cmd) * 2 * n);
+	const char **keys = palloc(sizeof(char *) * n);
+	const char **befores = palloc(sizeof(char *) * n);
+	int			nkeys = 0,
+				ncmds = 0,
+				neval,
+				i;
+	int64		removed = 0;
+
+	for (i = 0; i < n; i++)
+	{
+		items[i].committed_text = psprintf(INT64_FORMAT, (int64) items[i].committed);
+		if (items[i].is_pattern)
+			continue;
+		keys[nkeys] = items[i].text;
+		befores[nkeys] = items[i].committed_text;
+		nkeys++;
+	}
+	for (i = 0; i < nkeys; i += MLCACHE_L2_KEYS_PER_EVAL)
+		mlcache_l2_cmd_unlink_older(&cmds[ncmds++], keys + i, befores + i,
+									Min(nkeys - i, MLCACHE_L2_KEYS_PER_EVAL));
+	neval = ncmds;
+	ncmds += worker_publishes(items, n, cmds + ncmds);
 	if (mlcache_l2_pipeline(cmds, ncmds) != L2_OK)
 		return false;
-	for (i = 0; i < ncmds; i++)
-		if (strcmp(cmds[i].argv[0], "EVAL") == 0)
-			removed += cmds[i].result;
+	for (i = 0; i < neval; i++)
+		removed += cmds[i].result;
 	for (i = 0; i < n; i++)
 	{
 		int64		got = 0;
 
 		if (items[i].is_pattern && items[i].scan)
 		{
-			if (mlcache_l2_scan_unlink(items[i].text, items[i].committed, &got) != L2_OK)
+			if (mlcache_l2_scan_unlink(items[i].text, items[i].committed_text, &got) != L2_OK)
 				return false;
 			removed += got;
 		}
@@ -391,6 +487,8 @@ mlcache_worker_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("mlcache worker");
+	/* SHA-256 of long keys (mlcache_redis_name) registers with a resource owner. */
+	CurrentResourceOwner = ResourceOwnerCreate(NULL, "mlcache worker");
 
 	ring->worker_latch = MyLatch;
 	ring->worker_pid = MyProcPid;

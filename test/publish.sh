@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# test/publish.sh: the worker's Redis clean-up after commit.  A subscriber on
+# "<namespace>invalidations" receives every committed key and pattern (the
+# keys of a message are newline-separated) and nothing from a rolled-back
+# transaction; the invalidated keys are gone from Redis, more of them in one
+# commit than one Lua call takes, and keys long enough to be stored under a
+# SHA-256 name (built by the worker, or by the backend for keys too long for
+# the worker's queue).  Run under test/harness.sh; exits non-zero
+# on failure.
+set -euo pipefail
+db=mlcache_publish
+ns="mlcache:$db:"
+nkeys=600 # more than MLCACHE_L2_KEYS_PER_EVAL (512): two EVALs
+psql() { command psql -X -q -t -A -v ON_ERROR_STOP=1 -d "$db" "$@"; }
+rcli() { redis-cli -s "$MLCACHE_REDIS_SOCKET" "$@"; }
+fail() { echo "publish: $*" >&2; exit 1; }
+counter() { psql -c "SELECT value FROM mlcache.counters() WHERE counter = '$1'"; }
+
+command psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+psql -c 'CREATE EXTENSION mlcache'
+out=$MLCACHE_TMP/publish.out
+timeout 60 redis-cli -s "$MLCACHE_REDIS_SOCKET" --csv SUBSCRIBE "${ns}invalidations" >"$out" 2>&1 &
+sub=$!
+trap 'kill "$sub" 2>/dev/null || true' EXIT
+for ((i = 0; i < 100; i++)); do # bounded: 5 s
+	grep -q '^"subscribe"' "$out" && break
+	sleep 0.05
+done
+grep -q '^"subscribe"' "$out" || fail "redis-cli did not subscribe"
+
+psql -c "SELECT count(mlcache.get('pub:k' || g, 'SELECT ' || g)) FROM generate_series(1, $nkeys) g" >/dev/null
+stored=$(rcli --scan --pattern "${ns}pub:k*" | wc -l)
+((stored == nkeys)) || fail "$stored of $nkeys keys reached Redis"
+long1="pub:long:$(printf 'x%.0s' {1..300})"  # hashed name, built by the worker
+long2="pub:long:$(printf 'y%.0s' {1..2000})" # too long for the queue: built by the backend
+psql -c "SELECT mlcache.get('$long1', 'SELECT 1'), mlcache.get('$long2', 'SELECT 2')" >/dev/null
+stored=$(rcli --scan --pattern "${ns}#*" | wc -l)
+((stored == 2)) || fail "$stored of the 2 long keys reached Redis"
+queued=$(counter hygiene_queued)
+unlinked=$(counter redis_unlinked)
+psql -c "BEGIN" -c "SELECT mlcache.invalidate('pub:rolled-back')" -c "ROLLBACK"
+psql -c "BEGIN" \
+	-c "SELECT count(mlcache.invalidate('pub:k' || g)) FROM generate_series(1, $nkeys) g" \
+	-c "SELECT mlcache.invalidate_pattern('pub:p:*')" \
+	-c "SELECT mlcache.invalidate('$long1'), mlcache.invalidate('$long2')" -c "COMMIT" >/dev/null
+for ((i = 0; i < 500; i++)); do # bounded: 10 s
+	(($(counter hygiene_done) + $(counter hygiene_dropped) >= queued + nkeys + 3)) && break
+	sleep 0.02
+done
+(($(counter hygiene_done) >= queued + nkeys + 3)) || fail "the worker did not deliver the commit"
+
+left=$(rcli --scan --pattern "${ns}pub:k*" | wc -l)
+((left == 0)) || fail "$left invalidated keys are still in Redis"
+left=$(rcli --scan --pattern "${ns}#*" | wc -l)
+((left == 0)) || fail "$left invalidated long keys are still in Redis"
+((($(counter redis_unlinked) - unlinked) == nkeys + 2)) ||
+	fail "redis_unlinked grew by $(($(counter redis_unlinked) - unlinked)), expected $((nkeys + 2))"
+
+# Every message seen so far, split into its texts.
+for ((i = 0; i < 100; i++)); do # bounded: 5 s; the PUBLISH follows the UNLINKs
+	grep -q "pub:p:\\*" "$out" && break
+	sleep 0.05
+done
+texts=$(grep '^"message"' "$out" | sed -e 's/^"message","[^"]*","//' -e 's/"$//' -e 's/\\n/\n/g')
+messages=$(grep -c '^"message"' "$out" || true)
+got=$(grep -c "^${ns}pub:k[0-9]*\$" <<<"$texts" || true)
+((got == nkeys)) || fail "$got of $nkeys invalidated keys were published"
+grep -qx "${ns}pub:p:\\*" <<<"$texts" || fail "the pattern ${ns}pub:p:* was not published"
+(($(grep -c "^${ns}#[0-9a-f]\{64\}\$" <<<"$texts") == 2)) || fail "the long keys' names were not published"
+! grep -q "rolled-back" <<<"$texts" || fail "a rolled-back invalidation was published"
+echo "publish: $nkeys keys, 2 long keys and a pattern removed and published in $messages message(s); nothing from the rollback"
