@@ -23,6 +23,11 @@
 # exact commands) and the plots bench/results/read.png and write.png (gnuplot,
 # bench/plots.gnuplot).  BENCH_SECONDS (default 10) sets each pgbench run's
 # length, BENCH_ROUNDS (default 3) the rounds whose medians are reported.
+# The write group runs BENCH_WRITE_ROUNDS (default 9) rounds of
+# BENCH_WRITE_SECONDS (default 4) per variant: each round runs every variant
+# back to back, and an overhead is the median of the rounds' own overheads
+# (each variant against the plain table in the same round), so that the
+# machine's drift between rounds cancels out.
 # Nothing here asserts: targets are reported as met or not met.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -31,6 +36,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 secs=${BENCH_SECONDS:-10}
 load_start=$(cut -d" " -f1-3 /proc/loadavg)
 rounds=${BENCH_ROUNDS:-3}
+wrounds=${BENCH_WRITE_ROUNDS:-9}
+wsecs=${BENCH_WRITE_SECONDS:-4}
 db=mlcache_bench
 out=bench/results/latest.md
 work=$MLCACHE_TMP/bench
@@ -44,11 +51,12 @@ commands=()
 ran=$work/commands.txt
 : >"$ran"
 
-# tps SCRIPT CLIENTS: transactions per second of one pgbench run.
+# tps SCRIPT CLIENTS [SECONDS]: transactions per second of one pgbench run.
 tps() {
-	printf 'pgbench -n -f %s -c %s -j %s -T %s %s   # %s\n' "$(basename "$1")" "$2" "$2" "$secs" "$db" \
+	local t=${3:-$secs}
+	printf 'pgbench -n -f %s -c %s -j %s -T %s %s   # %s\n' "$(basename "$1")" "$2" "$2" "$t" "$db" \
 		"$(tr '\n' ' ' <"$1" | sed 's/ *$//')" >>"$ran"
-	pgbench -n -f "$1" -c "$2" -j "$2" -T "$secs" "$db" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
+	pgbench -n -f "$1" -c "$2" -j "$2" -T "$t" "$db" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
 }
 # median of the arguments, with one decimal.
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {printf "%.1f", (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
@@ -173,11 +181,11 @@ commands+=("SET mlcache.l1_max_memory = '64MB'; get() of 2,000 values of 100 kB 
 # per-row trigger that deletes the row's memcached keys).
 variants=(plain noop watched)
 ((have_mc)) && variants+=(peer)
-log "bench: write group (${rounds} rounds of ${secs}s per variant: ${variants[*]})"
+log "bench: write group (${wrounds} rounds of ${wsecs}s per variant: ${variants[*]})"
 for t in "${variants[@]}"; do
 	psql -c "CREATE TABLE sub_$t (id int PRIMARY KEY, assignment_id int, student_id int, score int)" \
 		-c "INSERT INTO sub_$t SELECT g, g % 40, g % 5000, 0 FROM generate_series(1, 100000) g" \
-		-c "VACUUM ANALYZE sub_$t"
+		-c "ALTER TABLE sub_$t SET (autovacuum_enabled = off)" -c "VACUUM ANALYZE sub_$t"
 	printf '\\set id random(1, 100000)\nUPDATE sub_%s SET score = score + 1 WHERE id = :id;\n' "$t" >"$work/upd_$t.sql"
 done
 # The share of the cost that is PostgreSQL's own transition-table capture:
@@ -215,12 +223,12 @@ vac() {
 	psql -c 'CHECKPOINT'
 }
 nv=${#variants[@]}
-for ((r = 0; r < rounds; r++)); do
+for ((r = 0; r < wrounds; r++)); do
 	# The order rotates from round to round: no variant always runs first.
 	order=("${variants[@]:r % nv}" "${variants[@]:0:r % nv}")
 	for t in "${order[@]}"; do
 		vac
-		single[$t]+="$(tps "$work/upd_$t.sql" 1) "
+		single[$t]+="$(tps "$work/upd_$t.sql" 1 "$wsecs") "
 	done
 	for t in "${order[@]}"; do
 		vac
@@ -249,9 +257,28 @@ bp=${b_med[plain]} bw=${b_med[watched]} bn=${b_med[noop]}
 # overhead of a tps figure (less is worse) and of a ms figure (more is worse), in %.
 tps_overhead() { awk -v p="$1" -v w="$2" 'BEGIN {printf "%.1f", (1 - w / p) * 100}'; }
 ms_overhead() { awk -v p="$1" -v w="$2" 'BEGIN {printf "%.1f", (w / p - 1) * 100}'; }
-single_overhead=$(tps_overhead "$sp" "$sw")
-bulk_overhead=$(ms_overhead "$bp" "$bw")
-capture_overhead=$(ms_overhead "$bp" "$bn")
+# overheads T single|bulk: variant T's overhead in each round, against the
+# plain table in the same round.
+overheads() {
+	local -a f p
+	local i
+	if [[ $2 == single ]]; then
+		read -ra f <<<"${single[$1]}"
+		read -ra p <<<"${single[plain]}"
+		for i in "${!f[@]}"; do tps_overhead "${p[i]}" "${f[i]}"; echo; done
+	else
+		read -ra f <<<"${bulk[$1]}"
+		read -ra p <<<"${bulk[plain]}"
+		for i in "${!f[@]}"; do ms_overhead "${p[i]}" "${f[i]}"; echo; done
+	fi
+}
+# overhead T single|bulk: the median of T's per-round overheads.
+overhead() { median $(overheads "$1" "$2"); }
+# spread T single|bulk: the lowest and highest per-round overhead, "a to b".
+spread() { overheads "$1" "$2" | sort -g | sed -n '1p;$p' | paste -sd' ' | awk '{printf "%s to %s", $1, $2}'; }
+single_overhead=$(overhead watched single)
+bulk_overhead=$(overhead watched bulk)
+capture_overhead=$(overhead noop bulk)
 
 # ---------------------------------------------------------------- scale --
 log "bench: scale group"
@@ -307,7 +334,10 @@ rounds_of() {
 	echo "# mlcache benchmark results"
 	echo
 	echo "Produced by \`make bench\` (bench/bench.sh) on $(date -u '+%Y-%m-%d %H:%M UTC')."
-	echo "Each figure is the median of $rounds runs; pgbench runs last ${secs} s with one client."
+	echo "Each read figure is the median of $rounds runs; pgbench runs last ${secs} s with one client."
+	echo "The write group runs $wrounds rounds, each running every variant back to back (single-row"
+	echo "pgbench runs of ${wsecs} s, one client); a write overhead is the median of the rounds' own"
+	echo "overheads against the plain table in the same round, with their range in brackets."
 	echo
 	echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr)"
 	echo "- load average (1, 5, 15 min) at the start: ${load_start}; at the end: $(cut -d" " -f1-3 /proc/loadavg) (other work on the machine skews the figures)"
@@ -330,17 +360,17 @@ rounds_of() {
 	fi
 	echo "| stampede | computations for 32 concurrent cold misses on one key | ${stampede} | 1 | | 1 | $( ((stampede == 1)) && echo met || echo not met) |"
 	echo "| memory | backend RSS growth after 200 MB through a 64 MB L1 | ${l1_mb} MB | 64 MB cap | $(ratio "$l1_mb" 64) | within 10% (≤ 1.10) | $(met "$(ratio "$l1_mb" 64)" 1.10 le) |"
-	echo "| write | single-row UPDATE commits, watched | ${sw} tps | ${sp} tps without triggers | $(ratio "$sw" "$sp") | overhead ≤ 5% | ${single_overhead}% overhead: $(met "$single_overhead" 5 le) |"
-	echo "| write | single-row UPDATE commits, no-op transition-table trigger (PostgreSQL's capture alone) | ${sn} tps | ${sp} tps without triggers | $(ratio "$sn" "$sp") | (reference) | $(tps_overhead "$sp" "$sn")% |"
+	echo "| write | single-row UPDATE commits, watched | ${sw} tps | ${sp} tps without triggers | $(ratio "$sw" "$sp") | overhead ≤ 5% | ${single_overhead}% overhead [$(spread watched single)]: $(met "$single_overhead" 5 le) |"
+	echo "| write | single-row UPDATE commits, no-op transition-table trigger (PostgreSQL's capture alone) | ${sn} tps | ${sp} tps without triggers | $(ratio "$sn" "$sp") | (reference) | $(overhead noop single)% [$(spread noop single)] |"
 	if ((have_mc)); then
-		echo "| write | single-row UPDATE commits, naive peer (per-row trigger, pgmemcache memcache_delete) | ${s_med[peer]} tps | ${sp} tps without triggers | $(ratio "${s_med[peer]}" "$sp") | (no target) | $(tps_overhead "$sp" "${s_med[peer]}")% overhead |"
+		echo "| write | single-row UPDATE commits, naive peer (per-row trigger, pgmemcache memcache_delete) | ${s_med[peer]} tps | ${sp} tps without triggers | $(ratio "${s_med[peer]}" "$sp") | (no target) | $(overhead peer single)% overhead [$(spread peer single)] |"
 	else
 		echo "| write | single-row UPDATE commits, naive peer | pgmemcache not installed | | | (no target) | not measured |"
 	fi
-	echo "| write | 100k-row UPDATE, watched | ${bw} ms | ${bp} ms without triggers | $(ratio "$bw" "$bp") | overhead ≤ 10% | ${bulk_overhead}% overhead: $(met "$bulk_overhead" 10 le) |"
-	echo "| write | 100k-row UPDATE, no-op transition-table trigger (PostgreSQL's capture alone) | ${bn} ms | ${bp} ms without triggers | $(ratio "$bn" "$bp") | (reference) | ${capture_overhead}% |"
+	echo "| write | 100k-row UPDATE, watched | ${bw} ms | ${bp} ms without triggers | $(ratio "$bw" "$bp") | overhead ≤ 10% | ${bulk_overhead}% overhead [$(spread watched bulk)]: $(met "$bulk_overhead" 10 le) |"
+	echo "| write | 100k-row UPDATE, no-op transition-table trigger (PostgreSQL's capture alone) | ${bn} ms | ${bp} ms without triggers | $(ratio "$bn" "$bp") | (reference) | ${capture_overhead}% [$(spread noop bulk)] |"
 	if ((have_mc)); then
-		echo "| write | 100k-row UPDATE, naive peer (per-row trigger, pgmemcache memcache_delete) | ${b_med[peer]} ms | ${bp} ms without triggers | $(ratio "${b_med[peer]}" "$bp") | (no target) | $(ms_overhead "$bp" "${b_med[peer]}")% overhead |"
+		echo "| write | 100k-row UPDATE, naive peer (per-row trigger, pgmemcache memcache_delete) | ${b_med[peer]} ms | ${bp} ms without triggers | $(ratio "${b_med[peer]}" "$bp") | (no target) | $(overhead peer bulk)% overhead [$(spread peer bulk)] |"
 	else
 		echo "| write | 100k-row UPDATE, naive peer | pgmemcache not installed | | | (no target) | not measured |"
 	fi
@@ -375,8 +405,8 @@ rounds_of() {
 	echo "pgbench scripts are shown after \`#\`. The 100k-row \`UPDATE\`s are timed from the"
 	printf '%s\n' "client with psql's \`\\timing\` (\`psql -c '\\timing on' -c 'UPDATE ...'\`): the whole"
 	echo "autocommit statement including its COMMIT, where mlcache bumps the generations;"
-	echo "every table is vacuumed and a CHECKPOINT taken before each run, and the variants' order"
-	echo "rotates from round to round."
+	echo "every table is vacuumed and a CHECKPOINT taken before each run (autovacuum is off on"
+	echo "the write group's tables), and the variants' order rotates from round to round."
 	echo
 	echo '```'
 	{ printf '%s\n' "${commands[@]}"; cat "$ran"; } | sort -u

@@ -92,9 +92,9 @@ typedef struct Template
 	bool		is_prefix;		/* ends in '*' */
 	char	   *fallback_glob;	/* static prefix (or namespace) covering it, as a glob */
 	int			fallback_len;
-	seen_hash  *seen;			/* placeholder values already rendered */
+	seen_hash  *seen;			/* placeholder values already rendered, or NULL */
 	MemoryContext seen_cxt;		/* where seen and its values live */
-	StringInfoData last;		/* the values last looked up in seen */
+	StringInfoData last;		/* the values last looked up (in seen, if built) */
 	bool		has_last;
 } Template;
 
@@ -232,61 +232,75 @@ template_value_bytes(Template *t, TupleTableSlot *slot, StringInfo buf)
 	return true;
 }
 
+/* Remember bytes in t's seen-set; true if they were there already. */
+static bool
+seen_add(Template *t, const char *data, int len)
+{
+	uint64		h = hash_bytes_extended((const unsigned char *) data, len, 0);
+	bool		found;
+	SeenEntry  *e = seen_insert(t->seen, h, &found);
+	ListCell   *lc;
+	StringInfo	copy;
+
+	if (!found)
+	{
+		e->len = len;
+		e->data = palloc(len + 1);
+		memcpy(e->data, data, len);
+		e->more = NIL;
+		return false;
+	}
+	if (e->len == len && memcmp(e->data, data, len) == 0)
+		return true;
+	foreach(lc, e->more)
+	{
+		StringInfo	v = lfirst(lc);
+
+		if (v->len == len && memcmp(v->data, data, len) == 0)
+			return true;
+	}
+	copy = makeStringInfo();
+	appendBinaryStringInfo(copy, data, len);
+	e->more = lappend(e->more, copy);
+	return false;
+}
+
 /*
  * Has this tuple of placeholder values been rendered for t already in this
  * statement?  If not, remember it (in the set's memory context).  Rows with
  * the same values as the previous lookup (rows clustered by key) skip the
- * hash altogether.
+ * hash altogether, and the hash table is only built for a second distinct
+ * value: a single-row statement never hashes.
  */
 static bool
 template_seen(Template *t, StringInfo bytes)
 {
-	uint64		h;
-	bool		found;
-	SeenEntry  *e;
-	ListCell   *lc;
 	MemoryContext old;
-	StringInfo	copy;
+	bool		found;
 
 	if (t->has_last && t->last.len == bytes->len &&
 		memcmp(t->last.data, bytes->data, bytes->len) == 0)
 		return true;
 	old = MemoryContextSwitchTo(t->seen_cxt);
+	if (!t->has_last)
+	{
+		initStringInfo(&t->last);
+		t->has_last = true;
+		found = false;
+	}
+	else
+	{
+		if (t->seen == NULL)
+		{
+			t->seen = seen_create(t->seen_cxt, 16, NULL);
+			(void) seen_add(t, t->last.data, t->last.len);
+		}
+		found = seen_add(t, bytes->data, bytes->len);
+	}
 	resetStringInfo(&t->last);
 	appendBinaryStringInfo(&t->last, bytes->data, bytes->len);
-	t->has_last = true;
-
-	h = hash_bytes_extended((const unsigned char *) bytes->data, bytes->len, 0);
-	e = seen_insert(t->seen, h, &found);
-	if (!found)
-	{
-		e->len = bytes->len;
-		e->data = palloc(bytes->len + 1);
-		memcpy(e->data, bytes->data, bytes->len);
-		e->more = NIL;
-		MemoryContextSwitchTo(old);
-		return false;
-	}
-	if (e->len == bytes->len && memcmp(e->data, bytes->data, bytes->len) == 0)
-	{
-		MemoryContextSwitchTo(old);
-		return true;
-	}
-	foreach(lc, e->more)
-	{
-		StringInfo	v = lfirst(lc);
-
-		if (v->len == bytes->len && memcmp(v->data, bytes->data, bytes->len) == 0)
-		{
-			MemoryContextSwitchTo(old);
-			return true;
-		}
-	}
-	copy = makeStringInfo();
-	appendBinaryStringInfo(copy, bytes->data, bytes->len);
-	e->more = lappend(e->more, copy);
 	MemoryContextSwitchTo(old);
-	return false;
+	return found;
 }
 
 /* Render t for one row into buf; false if a placeholder column is NULL. */
@@ -590,9 +604,8 @@ mlcache_watch_trigger(PG_FUNCTION_ARGS)
 	for (i = 0; i < ntmpl; i++)
 	{
 		tmpls[i].seen_cxt = CurrentMemoryContext;
-		tmpls[i].seen = seen_create(CurrentMemoryContext, 16, NULL);
-		initStringInfo(&tmpls[i].last);
-		tmpls[i].has_last = false;
+		tmpls[i].seen = NULL;	/* built on the second distinct value */
+		tmpls[i].has_last = false;	/* last is initialized on the first */
 	}
 
 	mlcache_l3_mark_dirty(RelationGetRelid(td->tg_relation));

@@ -480,6 +480,7 @@ mlcache_worker_main(Datum arg)
 	int64		folded = 0;		/* duplicate records folded into the held batch */
 	long		backoff_ms = 0;
 	TimestampTz retry_at = 0;	/* while backing off: no delivery before this */
+	ResourceOwner owner;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
@@ -487,8 +488,13 @@ mlcache_worker_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("mlcache worker");
-	/* SHA-256 of long keys (mlcache_redis_name) registers with a resource owner. */
-	CurrentResourceOwner = ResourceOwnerCreate(NULL, "mlcache worker");
+	/*
+	 * SHA-256 of long keys (mlcache_redis_name) registers with a resource
+	 * owner.  The transactions the L3 code runs here leave
+	 * CurrentResourceOwner NULL when they end, so it is set before every
+	 * drain.
+	 */
+	owner = ResourceOwnerCreate(NULL, "mlcache worker");
 
 	ring->worker_latch = MyLatch;
 	ring->worker_pid = MyProcPid;
@@ -538,6 +544,7 @@ mlcache_worker_main(Datum arg)
 							 BATCH_DELAY_MS, PG_WAIT_EXTENSION);
 
 		MemoryContextSwitchTo(batch_cxt);
+		CurrentResourceOwner = owner;
 		nitems = worker_drain(items, nitems, MAX_BATCH);
 		MemoryContextSwitchTo(loop_cxt);
 		if (nitems == 0)
