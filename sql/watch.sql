@@ -164,6 +164,24 @@ SELECT mlcache.get('grp:g10', 'SELECT 1'), mlcache.last_level();
 SELECT mlcache.unwatch('moves');
 DROP TABLE moves;
 
+-- Templates with two placeholders compare the values' bytes; a template whose
+-- only placeholder is a by-value column compares the values themselves.
+-- Unchanged keys count once, moved ones twice, NULLs render nothing.
+CREATE TABLE pairs (id int, a int, b text);
+INSERT INTO pairs SELECT g, g % 3, 'b' || (g % 2) FROM generate_series(1, 12) g;
+SELECT mlcache.watch('pairs', ARRAY['pair:{a}:{b}', 'pa:{a}']);
+SELECT counter('invalidations') AS i0 \gset
+UPDATE pairs SET id = id + 100;                    -- 6 pairs, 3 pa: 9
+SELECT counter('invalidations') - :i0 AS invalidations;
+SELECT counter('invalidations') AS i0 \gset
+UPDATE pairs SET b = 'c' || (id % 2) WHERE a = 0;  -- pair:0:b0/b1 and pair:0:c0/c1, pa:0: 5
+SELECT counter('invalidations') - :i0 AS invalidations;
+SELECT counter('invalidations') AS i0 \gset
+UPDATE pairs SET a = NULL WHERE a = 1;             -- pair:1:b0/b1 and pa:1 (old rows only): 3
+SELECT counter('invalidations') - :i0 AS invalidations;
+SELECT mlcache.unwatch('pairs');
+DROP TABLE pairs;
+
 -- A partitioned table: a row moved to another partition invalidates its old
 -- and its new key.
 CREATE TABLE parted (id int, grp int, val int) PARTITION BY LIST (grp);

@@ -84,6 +84,38 @@ typedef struct SeenEntry
 #define SH_DEFINE
 #include "lib/simplehash.h"
 
+/*
+ * The seen-set of a template whose only placeholder is a by-value column
+ * (an id, almost always): the Datum itself is the key, so a lookup is one
+ * probe with no hashing of bytes and no comparison of copies.
+ */
+typedef struct DatumSeenEntry
+{
+	uint64		value;
+	char		status;			/* simplehash's */
+} DatumSeenEntry;
+
+/* Spread the bits of a Datum: sequential ids must not share buckets. */
+static inline uint32
+datum_mix(uint64 v)
+{
+	v ^= v >> 31;
+	v *= UINT64CONST(0x9e3779b97f4a7c15);
+	v ^= v >> 29;
+	return (uint32) (v ^ (v >> 32));
+}
+
+#define SH_PREFIX dseen
+#define SH_ELEMENT_TYPE DatumSeenEntry
+#define SH_KEY_TYPE uint64
+#define SH_KEY value
+#define SH_HASH_KEY(tb, key) datum_mix(key)
+#define SH_EQUAL(tb, a, b) ((a) == (b))
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
 typedef struct Template
 {
 	const char *source;
@@ -92,9 +124,12 @@ typedef struct Template
 	bool		is_prefix;		/* ends in '*' */
 	char	   *fallback_glob;	/* static prefix (or namespace) covering it, as a glob */
 	int			fallback_len;
+	AttrNumber	byval_attnum;	/* the only placeholder, if by value; else 0 */
 	seen_hash  *seen;			/* placeholder values already rendered, or NULL */
+	dseen_hash *dseen;			/* the same, for a byval_attnum template */
 	MemoryContext seen_cxt;		/* where seen and its values live */
 	StringInfoData last;		/* the values last looked up (in seen, if built) */
+	Datum		last_datum;		/* the same, for a byval_attnum template */
 	bool		has_last;
 } Template;
 
@@ -162,6 +197,19 @@ template_parse(const char *src, TupleDesc desc, Template *t)
 		p->attnum = InvalidAttrNumber;
 		if (p->is_column && desc != NULL)
 			template_resolve(p, desc, src);
+	}
+	t->byval_attnum = InvalidAttrNumber;
+	for (i = 0; i < n; i++)
+	{
+		if (!t->parts[i].is_column)
+			continue;
+		if (t->byval_attnum != InvalidAttrNumber || !t->parts[i].typbyval ||
+			t->parts[i].attnum == InvalidAttrNumber)
+		{
+			t->byval_attnum = InvalidAttrNumber;
+			break;
+		}
+		t->byval_attnum = t->parts[i].attnum;
 	}
 
 	/* The static prefix: the leading literal, as a glob. */
@@ -303,6 +351,33 @@ template_seen(Template *t, StringInfo bytes)
 	return found;
 }
 
+/*
+ * template_seen for a byval_attnum template, whose placeholder value is d.
+ * The hash table is built on the second distinct value.
+ */
+static bool
+template_seen_datum(Template *t, Datum d)
+{
+	bool		found;
+
+	if (t->has_last && t->last_datum == d)
+		return true;
+	if (!t->has_last)
+		found = false;
+	else
+	{
+		if (t->dseen == NULL)
+		{
+			t->dseen = dseen_create(t->seen_cxt, 16, NULL);
+			(void) dseen_insert(t->dseen, (uint64) t->last_datum, &found);
+		}
+		(void) dseen_insert(t->dseen, (uint64) d, &found);
+	}
+	t->last_datum = d;
+	t->has_last = true;
+	return found;
+}
+
 /* Render t for one row into buf; false if a placeholder column is NULL. */
 static bool
 template_render(Template *t, TupleTableSlot *slot, StringInfo buf)
@@ -380,6 +455,50 @@ watch_row(Template *t, TupleTableSlot *slot, StringInfo bytes, StringInfo buf)
 		watch_add_key(t, buf->data, buf->len);
 }
 
+/* watch_row for a byval_attnum template whose value in slot is d. */
+static void
+watch_row_datum(Template *t, TupleTableSlot *slot, Datum d, StringInfo buf)
+{
+	if (template_seen_datum(t, d))
+		return;
+	if (template_render(t, slot, buf))
+		watch_add_key(t, buf->data, buf->len);
+}
+
+/*
+ * One template for one pair of rows (either may be absent: have false).  The
+ * old row is skipped when its placeholder values equal the new row's.
+ */
+static void
+watch_pair(Template *t, TupleTableSlot *oslot, bool ohave, TupleTableSlot *nslot,
+		   bool nhave, StringInfo obytes, StringInfo nbytes, StringInfo buf)
+{
+	bool		nkey,
+				okey;
+
+	if (t->byval_attnum != InvalidAttrNumber)
+	{
+		Datum		od = 0,
+					nd = 0;
+		bool		isnull;
+
+		nkey = nhave && (nd = slot_getattr(nslot, t->byval_attnum, &isnull), !isnull);
+		okey = ohave && (od = slot_getattr(oslot, t->byval_attnum, &isnull), !isnull);
+		if (nkey)
+			watch_row_datum(t, nslot, nd, buf);
+		if (okey && !(nkey && od == nd))
+			watch_row_datum(t, oslot, od, buf);
+		return;
+	}
+	nkey = nhave && template_value_bytes(t, nslot, nbytes);
+	okey = ohave && template_value_bytes(t, oslot, obytes);
+	if (nkey)
+		watch_row(t, nslot, nbytes, buf);
+	if (okey && !(nkey && obytes->len == nbytes->len &&
+				  memcmp(obytes->data, nbytes->data, nbytes->len) == 0))
+		watch_row(t, oslot, obytes, buf);
+}
+
 /* A read pointer on a transition table, from its start. */
 static int
 watch_open(Tuplestorestate *ts)
@@ -442,16 +561,7 @@ watch_scan_rows(Tuplestorestate *oldts, Tuplestorestate *newts, TupleDesc desc,
 			break;
 		old = MemoryContextSwitchTo(rowcxt);
 		for (i = 0; i < ntmpl; i++)
-		{
-			bool		nkey = nhave && template_value_bytes(&tmpls[i], nslot, &nbytes);
-			bool		okey = ohave && template_value_bytes(&tmpls[i], oslot, &obytes);
-
-			if (nkey)
-				watch_row(&tmpls[i], nslot, &nbytes, &buf);
-			if (okey && !(nkey && obytes.len == nbytes.len &&
-						  memcmp(obytes.data, nbytes.data, nbytes.len) == 0))
-				watch_row(&tmpls[i], oslot, &obytes, &buf);
-		}
+			watch_pair(&tmpls[i], oslot, ohave, nslot, nhave, &obytes, &nbytes, &buf);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(rowcxt);
 	}
@@ -605,6 +715,7 @@ mlcache_watch_trigger(PG_FUNCTION_ARGS)
 	{
 		tmpls[i].seen_cxt = CurrentMemoryContext;
 		tmpls[i].seen = NULL;	/* built on the second distinct value */
+		tmpls[i].dseen = NULL;
 		tmpls[i].has_last = false;	/* last is initialized on the first */
 	}
 
