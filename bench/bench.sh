@@ -182,10 +182,17 @@ commands+=("SET mlcache.l1_max_memory = '64MB'; get() of 2,000 values of 100 kB 
 variants=(plain noop watched)
 ((have_mc)) && variants+=(peer)
 log "bench: write group (${wrounds} rounds of ${wsecs}s per variant: ${variants[*]})"
+# load T: (re)fill table T with its 100,000 rows, so that every measured run
+# starts from the same freshly loaded, vacuumed table, whatever the runs
+# before it did to it.
+load() {
+	psql -c "TRUNCATE sub_$1" \
+		-c "INSERT INTO sub_$1 SELECT g, g % 40, g % 5000, 0 FROM generate_series(1, 100000) g" \
+		-c "VACUUM ANALYZE sub_$1" -c 'CHECKPOINT'
+}
 for t in "${variants[@]}"; do
 	psql -c "CREATE TABLE sub_$t (id int PRIMARY KEY, assignment_id int, student_id int, score int)" \
-		-c "INSERT INTO sub_$t SELECT g, g % 40, g % 5000, 0 FROM generate_series(1, 100000) g" \
-		-c "ALTER TABLE sub_$t SET (autovacuum_enabled = off)" -c "VACUUM ANALYZE sub_$t"
+		-c "ALTER TABLE sub_$t SET (autovacuum_enabled = off)"
 	printf '\\set id random(1, 100000)\nUPDATE sub_%s SET score = score + 1 WHERE id = :id;\n' "$t" >"$work/upd_$t.sql"
 done
 # The share of the cost that is PostgreSQL's own transition-table capture:
@@ -217,21 +224,16 @@ fi
 
 # single[t], bulk[t]: the rounds' figures of variant t, space-separated.
 declare -A single=() bulk=()
-vac() {
-	local t
-	for t in "${variants[@]}"; do psql -c "VACUUM sub_$t"; done
-	psql -c 'CHECKPOINT'
-}
 nv=${#variants[@]}
 for ((r = 0; r < wrounds; r++)); do
 	# The order rotates from round to round: no variant always runs first.
 	order=("${variants[@]:r % nv}" "${variants[@]:0:r % nv}")
 	for t in "${order[@]}"; do
-		vac
+		load "$t"
 		single[$t]+="$(tps "$work/upd_$t.sql" 1 "$wsecs") "
 	done
 	for t in "${order[@]}"; do
-		vac
+		load "$t"
 		bulk[$t]+="$(ms "UPDATE sub_$t SET score = score + 1") "
 	done
 	line="  round $((r + 1)):"
@@ -405,8 +407,9 @@ rounds_of() {
 	echo "pgbench scripts are shown after \`#\`. The 100k-row \`UPDATE\`s are timed from the"
 	printf '%s\n' "client with psql's \`\\timing\` (\`psql -c '\\timing on' -c 'UPDATE ...'\`): the whole"
 	echo "autocommit statement including its COMMIT, where mlcache bumps the generations;"
-	echo "every table is vacuumed and a CHECKPOINT taken before each run (autovacuum is off on"
-	echo "the write group's tables), and the variants' order rotates from round to round."
+	echo "the write group's table is emptied, loaded with its 100,000 rows, vacuumed and a"
+	echo "CHECKPOINT taken before each run (autovacuum is off on these tables), and the"
+	echo "variants' order rotates from round to round."
 	echo
 	echo '```'
 	{ printf '%s\n' "${commands[@]}"; cat "$ran"; } | sort -u

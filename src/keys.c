@@ -325,8 +325,14 @@ mlcache_glob_escape(const char *s, int len)
 	StringInfoData buf;
 	int			i;
 
-	initStringInfo(&buf);
 	for (i = 0; i < len; i++)
+		if (s[i] == '*' || s[i] == '?' || s[i] == '[' || s[i] == ']' || s[i] == '\\')
+			break;
+	if (i == len)
+		return pnstrdup(s, len);	/* the usual case: nothing to escape */
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, s, i);
+	for (; i < len; i++)
 	{
 		if (s[i] == '*' || s[i] == '?' || s[i] == '[' || s[i] == ']' || s[i] == '\\')
 			appendStringInfoChar(&buf, '\\');

@@ -41,13 +41,13 @@ unlinked=$(counter redis_unlinked)
 psql -c "BEGIN" -c "SELECT mlcache.invalidate('pub:rolled-back')" -c "ROLLBACK"
 psql -c "BEGIN" \
 	-c "SELECT count(mlcache.invalidate('pub:k' || g)) FROM generate_series(1, $nkeys) g" \
-	-c "SELECT mlcache.invalidate_pattern('pub:p:*')" \
+	-c "SELECT mlcache.invalidate_pattern('pub:p:*'), mlcache.invalidate_pattern('pub:a]b:*')" \
 	-c "SELECT mlcache.invalidate('$long1'), mlcache.invalidate('$long2')" -c "COMMIT" >/dev/null
 for ((i = 0; i < 500; i++)); do # bounded: 10 s
-	(($(counter hygiene_done) + $(counter hygiene_dropped) >= queued + nkeys + 3)) && break
+	(($(counter hygiene_done) + $(counter hygiene_dropped) >= queued + nkeys + 4)) && break
 	sleep 0.02
 done
-(($(counter hygiene_done) >= queued + nkeys + 3)) || fail "the worker did not deliver the commit"
+(($(counter hygiene_done) >= queued + nkeys + 4)) || fail "the worker did not deliver the commit"
 
 left=$(rcli --scan --pattern "${ns}pub:k*" | wc -l)
 ((left == 0)) || fail "$left invalidated keys are still in Redis"
@@ -61,11 +61,13 @@ for ((i = 0; i < 100; i++)); do # bounded: 5 s; the PUBLISH follows the UNLINKs
 	grep -q "pub:p:\\*" "$out" && break
 	sleep 0.05
 done
-texts=$(grep '^"message"' "$out" | sed -e 's/^"message","[^"]*","//' -e 's/"$//' -e 's/\\n/\n/g')
+texts=$(grep '^"message"' "$out" | sed -e 's/^"message","[^"]*","//' -e 's/"$//' -e 's/\\n/\n/g' -e 's/\\\\/\\/g')
 messages=$(grep -c '^"message"' "$out" || true)
 got=$(grep -c "^${ns}pub:k[0-9]*\$" <<<"$texts" || true)
 ((got == nkeys)) || fail "$got of $nkeys invalidated keys were published"
 grep -qx "${ns}pub:p:\\*" <<<"$texts" || fail "the pattern ${ns}pub:p:* was not published"
+# A glob character in the prefix is escaped: the pattern matches it literally.
+grep -qxF "${ns}pub:a\\]b:*" <<<"$texts" || fail "the pattern ${ns}pub:a\\]b:* was not published"
 (($(grep -c "^${ns}#[0-9a-f]\{64\}\$" <<<"$texts") == 2)) || fail "the long keys' names were not published"
 ! grep -q "rolled-back" <<<"$texts" || fail "a rolled-back invalidation was published"
-echo "publish: $nkeys keys, 2 long keys and a pattern removed and published in $messages message(s); nothing from the rollback"
+echo "publish: $nkeys keys, 2 long keys and 2 patterns removed and published in $messages message(s); nothing from the rollback"
