@@ -179,6 +179,23 @@ SELECT counter('invalidations') - :i0 AS invalidations;
 SELECT counter('invalidations') AS i0 \gset
 UPDATE pairs SET a = NULL WHERE a = 1;             -- pair:1:b0/b1 and pa:1 (old rows only): 3
 SELECT counter('invalidations') - :i0 AS invalidations;
+-- An UPDATE that sets no key column reads only the new rows, unless a BEFORE
+-- ROW trigger could have changed a key column on the way: this one moves a
+-- row to another pair.
+CREATE FUNCTION pairs_shift() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.id = 103 THEN NEW.b := 'moved'; END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER pairs_shift BEFORE UPDATE ON pairs FOR EACH ROW EXECUTE FUNCTION pairs_shift();
+SELECT counter('invalidations') AS i0 \gset
+UPDATE pairs SET id = id WHERE id = 103;           -- pair:0:c1 (old), pair:0:moved (new), pa:0: 3
+SELECT counter('invalidations') - :i0 AS invalidations;
+DROP TRIGGER pairs_shift ON pairs;
+DROP FUNCTION pairs_shift();
+SELECT counter('invalidations') AS i0 \gset
+UPDATE pairs SET id = id WHERE id = 103;           -- pair:0:moved, pa:0: 2
+SELECT counter('invalidations') - :i0 AS invalidations;
 SELECT mlcache.unwatch('pairs');
 DROP TABLE pairs;
 

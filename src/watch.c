@@ -22,6 +22,8 @@
 
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "access/sysattr.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -686,6 +688,34 @@ watch_templates(Trigger *trig, Relation rel, int *ntmpl)
 	return copy;
 }
 
+/*
+ * Can an UPDATE's old rows be skipped?  When the statement set none of the
+ * templates' columns, every old row names the same keys as its new version.
+ * Only when nothing else can change a row on the way: a BEFORE ROW UPDATE
+ * trigger may change any column, and so may one on a child table or a
+ * partition, which this table's trigger list does not show.
+ */
+static bool
+watch_keys_unchanged(TriggerData *td, Template *tmpls, int ntmpl)
+{
+	Relation	rel = td->tg_relation;
+	int			i,
+				j;
+
+	if (td->tg_updatedcols == NULL)
+		return false;			/* not told which columns changed */
+	if ((rel->trigdesc != NULL && rel->trigdesc->trig_update_before_row) ||
+		rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE || rel->rd_rel->relhassubclass)
+		return false;
+	for (i = 0; i < ntmpl; i++)
+		for (j = 0; j < tmpls[i].nparts; j++)
+			if (tmpls[i].parts[j].is_column &&
+				bms_is_member(tmpls[i].parts[j].attnum - FirstLowInvalidHeapAttributeNumber,
+							  td->tg_updatedcols))
+				return false;
+	return true;
+}
+
 PG_FUNCTION_INFO_V1(mlcache_watch_trigger);
 
 /*
@@ -730,7 +760,11 @@ mlcache_watch_trigger(PG_FUNCTION_ARGS)
 		}
 		return PointerGetDatum(NULL);
 	}
-	watch_scan_rows(td->tg_oldtable, td->tg_newtable, desc, tmpls, ntmpl);
+	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event) && td->tg_newtable != NULL &&
+		watch_keys_unchanged(td, tmpls, ntmpl))
+		watch_scan_rows(NULL, td->tg_newtable, desc, tmpls, ntmpl);
+	else
+		watch_scan_rows(td->tg_oldtable, td->tg_newtable, desc, tmpls, ntmpl);
 	return PointerGetDatum(NULL);
 }
 
