@@ -197,6 +197,8 @@ template_parse(const char *src, TupleDesc desc, Template *t)
 		p->is_column = pieces[i].is_column;
 		p->text = pnstrdup(src + pieces[i].start, pieces[i].len);
 		p->attnum = InvalidAttrNumber;
+		p->typlen = 0;
+		p->typbyval = false;
 		if (p->is_column && desc != NULL)
 			template_resolve(p, desc, src);
 	}
@@ -205,8 +207,8 @@ template_parse(const char *src, TupleDesc desc, Template *t)
 	{
 		if (!t->parts[i].is_column)
 			continue;
-		if (t->byval_attnum != InvalidAttrNumber || !t->parts[i].typbyval ||
-			t->parts[i].attnum == InvalidAttrNumber)
+		if (t->byval_attnum != InvalidAttrNumber || t->parts[i].attnum == InvalidAttrNumber ||
+			!t->parts[i].typbyval)
 		{
 			t->byval_attnum = InvalidAttrNumber;
 			break;
