@@ -259,38 +259,28 @@ bp=${b_med[plain]} bw=${b_med[watched]} bn=${b_med[noop]}
 # overhead of a tps figure (less is worse) and of a ms figure (more is worse), in %.
 tps_overhead() { awk -v p="$1" -v w="$2" 'BEGIN {printf "%.1f", (1 - w / p) * 100}'; }
 ms_overhead() { awk -v p="$1" -v w="$2" 'BEGIN {printf "%.1f", (w / p - 1) * 100}'; }
+# figures T single|bulk: variant T's per-round figures, one per line.
+figures() {
+	local -a f
+	if [[ $2 == single ]]; then read -ra f <<<"${single[$1]}"; else read -ra f <<<"${bulk[$1]}"; fi
+	printf '%s\n' "${f[@]}"
+}
+# overhead_of single|bulk PLAIN FIGURE: FIGURE's overhead against PLAIN.
+overhead_of() { if [[ $1 == single ]]; then tps_overhead "$2" "$3"; else ms_overhead "$2" "$3"; fi; }
 # overheads T single|bulk: variant T's overhead in each round, against the
 # plain table in the same round.
 overheads() {
-	local -a f p
-	local i
-	if [[ $2 == single ]]; then
-		read -ra f <<<"${single[$1]}"
-		read -ra p <<<"${single[plain]}"
-		for i in "${!f[@]}"; do tps_overhead "${p[i]}" "${f[i]}"; echo; done
-	else
-		read -ra f <<<"${bulk[$1]}"
-		read -ra p <<<"${bulk[plain]}"
-		for i in "${!f[@]}"; do ms_overhead "${p[i]}" "${f[i]}"; echo; done
-	fi
+	local p f
+	paste -d' ' <(figures plain "$2") <(figures "$1" "$2") |
+		while read -r p f; do overhead_of "$2" "$p" "$f"; echo; done
 }
 # overhead T single|bulk: the median of T's per-round overheads.
 overhead() { median $(overheads "$1" "$2"); }
 # best T single|bulk: the overhead of T's best run against the plain table's
 # best run (the highest tps, the lowest ms): this machine's noise only ever
 # slows a run down, so the best runs are the least disturbed.
-best() {
-	local -a f p
-	if [[ $2 == single ]]; then
-		read -ra f <<<"${single[$1]}"
-		read -ra p <<<"${single[plain]}"
-		tps_overhead "$(printf '%s\n' "${p[@]}" | sort -g | tail -1)" "$(printf '%s\n' "${f[@]}" | sort -g | tail -1)"
-	else
-		read -ra f <<<"${bulk[$1]}"
-		read -ra p <<<"${bulk[plain]}"
-		ms_overhead "$(printf '%s\n' "${p[@]}" | sort -g | head -1)" "$(printf '%s\n' "${f[@]}" | sort -g | head -1)"
-	fi
-}
+best_figure() { if [[ $2 == single ]]; then figures "$1" "$2" | sort -g | tail -1; else figures "$1" "$2" | sort -g | head -1; fi; }
+best() { overhead_of "$2" "$(best_figure plain "$2")" "$(best_figure "$1" "$2")"; }
 # spread T single|bulk: the per-round range and the best runs' overhead.
 spread() {
 	overheads "$1" "$2" | sort -g | sed -n '1p;$p' | paste -sd' ' |
@@ -345,11 +335,8 @@ fi
 # --------------------------------------------------------------- report --
 met() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN {ok = (dir == "le") ? (v <= t) : (v >= t); print ok ? "met" : "not met"}'; }
 # rounds_of t single|bulk: the per-round figures of write variant t.
-rounds_of() {
-	local -a f
-	if [[ $2 == single ]]; then read -ra f <<<"${single[$1]}"; else read -ra f <<<"${bulk[$1]}"; fi
-	round "${f[@]}"
-}
+# shellcheck disable=SC2046 # one figure per word
+rounds_of() { round $(figures "$1" "$2"); }
 {
 	echo "# mlcache benchmark results"
 	echo

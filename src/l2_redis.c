@@ -25,6 +25,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "guc.h"
@@ -423,84 +424,107 @@ static const char *const l2_unlink_orphan_script =
 "return n";
 
 /*
+ * Make c an EVAL of script on nkeys keys and nargs arguments.  A NULL
+ * lengths array means NUL-terminated strings; the strings must outlive the
+ * command.
+ */
+static void
+l2_cmd_eval(MlcacheL2Cmd *c, const char *script,
+			const char *const *keys, const size_t *keylens, int nkeys,
+			const char *const *args, const size_t *arglens, int nargs)
+{
+	int			i;
+
+	mlcache_l2_cmd_init(c, 3 + nkeys + nargs);
+	c->argv[0] = "EVAL";
+	c->argv[1] = script;
+	c->argv[2] = psprintf("%d", nkeys);
+	for (i = 0; i < nkeys; i++)
+	{
+		c->argv[3 + i] = keys[i];
+		c->argvlen[3 + i] = keylens ? keylens[i] : 0;
+	}
+	for (i = 0; i < nargs; i++)
+	{
+		c->argv[3 + nkeys + i] = args[i];
+		c->argvlen[3 + nkeys + i] = arglens ? arglens[i] : 0;
+	}
+}
+
+/*
  * SCAN the keys matching match and run script (an EVAL with the keys as KEYS
  * and arg, arglen bytes, as ARGV[1]) on them, one EVAL per
  * MLCACHE_L2_KEYS_PER_EVAL keys of a SCAN batch, pipelined; *removed sums
- * the integer replies.  Off the commit path only.
+ * the integer replies.  Each batch is built in a context of its own, reset
+ * after it.  Off the commit path only.
  */
 static MlcacheL2Result
 l2_scan_eval(const char *match, const char *script, const char *arg, size_t arglen,
 			 int64 *removed)
 {
 	char		cursor[32] = "0";
+	MemoryContext batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "mlcache SCAN batch",
+													ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(batch_cxt);
+	MlcacheL2Result res = L2_OK;
 
 	*removed = 0;
 	do
 	{
 		const char *argv[6] = {"SCAN", cursor, "MATCH", match, "COUNT", "1000"};
-		MlcacheL2Result res;
 		redisReply *r = l2_command(6, argv, NULL, &res);
 		MlcacheL2Cmd *cmds;
+		const char **keys;
+		size_t	   *keylens;
 		int			n,
 					ncmds,
 					i;
 
 		if (r == NULL)
-			return res;
+			break;
 		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
 			r->element[0]->type != REDIS_REPLY_STRING ||
 			r->element[1]->type != REDIS_REPLY_ARRAY)
 		{
 			freeReplyObject(r);
 			mlcache_count(MLC_L2_ERROR);
-			return L2_FAILED;
+			res = L2_FAILED;
+			break;
 		}
 		strlcpy(cursor, r->element[0]->str, sizeof(cursor));
 		n = (int) r->element[1]->elements;
+		keys = palloc(sizeof(char *) * Max(n, 1));
+		keylens = palloc(sizeof(size_t) * Max(n, 1));
+		for (i = 0; i < n; i++)
+		{
+			redisReply *e = r->element[1]->element[i];
+
+			keys[i] = pnstrdup(e->str, e->len);
+			keylens[i] = e->len;
+		}
+		freeReplyObject(r);
 		ncmds = (n + MLCACHE_L2_KEYS_PER_EVAL - 1) / MLCACHE_L2_KEYS_PER_EVAL;
 		cmds = palloc0(sizeof(MlcacheL2Cmd) * Max(ncmds, 1));
 		for (i = 0; i < ncmds; i++)
 		{
 			int			first = i * MLCACHE_L2_KEYS_PER_EVAL;
-			int			nkeys = Min(n - first, MLCACHE_L2_KEYS_PER_EVAL);
-			MlcacheL2Cmd *c = &cmds[i];
-			int			j;
 
-			mlcache_l2_cmd_init(c, 4 + nkeys);
-			c->argv[0] = "EVAL";
-			c->argv[1] = script;
-			c->argv[2] = psprintf("%d", nkeys);
-			for (j = 0; j < nkeys; j++)
-			{
-				redisReply *e = r->element[1]->element[first + j];
-
-				c->argv[3 + j] = pnstrdup(e->str, e->len);
-				c->argvlen[3 + j] = e->len;
-			}
-			c->argv[3 + nkeys] = arg;
-			c->argvlen[3 + nkeys] = arglen;
+			l2_cmd_eval(&cmds[i], script, keys + first, keylens + first,
+						Min(n - first, MLCACHE_L2_KEYS_PER_EVAL), &arg, &arglen, 1);
 		}
-		freeReplyObject(r);
 		if (ncmds > 0)
 		{
 			res = mlcache_l2_pipeline(cmds, ncmds);
 			if (res != L2_OK)
-				return res;
+				break;
 			for (i = 0; i < ncmds; i++)
 				*removed += cmds[i].result;
 		}
-		for (i = 0; i < ncmds; i++)
-		{
-			int			j;
-
-			for (j = 2; j < cmds[i].argc - 1; j++)
-				pfree((char *) cmds[i].argv[j]);
-			pfree(cmds[i].argv);
-			pfree(cmds[i].argvlen);
-		}
-		pfree(cmds);
+		MemoryContextReset(batch_cxt);
 	} while (strcmp(cursor, "0") != 0);
-	return L2_OK;
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(batch_cxt);
+	return res;
 }
 
 /*
@@ -535,18 +559,8 @@ void
 mlcache_l2_cmd_unlink_older(MlcacheL2Cmd *c, const char *const *keys,
 							const char *const *befores, int n)
 {
-	int			i;
-
 	Assert(n > 0 && n <= MLCACHE_L2_KEYS_PER_EVAL);
-	mlcache_l2_cmd_init(c, 3 + 2 * n);
-	c->argv[0] = "EVAL";
-	c->argv[1] = l2_unlink_older_script;
-	c->argv[2] = psprintf("%d", n);
-	for (i = 0; i < n; i++)
-	{
-		c->argv[3 + i] = keys[i];
-		c->argv[3 + n + i] = befores[i];
-	}
+	l2_cmd_eval(c, l2_unlink_older_script, keys, NULL, n, befores, NULL, n);
 }
 
 /*

@@ -449,22 +449,10 @@ watch_add_key(Template *t, const char *key, int len)
 	mlcache_inval_add(&target, false);
 }
 
-/* Render t for the row in slot, whose placeholder values are bytes, unless done already. */
+/* Render t for the row in slot and add its invalidation. */
 static void
-watch_row(Template *t, TupleTableSlot *slot, StringInfo bytes, StringInfo buf)
+watch_row(Template *t, TupleTableSlot *slot, StringInfo buf)
 {
-	if (template_seen(t, bytes))
-		return;
-	if (template_render(t, slot, buf))
-		watch_add_key(t, buf->data, buf->len);
-}
-
-/* watch_row for a byval_attnum template whose value in slot is d. */
-static void
-watch_row_datum(Template *t, TupleTableSlot *slot, Datum d, StringInfo buf)
-{
-	if (template_seen_datum(t, d))
-		return;
 	if (template_render(t, slot, buf))
 		watch_add_key(t, buf->data, buf->len);
 }
@@ -488,19 +476,20 @@ watch_pair(Template *t, TupleTableSlot *oslot, bool ohave, TupleTableSlot *nslot
 
 		nkey = nhave && (nd = slot_getattr(nslot, t->byval_attnum, &isnull), !isnull);
 		okey = ohave && (od = slot_getattr(oslot, t->byval_attnum, &isnull), !isnull);
-		if (nkey)
-			watch_row_datum(t, nslot, nd, buf);
-		if (okey && !(nkey && od == nd))
-			watch_row_datum(t, oslot, od, buf);
+		if (nkey && !template_seen_datum(t, nd))
+			watch_row(t, nslot, buf);
+		if (okey && !(nkey && od == nd) && !template_seen_datum(t, od))
+			watch_row(t, oslot, buf);
 		return;
 	}
 	nkey = nhave && template_value_bytes(t, nslot, nbytes);
 	okey = ohave && template_value_bytes(t, oslot, obytes);
-	if (nkey)
-		watch_row(t, nslot, nbytes, buf);
+	if (nkey && !template_seen(t, nbytes))
+		watch_row(t, nslot, buf);
 	if (okey && !(nkey && obytes->len == nbytes->len &&
-				  memcmp(obytes->data, nbytes->data, nbytes->len) == 0))
-		watch_row(t, oslot, obytes, buf);
+				  memcmp(obytes->data, nbytes->data, nbytes->len) == 0) &&
+		!template_seen(t, obytes))
+		watch_row(t, oslot, buf);
 }
 
 /* A read pointer on a transition table, from its start. */

@@ -79,7 +79,6 @@ typedef struct HygieneItem
 	bool		scan;			/* SCAN for the pattern (else only PUBLISH) */
 	uint64		hash;			/* of text and channel: sorts duplicates together */
 	TimestampTz committed;		/* commit time */
-	char	   *committed_text; /* the same, as text, once delivered */
 } HygieneItem;
 
 PGDLLEXPORT void mlcache_worker_main(Datum arg);
@@ -230,7 +229,6 @@ worker_item(HygieneItem *item, char kind, const char *ns, int nslen,
 		item->text = mlcache_prefix_glob(ns, nslen, text, kind == MLCACHE_TARGET_ALL ? 0 : len);
 	item->scan = scan;
 	item->committed = committed;
-	item->committed_text = NULL;
 	item->hash = hash_bytes_extended((const unsigned char *) item->text, strlen(item->text),
 									 hash_bytes((const unsigned char *) item->channel,
 												strlen(item->channel)));
@@ -334,6 +332,16 @@ worker_dedup(HygieneItem *items, int n)
 	return kept;
 }
 
+/* Make c the PUBLISH of msg on channel. */
+static void
+worker_publish_cmd(MlcacheL2Cmd *c, const char *channel, const char *msg)
+{
+	mlcache_l2_cmd_init(c, 3);
+	c->argv[0] = "PUBLISH";
+	c->argv[1] = channel;
+	c->argv[2] = msg;
+}
+
 /*
  * The PUBLISH commands for a batch: per channel, the texts joined by
  * newlines (keys and patterns never contain control characters), at most
@@ -360,11 +368,7 @@ worker_publishes(HygieneItem *items, int n, MlcacheL2Cmd *cmds)
 				continue;
 			if (msg.len > 0 && msg.len + 1 + strlen(items[j].text) > PUBLISH_MAX)
 			{
-				mlcache_l2_cmd_init(&cmds[ncmds], 3);
-				cmds[ncmds].argv[0] = "PUBLISH";
-				cmds[ncmds].argv[1] = items[i].channel;
-				cmds[ncmds].argv[2] = msg.data;
-				ncmds++;
+				worker_publish_cmd(&cmds[ncmds++], items[i].channel, msg.data);
 				initStringInfo(&msg);
 			}
 			if (msg.len > 0)
@@ -372,11 +376,7 @@ worker_publishes(HygieneItem *items, int n, MlcacheL2Cmd *cmds)
 			appendStringInfoString(&msg, items[j].text);
 			done[j] = true;
 		}
-		mlcache_l2_cmd_init(&cmds[ncmds], 3);
-		cmds[ncmds].argv[0] = "PUBLISH";
-		cmds[ncmds].argv[1] = items[i].channel;
-		cmds[ncmds].argv[2] = msg.data;
-		ncmds++;
+		worker_publish_cmd(&cmds[ncmds++], items[i].channel, msg.data);
 	}
 	return ncmds;
 }
@@ -395,6 +395,7 @@ worker_deliver(HygieneItem *items, int n)
 	MlcacheL2Cmd *cmds = palloc0(sizeof(MlcacheL2Cmd) * 2 * n);
 	const char **keys = palloc(sizeof(char *) * n);
 	const char **befores = palloc(sizeof(char *) * n);
+	char	  **committed = palloc(sizeof(char *) * n);	/* items' commit times, as text */
 	int			nkeys = 0,
 				ncmds = 0,
 				neval,
@@ -403,11 +404,11 @@ worker_deliver(HygieneItem *items, int n)
 
 	for (i = 0; i < n; i++)
 	{
-		items[i].committed_text = psprintf(INT64_FORMAT, (int64) items[i].committed);
+		committed[i] = psprintf(INT64_FORMAT, (int64) items[i].committed);
 		if (items[i].is_pattern)
 			continue;
 		keys[nkeys] = items[i].text;
-		befores[nkeys] = items[i].committed_text;
+		befores[nkeys] = committed[i];
 		nkeys++;
 	}
 	for (i = 0; i < nkeys; i += MLCACHE_L2_KEYS_PER_EVAL)
@@ -425,7 +426,7 @@ worker_deliver(HygieneItem *items, int n)
 
 		if (items[i].is_pattern && items[i].scan)
 		{
-			if (mlcache_l2_scan_unlink(items[i].text, items[i].committed_text, &got) != L2_OK)
+			if (mlcache_l2_scan_unlink(items[i].text, committed[i], &got) != L2_OK)
 				return false;
 			removed += got;
 		}
