@@ -13,9 +13,9 @@
 #   stampede computations for 32 concurrent cold misses on one key;
 #   memory   backend RSS after pushing 200 MB through a 64 MB L1;
 #   write    single-row UPDATE commit throughput and a 100k-row UPDATE, with
-#            the watch triggers, a no-op transition-table trigger and a naive
-#            per-row pgmemcache memcache_delete trigger, versus the same table
-#            without triggers;
+#            the watch triggers, the same triggers calling a no-op C function
+#            (PostgreSQL's own cost of them) and a naive per-row pgmemcache
+#            memcache_delete trigger, versus the same table without triggers;
 #   scale    invalidate_pattern() of a prefix with 1k versus 1M keys in Redis.
 # The peer group and the naive write variant need memcached and pgmemcache
 # (test/deps.sh installs them); without them those rows say "not measured".
@@ -23,11 +23,10 @@
 # exact commands) and the plots bench/results/read.png and write.png (gnuplot,
 # bench/plots.gnuplot).  BENCH_SECONDS (default 10) sets each pgbench run's
 # length, BENCH_ROUNDS (default 3) the rounds whose medians are reported.
-# The write group runs BENCH_WRITE_ROUNDS (default 9) rounds of
-# BENCH_WRITE_SECONDS (default 4) per variant: each round runs every variant
-# back to back, and an overhead is the median of the rounds' own overheads
-# (each variant against the plain table in the same round), so that the
-# machine's drift between rounds cancels out.
+# The write group runs BENCH_WRITE_ROUNDS (default 5) single-row rounds of
+# BENCH_WRITE_SECONDS (default 20) and BENCH_BULK_ROUNDS (default 3) 100k-row
+# rounds of BENCH_BULK_SECONDS (default 60), each round one pgbench run with
+# every variant interleaved (see the write group).
 # Nothing here asserts: targets are reported as met or not met.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -36,8 +35,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 secs=${BENCH_SECONDS:-10}
 load_start=$(cut -d" " -f1-3 /proc/loadavg)
 rounds=${BENCH_ROUNDS:-3}
-wrounds=${BENCH_WRITE_ROUNDS:-9}
-wsecs=${BENCH_WRITE_SECONDS:-4}
+wrounds=${BENCH_WRITE_ROUNDS:-5}
+wsecs=${BENCH_WRITE_SECONDS:-20}
+brounds=${BENCH_BULK_ROUNDS:-3}
+bsecs=${BENCH_BULK_SECONDS:-60}
 db=mlcache_bench
 out=bench/results/latest.md
 work=$MLCACHE_TMP/bench
@@ -175,31 +176,70 @@ l1_mb=$(awk -v r="$rss" -v b="$base" 'BEGIN {printf "%.1f", (r - b) / 1024}')
 commands+=("SET mlcache.l1_max_memory = '64MB'; get() of 2,000 values of 100 kB (200 MB) in one backend; VmRSS minus a fresh backend's")
 
 # ---------------------------------------------------------------- write --
-# Variants of one table: plain (no trigger, the reference), noop (a no-op
-# statement trigger with transition tables: PostgreSQL's own capture),
-# watched (mlcache.watch) and, with pgmemcache, peer (the naive approach: a
-# per-row trigger that deletes the row's memcached keys).
-variants=(plain noop watched)
+# Variants of one 100k-row table:
+#   plain    no trigger, the reference;
+#   floor    four statement triggers like those watch() installs (the same
+#            events, transition tables and arguments) calling a C function
+#            that does nothing (bench/noop_trigger.c): PostgreSQL's own cost
+#            of such triggers, below which no transition-table trigger goes;
+#   watched  mlcache.watch();
+#   peer     with pgmemcache: the naive approach, a per-row trigger that
+#            deletes the row's memcached keys.
+# Method: the variants run in one pgbench run, one script each, pgbench
+# drawing each transaction's script at random.  This machine's speed drifts
+# by tens of percent between runs a few seconds apart; interleaved
+# transaction by transaction, the drift falls on every variant alike.
+#   single-row: each script's mean latency, from pgbench's per-transaction
+#     log; with one client, commit throughput is its inverse.
+#   100k-row: each script is "UPDATE every row; VACUUM", and the UPDATE's
+#     (autocommit, so with its COMMIT) mean latency comes from pgbench -r.
+#     VACUUM keeps every table in the same steady state.  The peer is too
+#     slow to interleave (a round trip per key and row): its UPDATEs are
+#     timed apart, each against a plain one just before it.
+# An overhead is the median of the rounds' overheads; [brackets] give the
+# rounds' range.
+variants=(plain floor watched)
 ((have_mc)) && variants+=(peer)
-log "bench: write group (${wrounds} rounds of ${wsecs}s per variant: ${variants[*]})"
-# load T: (re)fill table T with its 100,000 rows, so that every measured run
-# starts from the same freshly loaded, vacuumed table, whatever the runs
-# before it did to it.
-load() {
-	psql -c "TRUNCATE sub_$1" \
-		-c "INSERT INTO sub_$1 SELECT g, g % 40, g % 5000, 0 FROM generate_series(1, 100000) g" \
-		-c "VACUUM ANALYZE sub_$1" -c 'CHECKPOINT'
-}
+log "bench: write group (${wrounds} single-row rounds of ${wsecs}s, ${brounds} 100k-row rounds of ${bsecs}s: ${variants[*]})"
 for t in "${variants[@]}"; do
 	psql -c "CREATE TABLE sub_$t (id int PRIMARY KEY, assignment_id int, student_id int, score int)" \
 		-c "ALTER TABLE sub_$t SET (autovacuum_enabled = off)"
 	printf '\\set id random(1, 100000)\nUPDATE sub_%s SET score = score + 1 WHERE id = :id;\n' "$t" >"$work/upd_$t.sql"
+	printf 'UPDATE sub_%s SET score = score + 1;\nVACUUM sub_%s;\n' "$t" "$t" >"$work/bulk_$t.sql"
 done
-# The share of the cost that is PostgreSQL's own transition-table capture:
-# the same kind of trigger, doing nothing.
-psql -c "CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN RETURN NULL; END \$\$" \
-	-c "CREATE TRIGGER noop AFTER UPDATE ON sub_noop REFERENCING OLD TABLE AS o NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION noop()"
-psql -c "SELECT mlcache.watch('sub_watched', ARRAY['assignment_stats:{assignment_id}', 'analytics:student:{student_id}:*'])" >/dev/null
+# load T...: (re)fill the tables with their 100,000 rows each.
+load() {
+	local t
+	for t in "$@"; do
+		psql -c "TRUNCATE sub_$t" \
+			-c "INSERT INTO sub_$t SELECT g, g % 40, g % 5000, 0 FROM generate_series(1, 100000) g" \
+			-c "VACUUM ANALYZE sub_$t"
+	done
+	psql -c 'CHECKPOINT'
+}
+templates="'assignment_stats:{assignment_id}', 'analytics:student:{student_id}:*'"
+psql -c "SELECT mlcache.watch('sub_watched', ARRAY[$templates])" >/dev/null
+# The floor: compiled here, loaded from this directory by its path.
+have_floor=0
+if cc -shared -fPIC -O2 -I"$("${PG_CONFIG:-pg_config}" --includedir-server)" -o "$work/noop_trigger.so" bench/noop_trigger.c 2>"$work/cc.log"; then
+	chmod 755 "$work/noop_trigger.so"
+	psql -c "CREATE FUNCTION bench_noop() RETURNS trigger LANGUAGE c AS '$work/noop_trigger.so', 'mlcache_bench_noop_trigger'"
+	for ev in INSERT UPDATE DELETE; do
+		case $ev in
+		INSERT) ref='NEW TABLE AS n' ;;
+		UPDATE) ref='OLD TABLE AS o NEW TABLE AS n' ;;
+		DELETE) ref='OLD TABLE AS o' ;;
+		esac
+		psql -c "CREATE TRIGGER floor_${ev,,} AFTER $ev ON sub_floor REFERENCING $ref FOR EACH STATEMENT EXECUTE FUNCTION bench_noop($templates)"
+	done
+	psql -c "CREATE TRIGGER floor_truncate AFTER TRUNCATE ON sub_floor FOR EACH STATEMENT EXECUTE FUNCTION bench_noop($templates)"
+	have_floor=1
+	commands+=("cc -shared -fPIC -O2 -I\$(pg_config --includedir-server) -o noop_trigger.so bench/noop_trigger.c; CREATE TRIGGER floor_update AFTER UPDATE ON sub_floor REFERENCING OLD TABLE AS o NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION bench_noop($templates) (and AFTER INSERT, DELETE, TRUNCATE, as watch() installs)")
+else
+	log "bench: could not compile bench/noop_trigger.c: no floor variant ($(head -c 300 "$work/cc.log"))"
+	variants=("${variants[@]/floor/}")
+	read -ra variants <<<"${variants[*]}"
+fi
 # The naive peer: memcached has no prefix delete, so where mlcache
 # invalidates the prefix analytics:student:<id>:* this deletes the one key
 # analytics:student:<id>.  The old row's keys, and the new row's if a key
@@ -222,40 +262,79 @@ if ((have_mc)); then
 	commands+=("CREATE TRIGGER peer AFTER INSERT OR UPDATE OR DELETE ON sub_peer FOR EACH ROW EXECUTE FUNCTION peer_delete()   -- PERFORM memcache_delete('assignment_stats:' || OLD.assignment_id), memcache_delete('analytics:student:' || OLD.student_id) (and NEW's if a key column changed)")
 fi
 
-# single[t], bulk[t]: the rounds' figures of variant t, space-separated.
-declare -A single=() bulk=()
-nv=${#variants[@]}
-for ((r = 0; r < wrounds; r++)); do
-	# The order rotates from round to round: no variant always runs first.
-	order=("${variants[@]:r % nv}" "${variants[@]:0:r % nv}")
-	for t in "${order[@]}"; do
-		load "$t"
-		single[$t]+="$(tps "$work/upd_$t.sql" 1 "$wsecs") "
-	done
-	for t in "${order[@]}"; do
-		load "$t"
-		bulk[$t]+="$(ms "UPDATE sub_$t SET score = score + 1") "
-	done
-	line="  round $((r + 1)):"
+# mixed KIND SECONDS ARGS...: one pgbench run, one client, of the scripts
+# KIND_<variant>.sql of every variant (peer only with KIND upd), the pgbench
+# command recorded.
+mixed() {
+	local kind=$1 secs=$2 t args=()
+	shift 2
 	for t in "${variants[@]}"; do
-		read -ra f <<<"${single[$t]}"
-		read -ra b <<<"${bulk[$t]}"
-		line+=" $t ${f[r]} tps, ${b[r]} ms;"
+		[[ $t == peer && $kind != upd ]] && continue
+		args+=(-f "$work/${kind}_$t.sql")
+	done
+	printf 'pgbench -n %s-c 1 -j 1 -T %s %s %s   # %s\n' "$(printf '%s ' "${args[@]}")" "$secs" "$*" "$db" \
+		"one script per variant: $(tr '\n' ' ' <"$work/${kind}_plain.sql" | sed "s/plain/<variant>/g; s/ *$//")" |
+		sed "s|$work/||g" >>"$ran"
+	pgbench -n "${args[@]}" -c 1 -j 1 -T "$secs" "$@" "$db"
+}
+# single[t], bulk[t]: the rounds' figures of variant t, space-separated:
+# single-row throughput (transactions per second of the script's own time,
+# 1e6 / mean latency in µs) and the 100k-row UPDATE's mean ms.
+declare -A single=() bulk=() nsingle=() nbulk=()
+for ((r = 0; r < wrounds; r++)); do
+	load "${variants[@]}"
+	rm -f "$work"/single_log*
+	mixed upd "$wsecs" -l --log-prefix="$work/single_log" >/dev/null 2>&1
+	# log line: client transaction latency_us script_no epoch epoch_us
+	# shellcheck disable=SC2046
+	read -ra f < <(cat "$work"/single_log* | awk -v n="$(printf '%s\n' "${variants[@]}" | grep -c .)" \
+		'{c[$4]++; s[$4] += $3} END {for (i = 0; i < n; i++) printf "%.1f:%d ", c[i] ? 1e6 * c[i] / s[i] : 0, c[i]; print ""}')
+	line="  single-row round $((r + 1)):"
+	for i in "${!variants[@]}"; do
+		t=${variants[i]}
+		single[$t]+="${f[i]%%:*} "
+		nsingle[$t]=$((${nsingle[$t]:-0} + ${f[i]##*:}))
+		line+=" $t ${f[i]%%:*} tps (${f[i]##*:});"
 	done
 	log "$line"
 done
-for t in "${variants[@]}"; do
-	commands+=("UPDATE sub_$t SET score = score + 1   -- 100k rows, one autocommit statement timed by psql's \\timing (COMMIT included)")
+bulk_variants=("${variants[@]/peer/}")
+read -ra bulk_variants <<<"${bulk_variants[*]}"
+for ((r = 0; r < brounds; r++)); do
+	load "${bulk_variants[@]}"
+	# One UPDATE + VACUUM each first: every table starts the timed run in
+	# the steady state of an updated, vacuumed table.
+	for t in "${bulk_variants[@]}"; do psql -f "$work/bulk_$t.sql"; done
+	out_r=$(mixed bulk "$bsecs" -r 2>/dev/null)
+	line="  100k-row round $((r + 1)):"
+	for t in "${bulk_variants[@]}"; do
+		# -r: "latency_ms failures command" under each script's heading
+		m=$(sed -n "s/^ *\([0-9.]*\) *[0-9]* *UPDATE sub_${t} SET.*/\1/p" <<<"$out_r")
+		c=$(grep -A3 "SQL script.*bulk_${t}.sql" <<<"$out_r" | sed -n 's/^ - \([0-9]*\) transactions.*/\1/p' | head -1)
+		bulk[$t]+="${m:-0} "
+		nbulk[$t]=$((${nbulk[$t]:-0} + ${c:-0}))
+		line+=" $t ${m:-?} ms (${c:-0});"
+	done
+	log "$line"
 done
+if ((have_mc)); then
+	# The peer apart: each of its UPDATEs against a plain one just before it.
+	for ((r = 0; r < brounds; r++)); do
+		load plain peer
+		p=$(ms "UPDATE sub_plain SET score = score + 1")
+		bulk[peer_plain]+="$p "
+		bulk[peer]+="$(ms "UPDATE sub_peer SET score = score + 1") "
+	done
+	nbulk[peer]=$brounds
+	commands+=("UPDATE sub_peer SET score = score + 1   -- after UPDATE sub_plain SET score = score + 1, both on freshly loaded tables, each one autocommit statement timed by psql's \\timing (COMMIT included)")
+fi
 declare -A s_med=() b_med=()
 for t in "${variants[@]}"; do
 	read -ra f <<<"${single[$t]}"
-	read -ra b <<<"${bulk[$t]}"
+	read -ra b <<<"${bulk[$t]:-}"
 	s_med[$t]=$(median "${f[@]}")
 	b_med[$t]=$(median "${b[@]}")
 done
-sp=${s_med[plain]} sw=${s_med[watched]} sn=${s_med[noop]}
-bp=${b_med[plain]} bw=${b_med[watched]} bn=${b_med[noop]}
 # overhead of a tps figure (less is worse) and of a ms figure (more is worse), in %.
 tps_overhead() { awk -v p="$1" -v w="$2" 'BEGIN {printf "%.1f", (1 - w / p) * 100}'; }
 ms_overhead() { awk -v p="$1" -v w="$2" 'BEGIN {printf "%.1f", (w / p - 1) * 100}'; }
@@ -265,30 +344,25 @@ figures() {
 	if [[ $2 == single ]]; then read -ra f <<<"${single[$1]}"; else read -ra f <<<"${bulk[$1]}"; fi
 	printf '%s\n' "${f[@]}"
 }
-# overhead_of single|bulk PLAIN FIGURE: FIGURE's overhead against PLAIN.
-overhead_of() { if [[ $1 == single ]]; then tps_overhead "$2" "$3"; else ms_overhead "$2" "$3"; fi; }
-# overheads T single|bulk: variant T's overhead in each round, against the
-# plain table in the same round.
+# overheads T single|bulk [REF]: variant T's overhead in each round, against
+# variant REF (default plain) in the same round (for the peer's 100k-row
+# UPDATEs, the plain one timed just before each).
 overheads() {
-	local p f
-	paste -d' ' <(figures plain "$2") <(figures "$1" "$2") |
-		while read -r p f; do overhead_of "$2" "$p" "$f"; echo; done
+	local p f ref=${3:-plain}
+	[[ $1 == peer && $2 == bulk ]] && ref=peer_plain
+	paste -d' ' <(figures "$ref" "$2") <(figures "$1" "$2") |
+		while read -r p f; do
+			if [[ $2 == single ]]; then tps_overhead "$p" "$f"; else ms_overhead "$p" "$f"; fi
+			echo
+		done
 }
 # overhead T single|bulk: the median of T's per-round overheads.
-overhead() { median $(overheads "$1" "$2"); }
-# best T single|bulk: the overhead of T's best run against the plain table's
-# best run (the highest tps, the lowest ms): this machine's noise only ever
-# slows a run down, so the best runs are the least disturbed.
-best_figure() { if [[ $2 == single ]]; then figures "$1" "$2" | sort -g | tail -1; else figures "$1" "$2" | sort -g | head -1; fi; }
-best() { overhead_of "$2" "$(best_figure plain "$2")" "$(best_figure "$1" "$2")"; }
-# spread T single|bulk: the per-round range and the best runs' overhead.
-spread() {
-	overheads "$1" "$2" | sort -g | sed -n '1p;$p' | paste -sd' ' |
-		awk -v b="$(best "$1" "$2")" '{printf "rounds %s to %s; best runs %s", $1, $2, b}'
-}
+# shellcheck disable=SC2046 # one figure per word
+overhead() { median $(overheads "$@"); }
+# spread T single|bulk [REF]: the per-round range.
+spread() { overheads "$@" | sort -g | sed -n '1p;$p' | paste -sd' ' | awk '{printf "rounds %s to %s", $1, $2}'; }
 single_overhead=$(overhead watched single)
 bulk_overhead=$(overhead watched bulk)
-capture_overhead=$(overhead noop bulk)
 
 # ---------------------------------------------------------------- scale --
 log "bench: scale group"
@@ -312,7 +386,7 @@ log "  invalidate_pattern: ${i1k} tps with $n1k keys, ${i1m} tps with $n1m keys"
 # ---------------------------------------------------------------- plots --
 # bench/results/read.png and write.png, drawn by bench/plots.gnuplot from
 # the medians; skipped (with a note) without gnuplot.
-declare -A names=([plain]='plain' [noop]='no-op capture' [watched]='watched' [peer]='naive peer')
+declare -A names=([plain]='plain' [floor]='no-op triggers' [watched]='watched' [peer]='naive peer')
 plots=""
 if command -v gnuplot >/dev/null; then
 	{
@@ -342,10 +416,10 @@ rounds_of() { round $(figures "$1" "$2"); }
 	echo
 	echo "Produced by \`make bench\` (bench/bench.sh) on $(date -u '+%Y-%m-%d %H:%M UTC')."
 	echo "Each read figure is the median of $rounds runs; pgbench runs last ${secs} s with one client."
-	echo "The write group runs $wrounds rounds, each running every variant back to back (single-row"
-	echo "pgbench runs of ${wsecs} s, one client); a write overhead is the median of the rounds' own"
-	echo "overheads against the plain table in the same round; the brackets give the rounds' range"
-	echo "and the overhead of the variant's best run against the plain table's best run."
+	echo "The write group runs every variant in the same pgbench run (one client, one script per"
+	echo "variant, each transaction's script drawn at random), so that the machine's drift falls on"
+	echo "all of them alike: $wrounds single-row rounds of ${wsecs} s and $brounds 100k-row rounds of ${bsecs} s."
+	echo "A write overhead is the median of the rounds' overheads; the brackets give their range."
 	echo
 	echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr)"
 	echo "- load average (1, 5, 15 min) at the start: ${load_start}; at the end: $(cut -d" " -f1-3 /proc/loadavg) (other work on the machine skews the figures)"
@@ -368,27 +442,34 @@ rounds_of() { round $(figures "$1" "$2"); }
 	fi
 	echo "| stampede | computations for 32 concurrent cold misses on one key | ${stampede} | 1 | | 1 | $( ((stampede == 1)) && echo met || echo not met) |"
 	echo "| memory | backend RSS growth after 200 MB through a 64 MB L1 | ${l1_mb} MB | 64 MB cap | $(ratio "$l1_mb" 64) | within 10% (≤ 1.10) | $(met "$(ratio "$l1_mb" 64)" 1.10 le) |"
+	sw=${s_med[watched]} sp=${s_med[plain]} bw=${b_med[watched]} bp=${b_med[plain]}
 	echo "| write | single-row UPDATE commits, watched | ${sw} tps | ${sp} tps without triggers | $(ratio "$sw" "$sp") | overhead ≤ 5% | ${single_overhead}% overhead [$(spread watched single)]: $(met "$single_overhead" 5 le) |"
-	echo "| write | single-row UPDATE commits, no-op transition-table trigger (PostgreSQL's capture alone) | ${sn} tps | ${sp} tps without triggers | $(ratio "$sn" "$sp") | (reference) | $(overhead noop single)% [$(spread noop single)] |"
+	if ((have_floor)); then
+		echo "| write | single-row UPDATE commits, no-op triggers (the floor: PostgreSQL's own cost of watch()'s four transition-table triggers) | ${s_med[floor]} tps | ${sp} tps without triggers | $(ratio "${s_med[floor]}" "$sp") | (reference) | $(overhead floor single)% [$(spread floor single)] |"
+		echo "| write | single-row UPDATE commits, watched over the floor (mlcache's own share) | ${sw} tps | ${s_med[floor]} tps with no-op triggers | $(ratio "$sw" "${s_med[floor]}") | (reference) | $(overhead watched single floor)% [$(spread watched single floor)] |"
+	fi
 	if ((have_mc)); then
 		echo "| write | single-row UPDATE commits, naive peer (per-row trigger, pgmemcache memcache_delete) | ${s_med[peer]} tps | ${sp} tps without triggers | $(ratio "${s_med[peer]}" "$sp") | (no target) | $(overhead peer single)% overhead [$(spread peer single)] |"
 	else
 		echo "| write | single-row UPDATE commits, naive peer | pgmemcache not installed | | | (no target) | not measured |"
 	fi
 	echo "| write | 100k-row UPDATE, watched | ${bw} ms | ${bp} ms without triggers | $(ratio "$bw" "$bp") | overhead ≤ 10% | ${bulk_overhead}% overhead [$(spread watched bulk)]: $(met "$bulk_overhead" 10 le) |"
-	echo "| write | 100k-row UPDATE, no-op transition-table trigger (PostgreSQL's capture alone) | ${bn} ms | ${bp} ms without triggers | $(ratio "$bn" "$bp") | (reference) | ${capture_overhead}% [$(spread noop bulk)] |"
+	if ((have_floor)); then
+		echo "| write | 100k-row UPDATE, no-op triggers (the floor) | ${b_med[floor]} ms | ${bp} ms without triggers | $(ratio "${b_med[floor]}" "$bp") | (reference) | $(overhead floor bulk)% [$(spread floor bulk)] |"
+		echo "| write | 100k-row UPDATE, watched over the floor (mlcache's own share) | ${bw} ms | ${b_med[floor]} ms with no-op triggers | $(ratio "$bw" "${b_med[floor]}") | (reference) | $(overhead watched bulk floor)% [$(spread watched bulk floor)] |"
+	fi
 	if ((have_mc)); then
-		echo "| write | 100k-row UPDATE, naive peer (per-row trigger, pgmemcache memcache_delete) | ${b_med[peer]} ms | ${bp} ms without triggers | $(ratio "${b_med[peer]}" "$bp") | (no target) | $(overhead peer bulk)% overhead [$(spread peer bulk)] |"
+		echo "| write | 100k-row UPDATE, naive peer (per-row trigger, pgmemcache memcache_delete), timed apart | ${b_med[peer]} ms | $(median $(figures peer_plain bulk)) ms without triggers, timed just before | $(ratio "${b_med[peer]}" "$(median $(figures peer_plain bulk))") | (no target) | $(overhead peer bulk)% overhead [$(spread peer bulk)] |"
 	else
 		echo "| write | 100k-row UPDATE, naive peer | pgmemcache not installed | | | (no target) | not measured |"
 	fi
 	echo "| scale | invalidate_pattern of a prefix, $n1m keys in Redis | ${i1m} tps | ${i1k} tps with $n1k keys | $(ratio "$i1m" "$i1k") | flat (≥ 0.90) | $(met "$(ratio "$i1m" "$i1k")" 0.90 ge) |"
 	echo
-	line="Per-round figures: single-row"
-	for t in "${variants[@]}"; do line+=" ${names[$t]} $(rounds_of "$t" single)tps;"; done
+	line="Per-round figures (transactions or statements measured over all rounds): single-row"
+	for t in "${variants[@]}"; do line+=" ${names[$t]} $(rounds_of "$t" single)tps (${nsingle[$t]});"; done
 	echo "$line"
 	line="100k-row"
-	for t in "${variants[@]}"; do line+=" ${names[$t]} $(rounds_of "$t" bulk)ms;"; done
+	for t in "${variants[@]}"; do line+=" ${names[$t]} $(rounds_of "$t" bulk)ms (${nbulk[$t]:-0});"; done
 	echo "$line"
 	echo "invalidate_pattern $(round "${inv_1k[@]}")tps (1k keys), $(round "${inv_1m[@]}")tps (1M keys)."
 	echo
@@ -400,7 +481,13 @@ rounds_of() { round $(figures "$1" "$2"); }
 	echo "has no prefix delete, so it deletes that exact key, where mlcache invalidates every"
 	echo "key under \`analytics:student:<student_id>:\`; and it deletes inside the"
 	echo "transaction, one round trip per key per row, which a rollback does not undo."
-	echo "The 100k-row figures are each one autocommit \`UPDATE\` timed by the client, COMMIT included."
+	echo "A single-row figure is the script's transactions per second of its own time (1 / its mean"
+	echo "latency in pgbench's per-transaction log). A 100k-row figure is the mean latency pgbench -r"
+	echo "reports for the autocommit \`UPDATE\` (COMMIT included) of a script that then runs VACUUM"
+	echo "on its table; each round starts from freshly loaded tables, each updated and vacuumed once."
+	echo "The no-op triggers are watch()'s four (the same events, transition tables and arguments)"
+	echo "calling a C function that returns at once (bench/noop_trigger.c): what PostgreSQL"
+	echo "spends on capturing the rows and firing such triggers, which no trigger can avoid."
 	if [[ -n $plots ]]; then
 		echo
 		echo "![read group: tps per read, against SELECT 1 and the live query](read.png)"
@@ -410,12 +497,9 @@ rounds_of() { round $(figures "$1" "$2"); }
 	echo
 	echo "## Commands"
 	echo
-	echo "pgbench scripts are shown after \`#\`. The 100k-row \`UPDATE\`s are timed from the"
-	printf '%s\n' "client with psql's \`\\timing\` (\`psql -c '\\timing on' -c 'UPDATE ...'\`): the whole"
-	echo "autocommit statement including its COMMIT, where mlcache bumps the generations;"
-	echo "the write group's table is emptied, loaded with its 100,000 rows, vacuumed and a"
-	echo "CHECKPOINT taken before each run (autovacuum is off on these tables), and the"
-	echo "variants' order rotates from round to round."
+	echo "pgbench scripts are shown after \`#\` (\`<variant>\` stands for each variant's table)."
+	printf '%s\n' "The peer's 100k-row \`UPDATE\`s are timed with psql's \`\\timing\`; autovacuum is off on"
+	echo "the write group's tables."
 	echo
 	echo '```'
 	{ printf '%s\n' "${commands[@]}"; cat "$ran"; } | sort -u

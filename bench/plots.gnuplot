@@ -38,7 +38,7 @@ unset logscale y
 set format y '% h'
 set output outdir.'/write.png'
 set multiplot layout 1,2 title "mlcache write group: the same 100k-row table without triggers and with each trigger\n{/*0.8 ".subtitle."}"
-wcolour(l) = (l eq 'plain') ? 0x999999 : (l eq 'no-op capture') ? 0xfdae61 : (l eq 'watched') ? 0x4575b4 : 0xd73027
+wcolour(l) = (l eq 'plain') ? 0x999999 : (l eq 'no-op triggers') ? 0xfdae61 : (l eq 'watched') ? 0x4575b4 : 0xd73027
 set title 'single-row UPDATE commits (tps, more is better)'
 set ylabel 'tps'
 set yrange [0:*]

@@ -114,3 +114,17 @@ BEGIN;
 SELECT mlcache.get('inv:2pc', 'SELECT 1') IS NOT NULL;
 PREPARE TRANSACTION 'mlcache_2pc';
 COMMIT PREPARED 'mlcache_2pc';
+
+-- The same key invalidated under two namespaces in one transaction (a SET of
+-- mlcache.key_prefix between) is invalidated in both.
+SET mlcache.key_prefix = 'inv_nsb:';
+SELECT mlcache.get('inv:ns', 'SELECT 1'), mlcache.last_level();
+SELECT mlcache.get('inv:ns', 'SELECT 1'), mlcache.last_level();
+BEGIN;
+SET LOCAL mlcache.key_prefix = 'inv_nsa:';
+SELECT mlcache.invalidate('inv:ns');
+SET LOCAL mlcache.key_prefix = 'inv_nsb:';
+SELECT mlcache.invalidate('inv:ns');
+COMMIT;
+SELECT mlcache.get('inv:ns', 'SELECT 1'), mlcache.last_level();
+RESET mlcache.key_prefix;

@@ -199,6 +199,30 @@ SELECT counter('invalidations') - :i0 AS invalidations;
 SELECT mlcache.unwatch('pairs');
 DROP TABLE pairs;
 
+-- Placeholder values render as their types' output functions write them
+-- (integers and text are written directly): each row's key, built here by
+-- format(), is invalidated by an UPDATE of another column.
+CREATE DOMAIN posint AS int CHECK (VALUE > 0);
+CREATE TABLE typed (id int, s int2, i int4, b int8, t text, v varchar(20), n numeric,
+                    d date, u uuid, m posint, x int);
+INSERT INTO typed VALUES
+ (1, -32768, -2147483648, -9223372036854775808, 'é ü', 'v1', 1.50, '2026-01-02',
+  'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 7, 0),
+ (2, 32767, 2147483647, 9223372036854775807, '', 'x y', -0.001, '1999-12-31',
+  '00000000-0000-0000-0000-000000000000', 1, 0),
+ (3, 0, 0, 0, repeat('t', 3000), 'v', 0, 'infinity', 'ffffffff-ffff-ffff-ffff-ffffffffffff', 2147483647, 0);
+SELECT mlcache.watch('typed', ARRAY['ty:{s}:{i}:{b}:{t}:{v}:{n}:{d}:{u}:{m}']);
+CREATE FUNCTION typed_key(typed) RETURNS text LANGUAGE sql AS
+$$ SELECT format('ty:%s:%s:%s:%s:%s:%s:%s:%s:%s', $1.s, $1.i, $1.b, $1.t, $1.v, $1.n, $1.d, $1.u, $1.m) $$;
+SELECT id, mlcache.get(typed_key(typed), 'SELECT 1'), mlcache.last_level() FROM typed ORDER BY id;
+SELECT id, mlcache.get(typed_key(typed), 'SELECT 1'), mlcache.last_level() FROM typed ORDER BY id;
+UPDATE typed SET x = x + 1;
+SELECT id, mlcache.get(typed_key(typed), 'SELECT 1'), mlcache.last_level() FROM typed ORDER BY id;
+SELECT mlcache.unwatch('typed');
+DROP FUNCTION typed_key;
+DROP TABLE typed;
+DROP DOMAIN posint;
+
 -- A partitioned table: a row moved to another partition invalidates its old
 -- and its new key.
 CREATE TABLE parted (id int, grp int, val int) PARTITION BY LIST (grp);

@@ -469,6 +469,7 @@ mlcache_definition_changed(PG_FUNCTION_ARGS)
 	t.text = name;
 	t.len = strlen(name);
 	t.slot = fetch_def_slot(name);
+	t.hash = 0;
 	mlcache_inval_add(&t, false);
 	PG_RETURN_VOID();
 }

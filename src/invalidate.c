@@ -157,16 +157,19 @@ inval_hygiene(PendingTarget *p)
 		p->rname = mlcache_redis_name(ns, nlen, p->text, p->len, &p->rnamelen);
 }
 
+/* The same target in the same namespace (a SET of mlcache.key_prefix may come between). */
 static bool
-inval_same(const PendingTarget *p, uint64 hash, const MlcacheTarget *t)
+inval_same(const PendingTarget *p, uint64 hash, const MlcacheTarget *t,
+		   const char *ns, int nslen)
 {
 	return p->hash == hash && p->kind == t->kind && p->len == t->len &&
-		memcmp(p->text, t->text, t->len) == 0;
+		memcmp(p->text, t->text, t->len) == 0 &&
+		p->nslen == nslen && memcmp(p->ns, ns, nslen) == 0;
 }
 
 /* Is this target already pending?  Any pending entry covers a new one. */
 static bool
-inval_is_pending(uint64 hash, const MlcacheTarget *t)
+inval_is_pending(uint64 hash, const MlcacheTarget *t, const char *ns, int nslen)
 {
 	PendingHashEntry *he;
 	int			i;
@@ -174,12 +177,12 @@ inval_is_pending(uint64 hash, const MlcacheTarget *t)
 	if (pend_by_hash == NULL)
 	{
 		for (i = 0; i < npend; i++)
-			if (inval_same(&pend[i], hash, t))
+			if (inval_same(&pend[i], hash, t, ns, nslen))
 				return true;
 		return false;
 	}
 	he = hash_search(pend_by_hash, &hash, HASH_FIND, NULL);
-	return he != NULL && inval_same(&pend[he->index], hash, t);
+	return he != NULL && inval_same(&pend[he->index], hash, t, ns, nslen);
 }
 
 /*
@@ -196,9 +199,12 @@ mlcache_inval_add(const MlcacheTarget *t, bool scan)
 	MemoryContext old;
 	uint64		hash;
 	PendingTarget *p;
+	int			nslen;
+	const char *ns = mlcache_namespace(&nslen);
 
-	hash = hash_bytes_extended((const unsigned char *) t->text, t->len, (uint64) t->kind);
-	if (inval_is_pending(hash, t))
+	/* The hash is seeded with the namespace: see inval_same. */
+	hash = t->hash != 0 ? t->hash : mlcache_target_hash(t->kind, t->text, t->len);
+	if (inval_is_pending(hash, t, ns, nslen))
 		return false;
 
 	old = MemoryContextSwitchTo(TopTransactionContext);
@@ -404,10 +410,7 @@ mlcache_invalidate(PG_FUNCTION_ARGS)
 	text	   *key = inval_key_arg(fcinfo, "cache key");
 	MlcacheTarget t;
 
-	t.kind = MLCACHE_TARGET_KEY;
-	t.text = VARDATA_ANY(key);
-	t.len = VARSIZE_ANY_EXHDR(key);
-	t.slot = mlcache_target_slot(t.kind, t.text, t.len);
+	mlcache_target_init(&t, MLCACHE_TARGET_KEY, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
 	mlcache_inval_add(&t, false);
 	PG_RETURN_VOID();
 }
@@ -443,10 +446,7 @@ mlcache_clear(PG_FUNCTION_ARGS)
 	MlcacheTarget t;
 
 	mlcache_require_loaded();
-	t.kind = MLCACHE_TARGET_ALL;
-	t.text = "";
-	t.len = 0;
-	t.slot = mlcache_target_slot(t.kind, "", 0);
+	mlcache_target_init(&t, MLCACHE_TARGET_ALL, "", 0);
 	mlcache_inval_add(&t, true);
 	PG_RETURN_VOID();
 }

@@ -116,16 +116,41 @@ mlcache_check_key(const char *key, int len, const char *what)
 	}
 }
 
-uint32
-mlcache_target_slot(char kind, const char *text, int len)
+/*
+ * A target's 64-bit hash in the current namespace: its generation slot is
+ * taken from it, and pending invalidations are deduplicated by it.
+ */
+uint64
+mlcache_target_hash(char kind, const char *text, int len)
 {
-	uint64		h;
 	int			nlen;
 
 	(void) mlcache_namespace(&nlen);
-	h = hash_bytes_extended((const unsigned char *) text, len, ns_seed + (uint64) kind);
-	h &= mlcache_shared->slot_mask;
-	return h == 0 ? 1 : (uint32) h;
+	return hash_bytes_extended((const unsigned char *) text, len, ns_seed + (uint64) kind);
+}
+
+static uint32
+target_slot_of(uint64 hash)
+{
+	hash &= mlcache_shared->slot_mask;
+	return hash == 0 ? 1 : (uint32) hash;
+}
+
+uint32
+mlcache_target_slot(char kind, const char *text, int len)
+{
+	return target_slot_of(mlcache_target_hash(kind, text, len));
+}
+
+/* Fill in a target of a kind whose slot comes from its text: one hash. */
+void
+mlcache_target_init(MlcacheTarget *t, char kind, const char *text, int len)
+{
+	t->kind = kind;
+	t->text = text;
+	t->len = len;
+	t->hash = mlcache_target_hash(kind, text, len);
+	t->slot = target_slot_of(t->hash);
 }
 
 /*
@@ -285,10 +310,7 @@ mlcache_pattern_target(const char *pattern, int len)
 
 	if (!mlcache_is_glob(pattern, len))
 	{
-		t.kind = MLCACHE_TARGET_KEY;
-		t.text = pattern;
-		t.len = len;
-		t.slot = mlcache_target_slot(t.kind, t.text, t.len);
+		mlcache_target_init(&t, MLCACHE_TARGET_KEY, pattern, len);
 		return t;
 	}
 	while (lit < len && pattern[lit] != '*' && pattern[lit] != '?' &&
@@ -301,10 +323,7 @@ mlcache_pattern_target(const char *pattern, int len)
 		}
 		lit++;
 	}
-	t.text = pattern;
-	t.len = cut;
-	t.kind = cut > 0 ? MLCACHE_TARGET_PREFIX : MLCACHE_TARGET_ALL;
-	t.slot = mlcache_target_slot(t.kind, t.text, t.kind == MLCACHE_TARGET_ALL ? 0 : t.len);
+	mlcache_target_init(&t, cut > 0 ? MLCACHE_TARGET_PREFIX : MLCACHE_TARGET_ALL, pattern, cut);
 	return t;
 }
 

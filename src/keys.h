@@ -39,6 +39,7 @@ typedef struct MlcacheTarget
 	const char *text;			/* key or prefix (not NUL-terminated) */
 	int			len;
 	uint32		slot;
+	uint64		hash;			/* mlcache_target_hash, or 0: not computed */
 } MlcacheTarget;
 
 extern void mlcache_check_key(const char *key, int len, const char *what);
@@ -46,7 +47,9 @@ extern void mlcache_key_init(MlcacheKey *k, const char *key, int len);
 extern const char *mlcache_key_rkey(MlcacheKey *k);
 extern uint64 mlcache_key_token(const MlcacheKey *k);
 extern uint64 mlcache_key_hash(const MlcacheKey *k);
+extern uint64 mlcache_target_hash(char kind, const char *text, int len);
 extern uint32 mlcache_target_slot(char kind, const char *text, int len);
+extern void mlcache_target_init(MlcacheTarget *t, char kind, const char *text, int len);
 extern uint32 mlcache_view_slot(Oid dbid, Oid viewid);
 extern MlcacheTarget mlcache_pattern_target(const char *pattern, int len);
 extern const char *mlcache_namespace(int *len);

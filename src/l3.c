@@ -305,10 +305,23 @@ typedef struct TableViews
 
 static HTAB *table_views = NULL;
 
+/*
+ * The slot that mlcache.watches' changes bump.  It depends on the namespace:
+ * kept until mlcache.key_prefix is set again (every statement that writes
+ * a watched table asks for it).
+ */
 static uint32
 l3_watches_slot(void)
 {
-	return mlcache_target_slot(MLCACHE_TARGET_DEF, "\001watches", 8);
+	static uint32 slot = 0;
+	static uint64 version = 0;
+
+	if (slot == 0 || version != mlcache_prefix_config_version)
+	{
+		slot = mlcache_target_slot(MLCACHE_TARGET_DEF, "\001watches", 8);
+		version = mlcache_prefix_config_version;
+	}
+	return slot;
 }
 
 /* Load the views a watched table lists, from mlcache.watches. */
@@ -385,6 +398,7 @@ mlcache_l3_mark_dirty(Oid relid)
 		t.text = psprintf("%u/%u", MyDatabaseId, tv->views[i]);
 		t.len = strlen(t.text);
 		t.slot = mlcache_view_slot(MyDatabaseId, tv->views[i]);
+		t.hash = 0;
 		mlcache_inval_add(&t, false);
 	}
 }
@@ -402,6 +416,7 @@ mlcache_watches_changed(PG_FUNCTION_ARGS)
 	t.text = "\001watches";
 	t.len = 8;
 	t.slot = l3_watches_slot();
+	t.hash = 0;
 	mlcache_inval_add(&t, false);
 	PG_RETURN_VOID();
 }

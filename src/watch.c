@@ -33,6 +33,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "common/hashfn.h"
+#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -46,13 +47,29 @@
 #include "template.h"
 #include "shmem.h"
 
+/*
+ * How a column's value becomes text: the common key types are written
+ * directly, as their output functions would write them, without a function
+ * call or an allocation; any other type goes through its output function.
+ */
+typedef enum PartRender
+{
+	RENDER_OUTPUT,
+	RENDER_INT2,
+	RENDER_INT4,
+	RENDER_INT8,
+	RENDER_TEXT					/* text and varchar: the bytes themselves */
+} PartRender;
+
 /* One piece of a parsed template: literal text or a column reference. */
 typedef struct TemplatePart
 {
 	bool		is_column;
 	char	   *text;			/* literal text, or the column name */
+	int			textlen;
 	int			attnum;			/* for columns, in the table's tuple descriptor */
 	FmgrInfo	out;			/* for columns, the type's output function */
+	PartRender	render;
 	int16		typlen;			/* for columns: how to compare values as bytes */
 	bool		typbyval;
 } TemplatePart;
@@ -155,6 +172,11 @@ template_resolve(TemplatePart *p, TupleDesc desc, const char *src)
 			p->typbyval = att->attbyval;
 			getTypeOutputInfo(att->atttypid, &outfn, &varlena);
 			fmgr_info(outfn, &p->out);
+			p->render = outfn == F_INT2OUT ? RENDER_INT2 :
+				outfn == F_INT4OUT ? RENDER_INT4 :
+				outfn == F_INT8OUT ? RENDER_INT8 :
+				outfn == F_TEXTOUT || outfn == F_VARCHAROUT ? RENDER_TEXT :
+				RENDER_OUTPUT;
 			return;
 		}
 	}
@@ -196,6 +218,8 @@ template_parse(const char *src, TupleDesc desc, Template *t)
 
 		p->is_column = pieces[i].is_column;
 		p->text = pnstrdup(src + pieces[i].start, pieces[i].len);
+		p->textlen = pieces[i].len;
+		p->render = RENDER_OUTPUT;
 		p->attnum = InvalidAttrNumber;
 		p->typlen = 0;
 		p->typbyval = false;
@@ -382,6 +406,36 @@ template_seen_datum(Template *t, Datum d)
 	return found;
 }
 
+/* Append column part p's value d as text, as its output function writes it. */
+static void
+part_render(TemplatePart *p, Datum d, StringInfo buf)
+{
+	char		num[MAXINT8LEN + 1];
+
+	switch (p->render)
+	{
+		case RENDER_INT2:
+			appendBinaryStringInfo(buf, num, pg_ltoa(DatumGetInt16(d), num));
+			break;
+		case RENDER_INT4:
+			appendBinaryStringInfo(buf, num, pg_ltoa(DatumGetInt32(d), num));
+			break;
+		case RENDER_INT8:
+			appendBinaryStringInfo(buf, num, pg_lltoa(DatumGetInt64(d), num));
+			break;
+		case RENDER_TEXT:
+			{
+				struct varlena *v = PG_DETOAST_DATUM_PACKED(d);
+
+				appendBinaryStringInfo(buf, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
+				break;
+			}
+		case RENDER_OUTPUT:
+			appendStringInfoString(buf, OutputFunctionCall(&p->out, d));
+			break;
+	}
+}
+
 /* Render t for one row into buf; false if a placeholder column is NULL. */
 static bool
 template_render(Template *t, TupleTableSlot *slot, StringInfo buf)
@@ -397,13 +451,13 @@ template_render(Template *t, TupleTableSlot *slot, StringInfo buf)
 
 		if (!p->is_column)
 		{
-			appendStringInfoString(buf, p->text);
+			appendBinaryStringInfo(buf, p->text, p->textlen);
 			continue;
 		}
 		d = slot_getattr(slot, p->attnum, &isnull);
 		if (isnull)
 			return false;
-		appendStringInfoString(buf, OutputFunctionCall(&p->out, d));
+		part_render(p, d, buf);
 	}
 	return true;
 }
@@ -422,29 +476,25 @@ key_is_valid(const char *key, int len)
 	return true;
 }
 
-/* Add the invalidation for one rendered key of template t. */
+/*
+ * Add the invalidation for the key of template t rendered in buf (a prefix
+ * template's '*' is appended to it there).
+ */
 static void
-watch_add_key(Template *t, const char *key, int len)
+watch_add_key(Template *t, StringInfo buf)
 {
 	MlcacheTarget target;
 
-	if (!key_is_valid(key, len))
+	if (!key_is_valid(buf->data, buf->len))
 		target = template_fallback(t);
 	else if (t->is_prefix)
 	{
-		char	   *glob = palloc(len + 2);
-
-		memcpy(glob, key, len);
-		glob[len] = '*';
-		glob[len + 1] = '\0';
-		target = mlcache_pattern_target(glob, len + 1);
+		appendStringInfoChar(buf, '*');
+		target = mlcache_pattern_target(buf->data, buf->len);
 	}
 	else
 	{
-		target.kind = MLCACHE_TARGET_KEY;
-		target.text = key;
-		target.len = len;
-		target.slot = mlcache_target_slot(target.kind, key, len);
+		mlcache_target_init(&target, MLCACHE_TARGET_KEY, buf->data, buf->len);
 	}
 	mlcache_inval_add(&target, false);
 }
@@ -454,7 +504,7 @@ static void
 watch_row(Template *t, TupleTableSlot *slot, StringInfo buf)
 {
 	if (template_render(t, slot, buf))
-		watch_add_key(t, buf->data, buf->len);
+		watch_add_key(t, buf);
 }
 
 /*
@@ -511,6 +561,31 @@ watch_next(Tuplestorestate *ts, int ptr, TupleTableSlot *slot)
 }
 
 /*
+ * A watch trigger's parsed templates, and what its statements reuse, so
+ * that a statement neither parses the templates again (a single-row UPDATE
+ * spent more on that than on its row) nor builds slots, buffers and a
+ * memory context of its own.  Entries are keyed by the trigger's OID and
+ * dropped when their table's relcache entry is invalidated, which covers
+ * every change to its columns and to its triggers (CREATE OR REPLACE TRIGGER
+ * included).  Watch triggers never nest (they run no statement that fires
+ * triggers), so one statement at a time uses an entry.
+ */
+typedef struct TemplateCacheEntry
+{
+	Oid			tgoid;			/* hash key */
+	Oid			relid;
+	int			ntmpl;
+	Template   *tmpls;			/* parts parsed once; the seen-sets per statement */
+	MemoryContext cxt;			/* everything below lives here */
+	TupleTableSlot *oslot;		/* for old and new rows, on a copy of the */
+	TupleTableSlot *nslot;		/* table's descriptor (a copy pins nothing) */
+	MemoryContext rowcxt;		/* reset for every row */
+	StringInfoData buf;			/* a rendered key */
+	StringInfoData obytes;		/* an old and a new row's placeholder values */
+	StringInfoData nbytes;
+} TemplateCacheEntry;
+
+/*
  * Render every template for every row of the transition tables (either may
  * be NULL).  With both (UPDATE), the tables are read side by side: PostgreSQL
  * captures each row's old and new versions together.  When a pair's
@@ -520,76 +595,47 @@ watch_next(Tuplestorestate *ts, int ptr, TupleTableSlot *slot)
  * considered, whatever the order, so it stays correct if the orders differ.
  */
 static void
-watch_scan_rows(Tuplestorestate *oldts, Tuplestorestate *newts, TupleDesc desc,
-				Template *tmpls, int ntmpl)
+watch_scan_rows(Tuplestorestate *oldts, Tuplestorestate *newts, TemplateCacheEntry *e)
 {
-	TupleTableSlot *oslot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
-	TupleTableSlot *nslot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
 	int			optr = oldts ? watch_open(oldts) : -1;
 	int			nptr = newts ? watch_open(newts) : -1;
 	bool		ohave = oldts != NULL,
 				nhave = newts != NULL;
-	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext,
-												 "mlcache watch row",
-												 ALLOCSET_SMALL_SIZES);
-	StringInfoData buf;
-	StringInfoData obytes;
-	StringInfoData nbytes;
 	int			i;
 
-	initStringInfo(&buf);
-	initStringInfo(&obytes);
-	/* The buffers are enlarged in this context even while rowcxt is current. */
-	initStringInfo(&nbytes);
 	for (;;)
 	{
 		MemoryContext old;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ohave)
-			ohave = watch_next(oldts, optr, oslot);
+			ohave = watch_next(oldts, optr, e->oslot);
 		if (nhave)
-			nhave = watch_next(newts, nptr, nslot);
+			nhave = watch_next(newts, nptr, e->nslot);
 		if (!ohave && !nhave)
 			break;
-		old = MemoryContextSwitchTo(rowcxt);
-		for (i = 0; i < ntmpl; i++)
-			watch_pair(&tmpls[i], oslot, ohave, nslot, nhave, &obytes, &nbytes, &buf);
+		MemoryContextReset(e->rowcxt);
+		old = MemoryContextSwitchTo(e->rowcxt);
+		for (i = 0; i < e->ntmpl; i++)
+			watch_pair(&e->tmpls[i], e->oslot, ohave, e->nslot, nhave,
+					   &e->obytes, &e->nbytes, &e->buf);
 		MemoryContextSwitchTo(old);
-		MemoryContextReset(rowcxt);
 	}
 	if (oldts)
 		tuplestore_select_read_pointer(oldts, 0);
 	if (newts)
 		tuplestore_select_read_pointer(newts, 0);
-	ExecDropSingleTupleTableSlot(oslot);
-	ExecDropSingleTupleTableSlot(nslot);
-	MemoryContextDelete(rowcxt);
+	ExecClearTuple(e->oslot);
+	ExecClearTuple(e->nslot);
+	MemoryContextReset(e->rowcxt);
 }
-
-/*
- * Parsed templates per watch trigger, so that a statement does not parse
- * them again: a single-row UPDATE spent more on parsing than on its row.
- * Entries are keyed by the trigger's OID and dropped when their table's
- * relcache entry is invalidated, which covers every change to its columns
- * and to its triggers (CREATE OR REPLACE TRIGGER included).
- */
-typedef struct TemplateCacheEntry
-{
-	Oid			tgoid;			/* hash key */
-	Oid			relid;
-	int			ntmpl;
-	Template   *tmpls;			/* parsed parts only; in cxt */
-	MemoryContext cxt;
-} TemplateCacheEntry;
 
 static HTAB *template_cache = NULL;
 
 /*
  * Contexts of dropped entries.  An invalidation can arrive while a trigger
  * is using an entry (its SPI lookup of the watched views takes locks), so
- * they are freed at the next trigger call: watch triggers never nest, since
- * they run no statement that fires triggers.
+ * they are freed at the next trigger call.
  */
 static List *template_garbage = NIL;
 
@@ -618,17 +664,16 @@ template_cache_inval(Datum arg, Oid relid)
 }
 
 /*
- * The trigger's templates, parsed against the table's descriptor: a fresh
- * palloc'd copy of the Template structs (their parts are shared with the
- * cache and must not be changed).
+ * The trigger's entry: its templates parsed against the table's descriptor,
+ * their per-statement state reset.
  */
-static Template *
-watch_templates(Trigger *trig, Relation rel, int *ntmpl)
+static TemplateCacheEntry *
+watch_entry(Trigger *trig, Relation rel)
 {
 	TemplateCacheEntry *e;
-	Template   *copy;
 	bool		found;
 	ListCell   *lc;
+	int			i;
 
 	foreach(lc, template_garbage)
 		MemoryContextDelete((MemoryContext) lfirst(lc));
@@ -652,7 +697,7 @@ watch_templates(Trigger *trig, Relation rel, int *ntmpl)
 												  ALLOCSET_SMALL_SIZES);
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 		Template   *parsed = palloc0(sizeof(Template) * Max(trig->tgnargs, 1));
-		int			i;
+		TupleDesc	desc;
 
 		PG_TRY();
 		{
@@ -666,17 +711,30 @@ watch_templates(Trigger *trig, Relation rel, int *ntmpl)
 			PG_RE_THROW();
 		}
 		PG_END_TRY();
-		MemoryContextSwitchTo(old);
+		desc = CreateTupleDescCopy(RelationGetDescr(rel));
 		e = hash_search(template_cache, &trig->tgoid, HASH_ENTER, &found);
 		e->relid = RelationGetRelid(rel);
 		e->ntmpl = trig->tgnargs;
 		e->tmpls = parsed;
 		e->cxt = cxt;
+		e->oslot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+		e->nslot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+		e->rowcxt = AllocSetContextCreate(cxt, "mlcache watch row", ALLOCSET_SMALL_SIZES);
+		initStringInfo(&e->buf);
+		initStringInfo(&e->obytes);
+		initStringInfo(&e->nbytes);
+		MemoryContextSwitchTo(old);
 	}
-	*ntmpl = e->ntmpl;
-	copy = palloc(sizeof(Template) * Max(e->ntmpl, 1));
-	memcpy(copy, e->tmpls, sizeof(Template) * e->ntmpl);
-	return copy;
+	for (i = 0; i < e->ntmpl; i++)
+	{
+		Template   *t = &e->tmpls[i];
+
+		t->seen_cxt = CurrentMemoryContext;
+		t->seen = NULL;			/* built on the second distinct value */
+		t->dseen = NULL;
+		t->has_last = false;	/* last is initialized on the first */
+	}
+	return e;
 }
 
 /*
@@ -717,10 +775,8 @@ Datum
 mlcache_watch_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
-	TupleDesc	desc;
-	Template   *tmpls;
-	int			ntmpl,
-				i;
+	TemplateCacheEntry *e;
+	int			i;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
 		!TRIGGER_FIRED_AFTER(td->tg_event))
@@ -730,32 +786,23 @@ mlcache_watch_trigger(PG_FUNCTION_ARGS)
 	if (mlcache_shared == NULL)
 		return PointerGetDatum(NULL);
 
-	desc = RelationGetDescr(td->tg_relation);
-	tmpls = watch_templates(td->tg_trigger, td->tg_relation, &ntmpl);
-	for (i = 0; i < ntmpl; i++)
-	{
-		tmpls[i].seen_cxt = CurrentMemoryContext;
-		tmpls[i].seen = NULL;	/* built on the second distinct value */
-		tmpls[i].dseen = NULL;
-		tmpls[i].has_last = false;	/* last is initialized on the first */
-	}
-
+	e = watch_entry(td->tg_trigger, td->tg_relation);
 	mlcache_l3_mark_dirty(RelationGetRelid(td->tg_relation));
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
 	{
-		for (i = 0; i < ntmpl; i++)
+		for (i = 0; i < e->ntmpl; i++)
 		{
-			MlcacheTarget fb = template_fallback(&tmpls[i]);
+			MlcacheTarget fb = template_fallback(&e->tmpls[i]);
 
 			mlcache_inval_add(&fb, false);
 		}
 		return PointerGetDatum(NULL);
 	}
 	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event) && td->tg_newtable != NULL &&
-		watch_keys_unchanged(td, tmpls, ntmpl))
-		watch_scan_rows(NULL, td->tg_newtable, desc, tmpls, ntmpl);
+		watch_keys_unchanged(td, e->tmpls, e->ntmpl))
+		watch_scan_rows(NULL, td->tg_newtable, e);
 	else
-		watch_scan_rows(td->tg_oldtable, td->tg_newtable, desc, tmpls, ntmpl);
+		watch_scan_rows(td->tg_oldtable, td->tg_newtable, e);
 	return PointerGetDatum(NULL);
 }
 
