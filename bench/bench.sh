@@ -185,10 +185,13 @@ commands+=("SET mlcache.l1_max_memory = '64MB'; get() of 2,000 values of 100 kB 
 #   watched  mlcache.watch();
 #   peer     with pgmemcache: the naive approach, a per-row trigger that
 #            deletes the row's memcached keys.
-# Method: the variants run in one pgbench run, one script each, pgbench
-# drawing each transaction's script at random.  This machine's speed drifts
-# by tens of percent between runs a few seconds apart; interleaved
-# transaction by transaction, the drift falls on every variant alike.
+# Method: plain, floor and watched run in one pgbench run, one script each,
+# pgbench drawing each transaction's script at random.  This machine's speed
+# drifts by tens of percent between runs a few seconds apart; interleaved
+# transaction by transaction, the drift falls on every variant alike.  The
+# peer's memcached round trips would disturb that run (its backend and the
+# other core), so its single-row figures come from a run of its own, with
+# plain again as its reference.
 #   single-row: each script's mean latency, from pgbench's per-transaction
 #     log; with one client, commit throughput is its inverse.
 #   100k-row: each script is "UPDATE every row; VACUUM", and the UPDATE's
@@ -262,52 +265,64 @@ if ((have_mc)); then
 	commands+=("CREATE TRIGGER peer AFTER INSERT OR UPDATE OR DELETE ON sub_peer FOR EACH ROW EXECUTE FUNCTION peer_delete()   -- PERFORM memcache_delete('assignment_stats:' || OLD.assignment_id), memcache_delete('analytics:student:' || OLD.student_id) (and NEW's if a key column changed)")
 fi
 
-# mixed KIND SECONDS ARGS...: one pgbench run, one client, of the scripts
-# KIND_<variant>.sql of every variant (peer only with KIND upd), the pgbench
-# command recorded.
+# The variants compared with each other: the peer's memcached round trips
+# disturb the backend and the other core, so it runs in rounds of its own
+# against the plain table.
+main_variants=("${variants[@]/peer/}")
+read -ra main_variants <<<"${main_variants[*]}"
+# mixed KIND SECONDS "VARIANT..." ARGS...: one pgbench run, one client, of the
+# scripts KIND_<variant>.sql of those variants, the pgbench command recorded.
 mixed() {
 	local kind=$1 secs=$2 t args=()
-	shift 2
-	for t in "${variants[@]}"; do
-		[[ $t == peer && $kind != upd ]] && continue
-		args+=(-f "$work/${kind}_$t.sql")
-	done
+	for t in $3; do args+=(-f "$work/${kind}_$t.sql"); done
+	shift 3
 	printf 'pgbench -n %s-c 1 -j 1 -T %s %s %s   # %s\n' "$(printf '%s ' "${args[@]}")" "$secs" "$*" "$db" \
 		"one script per variant: $(tr '\n' ' ' <"$work/${kind}_plain.sql" | sed "s/plain/<variant>/g; s/ *$//")" |
 		sed "s|$work/||g" >>"$ran"
 	pgbench -n "${args[@]}" -c 1 -j 1 -T "$secs" "$@" "$db"
 }
+# single_round "VARIANT..." NAME...: one single-row run of those variants;
+# each one's figure is added to single[NAME] (NAME in the same order).
+single_round() {
+	local -a vs into f
+	local i
+	read -ra vs <<<"$1"
+	shift
+	into=("$@")
+	rm -f "$work"/single_log*
+	mixed upd "$wsecs" "${vs[*]}" -l --log-prefix="$work/single_log" >/dev/null 2>&1
+	# log line: client transaction latency_us script_no epoch epoch_us
+	read -ra f < <(cat "$work"/single_log* | awk -v n="${#vs[@]}" \
+		'{c[$4]++; s[$4] += $3} END {for (i = 0; i < n; i++) printf "%.1f:%d ", c[i] ? 1e6 * c[i] / s[i] : 0, c[i]; print ""}')
+	for i in "${!vs[@]}"; do
+		single[${into[i]}]+="${f[i]%%:*} "
+		nsingle[${into[i]}]=$((${nsingle[${into[i]}]:-0} + ${f[i]##*:}))
+		line+=" ${into[i]} ${f[i]%%:*} tps (${f[i]##*:});"
+	done
+}
 # single[t], bulk[t]: the rounds' figures of variant t, space-separated:
 # single-row throughput (transactions per second of the script's own time,
-# 1e6 / mean latency in µs) and the 100k-row UPDATE's mean ms.
+# 1e6 / mean latency in µs) and the 100k-row UPDATE's mean ms.  peer_plain:
+# the plain table in the peer's rounds.
 declare -A single=() bulk=() nsingle=() nbulk=()
 for ((r = 0; r < wrounds; r++)); do
-	load "${variants[@]}"
-	rm -f "$work"/single_log*
-	mixed upd "$wsecs" -l --log-prefix="$work/single_log" >/dev/null 2>&1
-	# log line: client transaction latency_us script_no epoch epoch_us
-	# shellcheck disable=SC2046
-	read -ra f < <(cat "$work"/single_log* | awk -v n="$(printf '%s\n' "${variants[@]}" | grep -c .)" \
-		'{c[$4]++; s[$4] += $3} END {for (i = 0; i < n; i++) printf "%.1f:%d ", c[i] ? 1e6 * c[i] / s[i] : 0, c[i]; print ""}')
+	load "${main_variants[@]}"
 	line="  single-row round $((r + 1)):"
-	for i in "${!variants[@]}"; do
-		t=${variants[i]}
-		single[$t]+="${f[i]%%:*} "
-		nsingle[$t]=$((${nsingle[$t]:-0} + ${f[i]##*:}))
-		line+=" $t ${f[i]%%:*} tps (${f[i]##*:});"
-	done
+	single_round "${main_variants[*]}" "${main_variants[@]}"
+	if ((have_mc)); then
+		load plain peer
+		single_round "plain peer" peer_plain peer
+	fi
 	log "$line"
 done
-bulk_variants=("${variants[@]/peer/}")
-read -ra bulk_variants <<<"${bulk_variants[*]}"
 for ((r = 0; r < brounds; r++)); do
-	load "${bulk_variants[@]}"
+	load "${main_variants[@]}"
 	# One UPDATE + VACUUM each first: every table starts the timed run in
 	# the steady state of an updated, vacuumed table.
-	for t in "${bulk_variants[@]}"; do psql -f "$work/bulk_$t.sql"; done
-	out_r=$(mixed bulk "$bsecs" -r 2>/dev/null)
+	for t in "${main_variants[@]}"; do psql -f "$work/bulk_$t.sql"; done
+	out_r=$(mixed bulk "$bsecs" "${main_variants[*]}" -r 2>/dev/null)
 	line="  100k-row round $((r + 1)):"
-	for t in "${bulk_variants[@]}"; do
+	for t in "${main_variants[@]}"; do
 		# -r: "latency_ms failures command" under each script's heading
 		m=$(sed -n "s/^ *\([0-9.]*\) *[0-9]* *UPDATE sub_${t} SET.*/\1/p" <<<"$out_r")
 		c=$(grep -A3 "SQL script.*bulk_${t}.sql" <<<"$out_r" | sed -n 's/^ - \([0-9]*\) transactions.*/\1/p' | head -1)
@@ -329,7 +344,7 @@ if ((have_mc)); then
 	commands+=("UPDATE sub_peer SET score = score + 1   -- after UPDATE sub_plain SET score = score + 1, both on freshly loaded tables, each one autocommit statement timed by psql's \\timing (COMMIT included)")
 fi
 declare -A s_med=() b_med=()
-for t in "${variants[@]}"; do
+for t in "${variants[@]}" $( ((have_mc)) && echo peer_plain); do
 	read -ra f <<<"${single[$t]}"
 	read -ra b <<<"${bulk[$t]:-}"
 	s_med[$t]=$(median "${f[@]}")
@@ -345,11 +360,11 @@ figures() {
 	printf '%s\n' "${f[@]}"
 }
 # overheads T single|bulk [REF]: variant T's overhead in each round, against
-# variant REF (default plain) in the same round (for the peer's 100k-row
-# UPDATEs, the plain one timed just before each).
+# variant REF (default plain) in the same run (for the peer, the plain table
+# of its own runs).
 overheads() {
 	local p f ref=${3:-plain}
-	[[ $1 == peer && $2 == bulk ]] && ref=peer_plain
+	[[ $1 == peer ]] && ref=peer_plain
 	paste -d' ' <(figures "$ref" "$2") <(figures "$1" "$2") |
 		while read -r p f; do
 			if [[ $2 == single ]]; then tps_overhead "$p" "$f"; else ms_overhead "$p" "$f"; fi
@@ -416,9 +431,10 @@ rounds_of() { round $(figures "$1" "$2"); }
 	echo
 	echo "Produced by \`make bench\` (bench/bench.sh) on $(date -u '+%Y-%m-%d %H:%M UTC')."
 	echo "Each read figure is the median of $rounds runs; pgbench runs last ${secs} s with one client."
-	echo "The write group runs every variant in the same pgbench run (one client, one script per"
-	echo "variant, each transaction's script drawn at random), so that the machine's drift falls on"
-	echo "all of them alike: $wrounds single-row rounds of ${wsecs} s and $brounds 100k-row rounds of ${bsecs} s."
+	echo "The write group runs the plain, no-op-trigger and watched tables in the same pgbench run"
+	echo "(one client, one script per variant, each transaction's script drawn at random), so that"
+	echo "the machine's drift falls on all of them alike: $wrounds single-row rounds of ${wsecs} s and"
+	echo "$brounds 100k-row rounds of ${bsecs} s. The naive peer runs apart, against the plain table again."
 	echo "A write overhead is the median of the rounds' overheads; the brackets give their range."
 	echo
 	echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr)"
@@ -449,7 +465,8 @@ rounds_of() { round $(figures "$1" "$2"); }
 		echo "| write | single-row UPDATE commits, watched over the floor (mlcache's own share) | ${sw} tps | ${s_med[floor]} tps with no-op triggers | $(ratio "$sw" "${s_med[floor]}") | (reference) | $(overhead watched single floor)% [$(spread watched single floor)] |"
 	fi
 	if ((have_mc)); then
-		echo "| write | single-row UPDATE commits, naive peer (per-row trigger, pgmemcache memcache_delete) | ${s_med[peer]} tps | ${sp} tps without triggers | $(ratio "${s_med[peer]}" "$sp") | (no target) | $(overhead peer single)% overhead [$(spread peer single)] |"
+		pp=${s_med[peer_plain]}
+		echo "| write | single-row UPDATE commits, naive peer (per-row trigger, pgmemcache memcache_delete), in runs of its own | ${s_med[peer]} tps | ${pp} tps without triggers, same runs | $(ratio "${s_med[peer]}" "$pp") | (no target) | $(overhead peer single)% overhead [$(spread peer single)] |"
 	else
 		echo "| write | single-row UPDATE commits, naive peer | pgmemcache not installed | | | (no target) | not measured |"
 	fi
@@ -459,7 +476,7 @@ rounds_of() { round $(figures "$1" "$2"); }
 		echo "| write | 100k-row UPDATE, watched over the floor (mlcache's own share) | ${bw} ms | ${b_med[floor]} ms with no-op triggers | $(ratio "$bw" "${b_med[floor]}") | (reference) | $(overhead watched bulk floor)% [$(spread watched bulk floor)] |"
 	fi
 	if ((have_mc)); then
-		echo "| write | 100k-row UPDATE, naive peer (per-row trigger, pgmemcache memcache_delete), timed apart | ${b_med[peer]} ms | $(median $(figures peer_plain bulk)) ms without triggers, timed just before | $(ratio "${b_med[peer]}" "$(median $(figures peer_plain bulk))") | (no target) | $(overhead peer bulk)% overhead [$(spread peer bulk)] |"
+		echo "| write | 100k-row UPDATE, naive peer (per-row trigger, pgmemcache memcache_delete), timed apart | ${b_med[peer]} ms | ${b_med[peer_plain]} ms without triggers, timed just before | $(ratio "${b_med[peer]}" "${b_med[peer_plain]}") | (no target) | $(overhead peer bulk)% overhead [$(spread peer bulk)] |"
 	else
 		echo "| write | 100k-row UPDATE, naive peer | pgmemcache not installed | | | (no target) | not measured |"
 	fi
