@@ -189,9 +189,9 @@ commands+=("SET mlcache.l1_max_memory = '64MB'; get() of 2,000 values of 100 kB 
 # pgbench drawing each transaction's script at random.  This machine's speed
 # drifts by tens of percent between runs a few seconds apart; interleaved
 # transaction by transaction, the drift falls on every variant alike.  The
-# peer's memcached round trips would disturb that run (its backend and the
-# other core), so its single-row figures come from a run of its own, with
-# plain again as its reference.
+# peer's single-row figures come from a run of its own, with plain again as
+# its reference, so that its memcached round trips (in its backend and on the
+# other core) stay out of the run that compares the others.
 #   single-row: each script's mean latency, from pgbench's per-transaction
 #     log; with one client, commit throughput is its inverse.
 #   100k-row: each script is "UPDATE every row; VACUUM", and the UPDATE's
@@ -265,9 +265,8 @@ if ((have_mc)); then
 	commands+=("CREATE TRIGGER peer AFTER INSERT OR UPDATE OR DELETE ON sub_peer FOR EACH ROW EXECUTE FUNCTION peer_delete()   -- PERFORM memcache_delete('assignment_stats:' || OLD.assignment_id), memcache_delete('analytics:student:' || OLD.student_id) (and NEW's if a key column changed)")
 fi
 
-# The variants compared with each other: the peer's memcached round trips
-# disturb the backend and the other core, so it runs in rounds of its own
-# against the plain table.
+# The variants compared with each other in one run; the peer runs in rounds
+# of its own against the plain table.
 main_variants=("${variants[@]/peer/}")
 read -ra main_variants <<<"${main_variants[*]}"
 # mixed KIND SECONDS "VARIANT..." ARGS...: one pgbench run, one client, of the
