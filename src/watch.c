@@ -696,13 +696,22 @@ watch_entry(Trigger *trig, Relation rel)
 		MemoryContext cxt = AllocSetContextCreate(CacheMemoryContext, "mlcache watch templates",
 												  ALLOCSET_SMALL_SIZES);
 		MemoryContext old = MemoryContextSwitchTo(cxt);
-		Template   *parsed = palloc0(sizeof(Template) * Max(trig->tgnargs, 1));
-		TupleDesc	desc;
+		TemplateCacheEntry *fresh = palloc0(sizeof(TemplateCacheEntry));
 
 		PG_TRY();
 		{
+			/* A copy of the descriptor: slots on it pin nothing across transactions. */
+			TupleDesc	desc = CreateTupleDescCopy(RelationGetDescr(rel));
+
+			fresh->tmpls = palloc0(sizeof(Template) * Max(trig->tgnargs, 1));
 			for (i = 0; i < trig->tgnargs; i++)
-				template_parse(pstrdup(trig->tgargs[i]), RelationGetDescr(rel), &parsed[i]);
+				template_parse(pstrdup(trig->tgargs[i]), desc, &fresh->tmpls[i]);
+			fresh->oslot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+			fresh->nslot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+			fresh->rowcxt = AllocSetContextCreate(cxt, "mlcache watch row", ALLOCSET_SMALL_SIZES);
+			initStringInfo(&fresh->buf);
+			initStringInfo(&fresh->obytes);
+			initStringInfo(&fresh->nbytes);
 		}
 		PG_CATCH();
 		{
@@ -711,19 +720,14 @@ watch_entry(Trigger *trig, Relation rel)
 			PG_RE_THROW();
 		}
 		PG_END_TRY();
-		desc = CreateTupleDescCopy(RelationGetDescr(rel));
-		e = hash_search(template_cache, &trig->tgoid, HASH_ENTER, &found);
-		e->relid = RelationGetRelid(rel);
-		e->ntmpl = trig->tgnargs;
-		e->tmpls = parsed;
-		e->cxt = cxt;
-		e->oslot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
-		e->nslot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
-		e->rowcxt = AllocSetContextCreate(cxt, "mlcache watch row", ALLOCSET_SMALL_SIZES);
-		initStringInfo(&e->buf);
-		initStringInfo(&e->obytes);
-		initStringInfo(&e->nbytes);
 		MemoryContextSwitchTo(old);
+		fresh->tgoid = trig->tgoid;
+		fresh->relid = RelationGetRelid(rel);
+		fresh->ntmpl = trig->tgnargs;
+		fresh->cxt = cxt;
+		/* Entered complete: an error above leaves no half-built entry behind. */
+		e = hash_search(template_cache, &trig->tgoid, HASH_ENTER, &found);
+		*e = *fresh;
 	}
 	for (i = 0; i < e->ntmpl; i++)
 	{
