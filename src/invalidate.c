@@ -133,17 +133,14 @@ inval_reindex(void)
 }
 
 /*
- * Record where p's clean-up goes: the namespace (copied once per
+ * Record where p's clean-up goes: the namespace ns (copied once per
  * transaction), and for a key too long for the worker's queue its Redis
  * name, built here.  The worker builds every other Redis name and pattern
  * itself, off the commit path.
  */
 static void
-inval_hygiene(PendingTarget *p)
+inval_hygiene(PendingTarget *p, const char *ns, int nlen)
 {
-	int			nlen;
-	const char *ns = mlcache_namespace(&nlen);
-
 	if (pend_ns == NULL || pend_ns_src != ns)
 	{
 		pend_ns = MemoryContextStrdup(TopTransactionContext, ns);
@@ -222,7 +219,7 @@ mlcache_inval_add(const MlcacheTarget *t, bool scan)
 	p->text = pnstrdup(t->text, t->len);
 	p->len = t->len;
 	p->scan = scan;
-	inval_hygiene(p);
+	inval_hygiene(p, ns, nslen);
 	MemoryContextSwitchTo(old);
 	npend++;
 	if (pend_by_hash != NULL)

@@ -281,15 +281,18 @@ mlcache_key_token(const MlcacheKey *k)
 	return sum;
 }
 
-bool
-mlcache_is_glob(const char *s, int len)
+/* Characters that make a pattern a glob (']' only closes a '['). */
+static inline bool
+glob_meta(char c)
 {
-	int			i;
+	return c == '*' || c == '?' || c == '[' || c == '\\';
+}
 
-	for (i = 0; i < len; i++)
-		if (s[i] == '*' || s[i] == '?' || s[i] == '[' || s[i] == '\\')
-			return true;
-	return false;
+/* Characters that mlcache_glob_escape escapes. */
+static inline bool
+glob_escaped(char c)
+{
+	return glob_meta(c) || c == ']';
 }
 
 /*
@@ -308,13 +311,8 @@ mlcache_pattern_target(const char *pattern, int len)
 	int			cut = 0;
 	int			depth = 0;
 
-	if (!mlcache_is_glob(pattern, len))
-	{
-		mlcache_target_init(&t, MLCACHE_TARGET_KEY, pattern, len);
-		return t;
-	}
-	while (lit < len && pattern[lit] != '*' && pattern[lit] != '?' &&
-		   pattern[lit] != '[' && pattern[lit] != '\\')
+	/* One pass: the literal text up to the first glob character. */
+	while (lit < len && !glob_meta(pattern[lit]))
 	{
 		if (pattern[lit] == ':' && depth < MLCACHE_MAX_PREFIX_DEPTH)
 		{
@@ -322,6 +320,11 @@ mlcache_pattern_target(const char *pattern, int len)
 			depth++;
 		}
 		lit++;
+	}
+	if (lit == len)
+	{
+		mlcache_target_init(&t, MLCACHE_TARGET_KEY, pattern, len);
+		return t;
 	}
 	mlcache_target_init(&t, cut > 0 ? MLCACHE_TARGET_PREFIX : MLCACHE_TARGET_ALL, pattern, cut);
 	return t;
@@ -345,7 +348,7 @@ mlcache_glob_escape(const char *s, int len)
 	int			i;
 
 	for (i = 0; i < len; i++)
-		if (s[i] == '*' || s[i] == '?' || s[i] == '[' || s[i] == ']' || s[i] == '\\')
+		if (glob_escaped(s[i]))
 			break;
 	if (i == len)
 		return pnstrdup(s, len);	/* the usual case: nothing to escape */
@@ -353,7 +356,7 @@ mlcache_glob_escape(const char *s, int len)
 	appendBinaryStringInfo(&buf, s, i);
 	for (; i < len; i++)
 	{
-		if (s[i] == '*' || s[i] == '?' || s[i] == '[' || s[i] == ']' || s[i] == '\\')
+		if (glob_escaped(s[i]))
 			appendStringInfoChar(&buf, '\\');
 		appendStringInfoChar(&buf, s[i]);
 	}

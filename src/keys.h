@@ -56,6 +56,5 @@ extern const char *mlcache_namespace(int *len);
 extern char *mlcache_glob_escape(const char *s, int len);
 extern char *mlcache_redis_name(const char *ns, int nlen, const char *key, int keylen, int *rlen);
 extern char *mlcache_prefix_glob(const char *ns, int nlen, const char *prefix, int plen);
-extern bool mlcache_is_glob(const char *s, int len);
 
 #endif
