@@ -440,6 +440,8 @@ mlcache_fetch(PG_FUNCTION_ARGS)
 	src.arg = &call;
 	src.max_stale = d->max_stale;
 	src.beta = d->beta;
+	src.nvary = 0;
+	src.vary = NULL;
 	if (changed_here)
 	{
 		int64		us;

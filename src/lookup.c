@@ -632,6 +632,8 @@ mlcache_get(PG_FUNCTION_ARGS)
 		src.arg = query;
 		src.max_stale = mlcache_lookup_ttl_arg(fcinfo, 4, "max_stale", 0);
 		src.beta = (PG_NARGS() > 5 && !PG_ARGISNULL(5)) ? PG_GETARG_FLOAT8(5) : 0;
+		src.nvary = 0;
+		src.vary = NULL;
 		if (src.beta < 0 || isnan(src.beta))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -23,6 +23,8 @@ typedef struct MlcacheSource
 	void	   *arg;
 	int			max_stale;		/* s a value may be served stale (opt-in, G8) */
 	double		beta;			/* XFetch early recomputation; 0: off */
+	int			nvary;			/* settings whose values join the key (vary_on) */
+	const char *const *vary;	/* their names */
 } MlcacheSource;
 
 extern Jsonb *mlcache_lookup_read(MlcacheKey *k, const MlcacheSource *src,
