@@ -18,8 +18,11 @@
  *	- ALTER ROLE (superuser, BYPASSRLS, INHERIT ...) and DROP ROLE;
  *	- REASSIGN OWNED, DROP OWNED, ALTER ... OWNER TO;
  *	- CREATE, ALTER and DROP POLICY;
- *	- ALTER TABLE ... ENABLE/DISABLE/FORCE/NO FORCE ROW LEVEL SECURITY and
- *	  ALTER TABLE ... OWNER TO;
+ *	- ALTER TABLE ... ENABLE/DISABLE/FORCE/NO FORCE ROW LEVEL SECURITY,
+ *	  ALTER TABLE ... OWNER TO and ALTER TABLE/VIEW ... SET/RESET (...)
+ *	  (a view's security_invoker decides whose privileges its tables are
+ *	  read with);
+ *	- SECURITY LABEL;
  *	- ALTER FUNCTION (SECURITY DEFINER/INVOKER changes whose privileges a
  *	  query's function runs with).
  */
@@ -52,6 +55,9 @@ security_alter_table(AlterTableStmt *stmt)
 			case AT_ForceRowSecurity:
 			case AT_NoForceRowSecurity:
 			case AT_ChangeOwner:
+			case AT_SetRelOptions:	/* a view's security_invoker, security_barrier */
+			case AT_ResetRelOptions:
+			case AT_ReplaceRelOptions:
 				return true;
 			default:
 				break;
@@ -76,6 +82,7 @@ security_relevant(Node *stmt)
 		case T_CreatePolicyStmt:
 		case T_AlterPolicyStmt:
 		case T_AlterFunctionStmt:
+		case T_SecLabelStmt:
 			return true;
 		case T_DropStmt:
 			return ((DropStmt *) stmt)->removeType == OBJECT_POLICY;
