@@ -174,13 +174,26 @@ restore_login() {
 	rcli ACL DELUSER "$acl_user" >/dev/null || true
 }
 trap restore_login EXIT
-rcli ACL SETUSER "$acl_user" on '>mlc-test-pw' '~*' '&*' '+@all' >/dev/null
+# Only what the README says mlcache needs: its keys, its channel, its commands.
+rcli ACL SETUSER "$acl_user" on '>mlc-test-pw' '~mlcache:*' '&mlcache:*' \
+	+get +set +eval +scan +unlink +publish +ping +info +pttl +select >/dev/null
 # The control: AUTH with the password alone fails (the default user has none),
 # so a working L2 below shows that mlcache sent AUTH user password.
 [[ $(rcli AUTH mlc-test-pw 2>&1) == *ERR* ]] || fail "control: AUTH with only the password succeeded"
 set_login "$acl_user" mlc-test-pw
 l2_back || fail "no value went through Redis as ACL user $acl_user"
-echo "redis_values: with mlcache.redis_username set, values go through Redis as that ACL user"
+errors0=$(counter redis_errors)
+psql -c "SELECT mlcache.invalidate('val:k')" >/dev/null
+for ((i = 0; i < 100; i++)); do # bounded: the worker's clean-up (EVAL, UNLINK)
+	[[ $(rcli EXISTS "$rkey") == 0 ]] && break
+	sleep 0.05
+done
+[[ $(rcli EXISTS "$rkey") == 0 ]] || fail "the worker did not remove the invalidated key as ACL user $acl_user"
+psql -c "SELECT mlcache.clean_orphans()" >/dev/null
+[[ $(psql -c "SELECT mlcache.health()->'l2'->>'status' || ' ' || (l2_keys IS NOT NULL) || ' ' || (l2_used_memory IS NOT NULL) FROM mlcache.stats") == "ok true true" ]] ||
+	fail "health() or mlcache.stats could not reach Redis as ACL user $acl_user"
+(($(counter redis_errors) == errors0)) || fail "Redis refused a command to ACL user $acl_user"
+echo "redis_values: with mlcache.redis_username set, values, clean-ups, health() and stats go through Redis as that ACL user"
 errors0=$(counter redis_errors)
 set_login "$acl_user" wrong-password
 psql -c "SELECT mlcache.invalidate('val:k')" >/dev/null
