@@ -358,11 +358,13 @@ l3_watches_slot(void)
  * read, so a list never predates its generation (the statement's snapshot
  * could).
  *
- * The ordering matters only in principle today: watch() and unwatch()
- * create or drop triggers, which takes a lock that conflicts with every
- * writer of the table, and a writer's statement takes its lock before its
- * snapshot, so a writer cannot see the watch's new generation with a
- * snapshot from before the watch committed.  This does not depend on that.
+ * In READ COMMITTED the statement's snapshot would usually do, since
+ * watch() creates triggers, which takes a lock that conflicts with the
+ * writers of the table, and a statement takes its table locks before its
+ * snapshot.  A REPEATABLE READ or SERIALIZABLE writer's snapshot, though, is
+ * its transaction's, which can predate a watch() that committed before the
+ * write: read under it, the list missed the views that watch() added, and
+ * the write did not mark them dirty (test/isolation/specs/l3_watch_snapshot).
  */
 static void
 l3_load_table_views(TableViews *tv)
