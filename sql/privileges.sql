@@ -118,9 +118,14 @@ SELECT mlcache.undefine('priv_vary');
 -- ---- 2. warm queries run as the definition's owner ----
 SELECT mlcache.set_warm_query('priv_who', 'SELECT current_user::text');
 SELECT mlcache.set_warm_query('priv_items', 'SELECT DISTINCT grp FROM items ORDER BY 1');
+-- (These fail while running as the owner with the definition's path: the
+-- error restores the caller's.)
+SET search_path = public;
 SELECT expect_error($$SELECT mlcache.set_warm_query('priv_items', 'SELECT 1, 2')$$);
 SELECT expect_error($$SELECT mlcache.set_warm_query('priv_items', 'DELETE FROM items RETURNING grp')$$);
 SELECT expect_error($$SELECT mlcache.set_warm_query('priv_items', 'SELECT $1::int')$$);
+SELECT current_user, current_setting('search_path') AS path;
+SET search_path = mlc_priv, public;
 SELECT mlcache.warm(ARRAY['priv_items', 'priv_who']);
 RESET SESSION AUTHORIZATION;
 -- The superuser's warm() (as pg_cron's daily job): app's warm query gives
@@ -134,8 +139,11 @@ SELECT mlcache.fetch('priv_who', 'mlc_priv_app'), mlcache.last_level();
 SET SESSION AUTHORIZATION mlc_priv_app;
 SELECT mlcache.set_warm_query('priv_who', 'SELECT mlc_priv.record(''warm'')::text');
 RESET SESSION AUTHORIZATION;
+RESET search_path;
 SELECT * FROM mlcache._warm_tasks(NULL::text[]) WHERE definition LIKE 'priv\_%';
 SELECT count(*) AS recorded FROM mlc_priv.who_ran;
+-- The failed warm query ran as app; the error restored the user and path.
+SELECT current_user = session_user AS user_restored, current_setting('search_path') AS path;
 
 -- ---- 2. warm() covers only the caller's definitions; the queue only fetchable ones ----
 SET SESSION AUTHORIZATION mlc_priv_other;
