@@ -20,14 +20,9 @@ COMMENT ON COLUMN definitions.vary_on IS
 -- ---- get() with vary_on ----
 -- vary_on: names of settings whose current values join the cache key (for
 -- queries whose result depends on them, e.g. through row-level security).
-CREATE FUNCTION get(key text, query text, vary_on text[])
-RETURNS jsonb
-AS 'MODULE_PATHNAME', 'mlcache_get_vary'
-LANGUAGE C VOLATILE PARALLEL UNSAFE;
-
-COMMENT ON FUNCTION get(text, text, text[]) IS
-'Read key, with the values of the vary_on settings, through L1 and Redis; on a miss run query';
-
+-- Only with all the other arguments: a three-argument get(key, query,
+-- vary_on) would make get(key, query, NULL) and get(key, query, '60')
+-- ambiguous with get(key, query, l1_ttl).
 CREATE FUNCTION get(key text, query text, l1_ttl integer, l2_ttl integer, max_stale integer, beta float8,
                     vary_on text[])
 RETURNS jsonb
@@ -330,7 +325,6 @@ GRANT USAGE ON SCHEMA mlcache TO mlcache_reader;
 GRANT EXECUTE ON FUNCTION get(text, text), get(text, text, integer), get(text, text, integer, integer),
                           get(text, text, integer, integer, integer),
                           get(text, text, integer, integer, integer, float8),
-                          get(text, text, text[]),
                           get(text, text, integer, integer, integer, float8, text[]),
                           set(text, jsonb), set(text, jsonb, integer), set(text, jsonb, integer, integer),
                           last_level(),

@@ -114,6 +114,9 @@ SELECT expect_error($$SELECT mlcache.grant_fetch('priv_items', NULL)$$);
 SELECT mlcache.define('priv_vary', 'SELECT 1', 'priv:vary', vary_on => ARRAY['TimeZone', 'app.tenant_id']);
 SELECT vary_on FROM mlcache.definitions WHERE name = 'priv_vary';
 SELECT mlcache.undefine('priv_vary');
+-- vary_on has no three-argument get(): get(key, query, NULL) keeps meaning
+-- the default l1_ttl.
+SELECT mlcache.get('priv:null', 'SELECT 1', NULL);
 
 -- ---- 2. warm queries run as the definition's owner ----
 SELECT mlcache.set_warm_query('priv_who', 'SELECT current_user::text');

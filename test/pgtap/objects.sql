@@ -6,7 +6,7 @@
 -- membership.  Run by pg_prove in a database where pgtap and mlcache are
 -- installed.
 BEGIN;
-SELECT plan(453);
+SELECT plan(444);
 
 -- ---- schema and extension (4) ----
 SELECT has_schema('mlcache', 'schema mlcache exists');
@@ -24,7 +24,7 @@ SELECT is(
 
 -- ---- functions ----
 -- One row per function of the install script: the single source of truth
--- for every per-function test below (48 C functions x 9 tests = 432; get and set have one signature per arity).
+-- for every per-function test below (47 C functions x 9 tests = 423; get and set have one signature per arity).
 CREATE TEMP TABLE tap_fn (
     ord      int PRIMARY KEY,
     fname    name NOT NULL,
@@ -93,8 +93,6 @@ INSERT INTO tap_fn VALUES
  (27, '_compute_estimate', '{text}', 'name text', 'double precision', 'VOLATILE', 'u', 'mlcache_compute_estimate', true),
  (28, 'refresh_views', '{}', '', 'integer', 'VOLATILE', 'u', 'mlcache_refresh_views', false),
  (29, 'clean_orphans', '{}', '', 'bigint', 'VOLATILE', 'u', 'mlcache_clean_orphans', false),
- (36, 'get', '{text,text,text[]}', 'key text, query text, vary_on text[]',
-     'jsonb', 'VOLATILE', 'u', 'mlcache_get_vary', false),
  (37, 'get', '{text,text,integer,integer,integer,"double precision",text[]}',
      'key text, query text, l1_ttl integer, l2_ttl integer, max_stale integer, beta double precision, vary_on text[]',
      'jsonb', 'VOLATILE', 'u', 'mlcache_get_vary', false),
