@@ -260,6 +260,18 @@ BEGIN
 END
 $$;
 
+-- A task's parameters come from its definition's warm query: its owner's
+-- data.  The view shows a task to those who have the privileges of the
+-- definition's owner (superusers: all, also of removed definitions); a
+-- security barrier keeps a caller's leaky functions from seeing the rest.
+CREATE OR REPLACE VIEW warm_tasks WITH (security_barrier) AS
+    SELECT q.id, q.definition, q.params, q.state, q.attempts, q.next_attempt, q.last_error,
+           q.created_at, q.started_at, q.finished_at
+      FROM mlcache.warm_queue q
+     WHERE coalesce((SELECT pg_catalog.pg_has_role(d.owner, 'USAGE')
+                       FROM mlcache.definitions d WHERE d.name = q.definition),
+                    (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user));
+
 -- ---- maintenance: the writes of snapshot_stats() and sweep() ----
 CREATE OR REPLACE FUNCTION snapshot_stats()
 RETURNS void
@@ -382,7 +394,6 @@ GRANT EXECUTE ON FUNCTION lms_watch_keys(jsonb, text, text[]),
       TO mlcache_admin;
 GRANT EXECUTE ON FUNCTION lms_assignment_cache_hit_rate(bigint, bigint, name, jsonb, jsonb) TO mlcache_admin;
 GRANT SELECT ON mlcache.warm_tasks TO mlcache_reader;
-GRANT SELECT ON mlcache.warm_queue TO mlcache_admin;
 GRANT EXECUTE ON FUNCTION warm(text[], integer), warm(text, text[]), set_warm_query(text, text),
                           _warm_one(text, text[]), _warm_tasks(text[]), _warm_enqueue(text, text[]),
                           _warm_wake(), _compute_estimate(text)

@@ -1836,10 +1836,17 @@ COMMENT ON TABLE warm_queue IS
 SELECT pg_catalog.pg_extension_config_dump('mlcache.warm_queue', '');
 SELECT pg_catalog.pg_extension_config_dump('mlcache.warm_queue_id_seq', '');
 
-CREATE VIEW warm_tasks AS
-    SELECT id, definition, params, state, attempts, next_attempt, last_error,
-           created_at, started_at, finished_at
-      FROM mlcache.warm_queue;
+-- A task's parameters come from its definition's warm query: its owner's
+-- data.  The view shows a task to those who have the privileges of the
+-- definition's owner (superusers: all, also of removed definitions); a
+-- security barrier keeps a caller's leaky functions from seeing the rest.
+CREATE VIEW warm_tasks WITH (security_barrier) AS
+    SELECT q.id, q.definition, q.params, q.state, q.attempts, q.next_attempt, q.last_error,
+           q.created_at, q.started_at, q.finished_at
+      FROM mlcache.warm_queue q
+     WHERE coalesce((SELECT pg_catalog.pg_has_role(d.owner, 'USAGE')
+                       FROM mlcache.definitions d WHERE d.name = q.definition),
+                    (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user));
 
 CREATE FUNCTION _warm_wake()
 RETURNS void
@@ -1991,7 +1998,6 @@ COMMENT ON FUNCTION warm(text, text[]) IS 'Warm one parameter set of one definit
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA mlcache FROM PUBLIC;
 REVOKE ALL ON mlcache.warm_queue, mlcache.warm_tasks FROM PUBLIC;
 GRANT SELECT ON mlcache.warm_tasks TO mlcache_reader;
-GRANT SELECT ON mlcache.warm_queue TO mlcache_admin;
 GRANT EXECUTE ON FUNCTION warm(text[], integer), warm(text, text[]), set_warm_query(text, text),
                           _warm_one(text, text[]), _warm_tasks(text[]), _warm_enqueue(text, text[]),
                           _warm_wake(), _compute_estimate(text)

@@ -165,6 +165,14 @@ SELECT mlcache.warm(ARRAY['priv_items']) -> 'async_scheduled' AS queued_by_app;
 RESET mlcache.warm_sync_limit;
 RESET SESSION AUTHORIZATION;
 SELECT definition, params FROM mlcache.warm_queue WHERE definition LIKE 'priv\_%' ORDER BY id;
+-- The queue's parameters are app's data: mlcache.warm_tasks shows them to
+-- app (and superusers), not to other roles; warm_queue itself to nobody.
+SET ROLE mlc_priv_app;
+SELECT count(*) AS app_sees FROM mlcache.warm_tasks WHERE definition LIKE 'priv\_%';
+SET ROLE mlc_priv_other;
+SELECT count(*) AS other_sees FROM mlcache.warm_tasks WHERE definition LIKE 'priv\_%';
+SELECT expect_error($$SELECT * FROM mlcache.warm_queue$$);
+RESET ROLE;
 DELETE FROM mlcache.warm_queue WHERE definition LIKE 'priv\_%';
 
 -- ---- 3. watch() and unwatch() for an admin who owns the table ----

@@ -111,7 +111,7 @@ SELECT schema_privs_are('mlcache', 'tap_admin', '{USAGE}',
 SELECT table_privs_are('mlcache', t, r, p::name[], format('%s may only %s mlcache.%s', r, p, t))
   FROM (VALUES ('definitions', 'tap_reader', '{SELECT}'), ('definitions', 'tap_admin', '{SELECT}'),
                ('watches', 'tap_reader', '{SELECT}'), ('watches', 'tap_admin', '{SELECT}'),
-               ('warm_queue', 'tap_reader', '{}'), ('warm_queue', 'tap_admin', '{SELECT}'),
+               ('warm_queue', 'tap_reader', '{}'), ('warm_queue', 'tap_admin', '{}'),
                ('stats_history', 'tap_reader', '{SELECT}'), ('stats_history', 'tap_admin', '{SELECT}')) v(t, r, p);
 
 -- ---- calls: a role without grants (2) ----
