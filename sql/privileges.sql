@@ -89,6 +89,17 @@ SELECT expect_error($$SELECT mlcache.define('priv_inj', 'SELECT 1 AS x; DEALLOCA
 SELECT expect_error($$SELECT mlcache._param_types('')$$);
 SELECT expect_error($$SELECT mlcache._param_types('SELECT $2::int')$$);
 SELECT mlcache._param_types('SELECT $1::int + $2::bigint, $3::text');
+-- A parameter's type must not run app's code when a caller's argument is
+-- converted to it (as the caller): no domains (their CHECK may call any
+-- function), no composite types.
+CREATE FUNCTION evil(v int) RETURNS boolean LANGUAGE sql
+    AS $$ SELECT mlc_priv.record('converted') = 1 $$;
+CREATE DOMAIN evil_dom AS int CHECK (mlc_priv.evil(VALUE));
+CREATE TYPE evil_row AS (a evil_dom);
+SELECT expect_error($$SELECT mlcache.define('priv_dom', 'SELECT $1::mlc_priv.evil_dom', 'priv:dom:{1}')$$);
+SELECT expect_error($$SELECT mlcache.define('priv_dom', 'SELECT $1::mlc_priv.evil_dom[]', 'priv:dom:{1}')$$);
+SELECT expect_error($$SELECT mlcache.define('priv_dom', 'SELECT $1::mlc_priv.evil_row', 'priv:dom:{1}')$$);
+SELECT mlcache._param_types('SELECT $1::int4range, $2::text[], $3::int[][]');
 SELECT to_regclass('mlc_priv.pwned') IS NULL AS nothing_created,
        (SELECT count(*) FROM mlcache.definitions WHERE name = 'priv_inj') AS registered;
 
@@ -248,7 +259,8 @@ SELECT mlcache.lms_render('SELECT * FROM {users} WHERE id = $1 OR {not_found:use
 
 -- ---- nothing was left behind by the refused attempts ----
 SELECT * FROM priv_su_row;
-SELECT count(*) AS planted FROM mlcache.definitions WHERE name IN ('priv_planted', 'priv_inj', 'priv_bad', 'priv_r');
+SELECT count(*) AS planted FROM mlcache.definitions WHERE name IN ('priv_planted', 'priv_inj', 'priv_bad', 'priv_r', 'priv_dom');
+SELECT count(*) AS recorded FROM mlc_priv.who_ran;
 SELECT mlcache.fetch('priv_su', 1);
 
 -- ---- clean up ----

@@ -180,6 +180,44 @@ catalog_changed(const char *name)
 }
 
 /*
+ * A parameter's type must have an input function that runs no code of an
+ * ordinary role: fetch() converts its arguments (warm(): text) with it as the
+ * caller, before switching to the owner, and the caller may be a superuser
+ * running a scheduled warm().  A domain's input evaluates its CHECK
+ * constraints, which may call any function; a composite's input converts
+ * its columns.  Base types (whose input functions are C, made by a
+ * superuser), enums, and arrays and ranges of them are accepted.
+ */
+static void
+catalog_check_param_type(Oid type, Oid top, int param)
+{
+	Oid			elem;
+
+	switch (get_typtype(type))
+	{
+		case TYPTYPE_BASE:
+			elem = get_element_type(type);
+			if (OidIsValid(elem))
+				catalog_check_param_type(elem, top, param);
+			return;
+		case TYPTYPE_ENUM:
+			return;
+		case TYPTYPE_RANGE:
+			catalog_check_param_type(get_range_subtype(type), top, param);
+			return;
+		case TYPTYPE_MULTIRANGE:
+			catalog_check_param_type(get_range_subtype(get_multirange_range(type)), top, param);
+			return;
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("parameter $%d of a cache query cannot be of type %s",
+							param, format_type_be(top)),
+					 errdetail("Arguments are converted to the parameter's type as the caller, and the input of a domain or a composite type can run its owner's code.")));
+	}
+}
+
+/*
  * The parameter types PostgreSQL infers for query, which must be exactly one
  * statement; every parameter's type must be determined.  Parsed and
  * analysed as the caller, with the caller's search_path (the path the
@@ -203,6 +241,8 @@ catalog_param_types(const char *query, Oid **types)
 			ereport(ERROR,
 					(errcode(ERRCODE_INDETERMINATE_DATATYPE),
 					 errmsg("could not determine data type of parameter $%d", i + 1)));
+	for (i = 0; i < n; i++)
+		catalog_check_param_type(ptypes[i], ptypes[i], i + 1);
 	*types = ptypes;
 	return n;
 }
