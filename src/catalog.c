@@ -612,6 +612,32 @@ mlcache_set_warm_query(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * May the current user fetch the definition whose owner and readers are in
+ * SPI's current result (like fetch(): a superuser, a member of the owner or
+ * of a reader)?
+ */
+static bool
+catalog_may_fetch(void)
+{
+	HeapTuple	tup = SPI_tuptable->vals[0];
+	TupleDesc	desc = SPI_tuptable->tupdesc;
+	Oid			user = GetUserId();
+	bool		isnull;
+	Datum	   *readers;
+	int			n,
+				i;
+
+	if (has_privs_of_role(user, DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull))))
+		return true;
+	deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 2, &isnull)),
+					  OIDOID, sizeof(Oid), true, TYPALIGN_INT, &readers, NULL, &n);
+	for (i = 0; i < n; i++)
+		if (has_privs_of_role(user, DatumGetObjectId(readers[i])))
+			return true;
+	return false;
+}
+
 PG_FUNCTION_INFO_V1(mlcache_warm_enqueue);
 
 /*
@@ -624,9 +650,6 @@ mlcache_warm_enqueue(PG_FUNCTION_ARGS)
 	char	   *name;
 	Oid			types[2] = {TEXTOID, TEXTARRAYOID};
 	Datum		values[2];
-	Oid			user = GetUserId();
-	bool		isnull;
-	bool		ok;
 
 	mlcache_require_loaded();
 	name = catalog_text_arg(fcinfo, 0, "definition name");
@@ -643,21 +666,7 @@ mlcache_warm_enqueue(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("mlcache definition \"%s\" does not exist", name)));
-	ok = has_privs_of_role(user, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-																SPI_tuptable->tupdesc, 1, &isnull)));
-	if (!ok)
-	{
-		Datum	   *readers;
-		int			n,
-					i;
-
-		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0],
-														   SPI_tuptable->tupdesc, 2, &isnull)),
-						  OIDOID, sizeof(Oid), true, TYPALIGN_INT, &readers, NULL, &n);
-		for (i = 0; i < n && !ok; i++)
-			ok = has_privs_of_role(user, DatumGetObjectId(readers[i]));
-	}
-	if (!ok)
+	if (!catalog_may_fetch())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for mlcache definition \"%s\"", name)));
