@@ -4,6 +4,8 @@ EXTVERSION = $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" mlcache.
 
 MODULE_big = mlcache
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
+# Every object depends on every header: PGXS tracks no header dependencies.
+MLCACHE_HEADERS = $(wildcard src/*.h)
 DATA = $(wildcard extension/mlcache--*.sql)
 
 PG_CONFIG ?= pg_config
@@ -80,3 +82,5 @@ faults:
 fuzz:
 	MLCACHE_FAULT_DEPS=1 bash test/deps.sh
 	bash fuzz/run.sh $(or $(FUZZ_SECONDS),60)
+
+$(OBJS): $(MLCACHE_HEADERS)
