@@ -13,18 +13,94 @@
  * READ COMMITTED, it gets a snapshot taken after the caller read the
  * generation token: that ordering is what makes the token a proof of
  * freshness (see lookup.c).
+ *
+ * Row-level security.  A result computed under RLS policies depends on who
+ * reads and on the settings the policies read, which the key does not show.
+ * While a cache read computes, an ExecutorCheckPerms hook looks at every
+ * relation that any query run by the computation opens (the cache query
+ * itself, and queries inside functions it calls, cached plans included) and
+ * notes whether RLS applies to it; lookup.c then does not store the value,
+ * unless the read named the settings that vary the result (vary_on).
  */
 #include "postgres.h"
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "nodes/makefuncs.h"
 #include "portability/instr_time.h"
 #include "utils/fmgroids.h"
 #include "utils/plancache.h"
+#include "utils/rls.h"
 
 #include "compute.h"
+
+static ExecutorCheckPerms_hook_type prev_check_perms = NULL;
+static int	rls_watch_depth = 0;	/* nested cache computations running */
+static bool rls_seen = false;	/* RLS applied in the innermost one so far */
+
+/* Note whether row-level security applies to any relation a query opens. */
+static bool
+compute_check_perms(List *rangeTable, bool ereport_on_violation)
+{
+	ListCell   *lc;
+
+	if (rls_watch_depth > 0 && !rls_seen)
+	{
+		foreach(lc, rangeTable)
+		{
+			RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+
+			if (rte->rtekind == RTE_RELATION &&
+				check_enable_rls(rte->relid, rte->checkAsUser, true) == RLS_ENABLED)
+			{
+				rls_seen = true;
+				break;
+			}
+		}
+	}
+	return prev_check_perms ? prev_check_perms(rangeTable, ereport_on_violation) : true;
+}
+
+void
+mlcache_compute_init(void)
+{
+	prev_check_perms = ExecutorCheckPerms_hook;
+	ExecutorCheckPerms_hook = compute_check_perms;
+}
+
+/*
+ * Start watching a computation for row-level security.  Returns what the
+ * enclosing computation (if any) has seen so far, to be handed back to
+ * mlcache_rls_watch_end.
+ */
+bool
+mlcache_rls_watch_begin(void)
+{
+	bool		outer = rls_seen;
+
+	rls_watch_depth++;
+	rls_seen = false;
+	return outer;
+}
+
+/*
+ * Stop watching; returns whether RLS applied within the computation.  An
+ * enclosing computation inherits what an inner one saw.  Also called on the
+ * error path (PG_FINALLY), where the result is ignored.
+ */
+bool
+mlcache_rls_watch_end(bool outer_seen)
+{
+	bool		seen = rls_seen;
+
+	rls_watch_depth--;
+	rls_seen = outer_seen || seen;
+	if (rls_watch_depth == 0)
+		rls_seen = false;
+	return seen;
+}
 
 /* Refuse anything but one read-only SELECT, before it runs. */
 static void

@@ -15,7 +15,8 @@
  *	64	uint32 value length
  *	68	uint32 max_stale (seconds; the Redis clean-up leaves a value alone
  *		while it may still be served stale)
- *	72	key bytes, then the jsonb value (its varlena body, without header)
+ *	72	uint64 writer's FullTransactionId (0: none; see lookup.c's leases)
+ *	80	key bytes, then the jsonb value (its varlena body, without header)
  *	end uint32 CRC-32C of everything before it
  *
  * Decoding never trusts its input: any length that does not add up, a wrong
@@ -29,7 +30,7 @@
 
 #include "envelope.h"
 
-#define ENV_HEADER	72
+#define ENV_HEADER	80
 #define ENV_TRAILER 4
 
 static const char env_magic[4] = {'M', 'L', 'C', MLCACHE_ENVELOPE_VERSION};
@@ -96,6 +97,7 @@ mlcache_envelope_encode(const MlcacheEnvelope *env, Size *len)
 	put64(p + 56, (uint64) env->compute_us);
 	put32(p + 64, (uint32) vlen);
 	put32(p + 68, env->max_stale);
+	put64(p + 72, env->xid);
 	memcpy(p + ENV_HEADER, env->key, env->keylen);
 	memcpy(p + ENV_HEADER + env->keylen, VARDATA(env->value), vlen);
 	put32(p + total - ENV_TRAILER, env_crc(buf, total - ENV_TRAILER));
@@ -138,6 +140,7 @@ mlcache_envelope_decode(const char *buf, Size len, MlcacheEnvelope *env)
 	env->expires_at = (TimestampTz) get64(buf + 48);
 	env->compute_us = (int64) get64(buf + 56);
 	env->max_stale = get32(buf + 68);
+	env->xid = get64(buf + 72);
 
 	value = palloc(VARHDRSZ + vlen);
 	SET_VARSIZE(value, VARHDRSZ + vlen);

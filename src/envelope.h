@@ -8,7 +8,7 @@
 #include "datatype/timestamp.h"
 #include "utils/jsonb.h"
 
-#define MLCACHE_ENVELOPE_VERSION 2
+#define MLCACHE_ENVELOPE_VERSION 3
 
 typedef struct MlcacheEnvelope
 {
@@ -21,6 +21,7 @@ typedef struct MlcacheEnvelope
 	TimestampTz expires_at;
 	int64		compute_us;		/* how long the computation took */
 	uint32		max_stale;		/* s it may be served stale (stale-while-revalidate) */
+	uint64		xid;			/* FullTransactionId of the writing transaction, 0 if none */
 	const char *key;			/* full cache key */
 	int			keylen;
 	Jsonb	   *value;

@@ -9,8 +9,16 @@
  * exactly when one of them is bumped; a cached value stays valid only while
  * the token it was computed under is still the current one.
  *
- * Slots are chosen by hashing (namespace, kind, text).  A collision only
- * makes a bump hit an unrelated key too: a spurious miss, never a stale hit.
+ * Every key also depends on the cluster-wide security slot, which any
+ * change of privileges, role membership or row-level security bumps (see
+ * security.c): a value computed under the old privileges is then never
+ * served again.
+ *
+ * Slots are chosen by hashing (database, kind, text): not the namespace
+ * (mlcache.key_prefix), which only names values in Redis, so that a writer
+ * and a reader with different key_prefix settings still see each other's
+ * invalidations.  A collision only makes a bump hit an unrelated key too: a
+ * spurious miss, never a stale hit.
  */
 #include "postgres.h"
 
@@ -30,6 +38,21 @@ static char *ns_text = NULL;
 static int	ns_len = 0;
 static uint64 ns_seed = 0;
 static uint64 ns_version = (uint64) -1;
+static uint64 db_seed = 0;		/* seeds generation slots: see the header */
+
+/* The seed of this database's generation slots. */
+static inline uint64
+keys_db_seed(void)
+{
+	if (db_seed == 0)
+	{
+		Oid			db = MyDatabaseId;
+
+		db_seed = hash_bytes_extended((const unsigned char *) &db, sizeof(db),
+									  UINT64CONST(0x6d6c6361636865)) | 1;
+	}
+	return db_seed;
+}
 
 /*
  * The namespace: mlcache.key_prefix, or "mlcache:<database>:" when that is
@@ -117,16 +140,13 @@ mlcache_check_key(const char *key, int len, const char *what)
 }
 
 /*
- * A target's 64-bit hash in the current namespace: its generation slot is
+ * A target's 64-bit hash in the current database: its generation slot is
  * taken from it, and pending invalidations are deduplicated by it.
  */
 uint64
 mlcache_target_hash(char kind, const char *text, int len)
 {
-	int			nlen;
-
-	(void) mlcache_namespace(&nlen);
-	return hash_bytes_extended((const unsigned char *) text, len, ns_seed + (uint64) kind);
+	return hash_bytes_extended((const unsigned char *) text, len, keys_db_seed() + (uint64) kind);
 }
 
 static uint32
@@ -167,6 +187,26 @@ mlcache_view_slot(Oid dbid, Oid viewid)
 
 	h &= mlcache_shared->slot_mask;
 	return h == 0 ? 1 : (uint32) h;
+}
+
+/*
+ * The cluster-wide security slot: the same in every database, since roles
+ * and their memberships are cluster-wide.
+ */
+uint32
+mlcache_security_slot(void)
+{
+	static uint32 slot = 0;
+
+	if (slot == 0)
+	{
+		uint64		h = hash_bytes_extended((const unsigned char *) "security", 8,
+											(uint64) MLCACHE_TARGET_SECURITY);
+
+		h &= mlcache_shared->slot_mask;
+		slot = h == 0 ? 1 : (uint32) h;
+	}
+	return slot;
 }
 
 /* A 64-bit hash of the namespace and key: single-flight locks, tracking. */
@@ -242,6 +282,7 @@ mlcache_key_init(MlcacheKey *k, const char *key, int len)
 	k->key = key;
 	k->keylen = len;
 	k->nslots = 0;
+	k->slots[k->nslots++] = mlcache_security_slot();
 	k->slots[k->nslots++] = mlcache_target_slot(MLCACHE_TARGET_ALL, "", 0);
 	for (i = 0; i < len && depth < MLCACHE_MAX_PREFIX_DEPTH; i++)
 	{

@@ -12,8 +12,8 @@
 #define MLCACHE_MAX_KEY			65536
 /* Prefix levels (":"-separated) tracked per key; deeper prefixes are cut. */
 #define MLCACHE_MAX_PREFIX_DEPTH 16
-/* Namespace slot + prefix slots + the key's own slot. */
-#define MLCACHE_MAX_DEPS		(MLCACHE_MAX_PREFIX_DEPTH + 2)
+/* Security slot + namespace slot + prefix slots + the key's own slot. */
+#define MLCACHE_MAX_DEPS		(MLCACHE_MAX_PREFIX_DEPTH + 3)
 
 /* Kinds of invalidation target, each hashed into its own slot space. */
 #define MLCACHE_TARGET_KEY		'K'
@@ -21,6 +21,7 @@
 #define MLCACHE_TARGET_ALL		'N'
 #define MLCACHE_TARGET_DEF		'D'	/* a definition changed (no Redis key) */
 #define MLCACHE_TARGET_VIEW		'V'	/* a materialized view became dirty */
+#define MLCACHE_TARGET_SECURITY	'S'	/* privileges changed (cluster-wide) */
 
 typedef struct MlcacheKey
 {
@@ -51,6 +52,7 @@ extern uint64 mlcache_target_hash(char kind, const char *text, int len);
 extern uint32 mlcache_target_slot(char kind, const char *text, int len);
 extern void mlcache_target_init(MlcacheTarget *t, char kind, const char *text, int len);
 extern uint32 mlcache_view_slot(Oid dbid, Oid viewid);
+extern uint32 mlcache_security_slot(void);
 extern MlcacheTarget mlcache_pattern_target(const char *pattern, int len);
 extern const char *mlcache_namespace(int *len);
 extern char *mlcache_glob_escape(const char *s, int len);

@@ -19,6 +19,8 @@ typedef struct MlcacheStamp
 	TimestampTz computed_at;
 	TimestampTz expires_at;
 	int64		compute_us;
+	uint64		xid;			/* FullTransactionId of the writer whose commit
+								 * makes it readable (a lease); 0: none */
 } MlcacheStamp;
 
 extern Jsonb *mlcache_l1_get(const MlcacheKey *k, MlcacheStamp *stamp);

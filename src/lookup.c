@@ -15,20 +15,45 @@
  * snapshot may be older than the token), a hot standby (no commits happen
  * here to bump tokens), a transaction with its own pending invalidation of
  * the key (read-your-writes, G9), or mlcache.enabled = off.
+ *
+ * Leases (G3).  A transaction that has written may compute a value from rows
+ * that are never committed.  Such a value is stored stamped with the
+ * transaction's id (of the current subtransaction, which commits only if
+ * every level above it does): it is a lease that no reader accepts until
+ * that id has committed, and that becomes garbage if it aborts.  Only the
+ * writing transaction itself reads its own lease while it runs.  set()
+ * values are leases too, so that a COMMIT that fails after they were written
+ * (at PRE_COMMIT: a serialization failure, say) leaves nothing readable.
+ *
+ * What else a value's meaning depends on, and so joins its fingerprint: the
+ * settings that shape a result's text (TimeZone, DateStyle, IntervalStyle,
+ * extra_float_digits, bytea_output, lc_monetary, lc_numeric), and the names
+ * of the settings a read varies on.  Under row-level security a computed
+ * value is not stored at all, unless the read names the settings its
+ * policies read (vary_on): their values then join the key (see compute.c).
  */
 #include "postgres.h"
 
 #include <math.h>
 
+#include "access/transam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "catalog/pg_type.h"
 #include "common/pg_prng.h"
+#include "pgtime.h"
 #include "storage/lock.h"
+#include "storage/lwlock.h"
+#include "storage/procarray.h"
+#include "utils/bytea.h"
+#include "utils/float.h"
 #include "utils/guc.h"
+#include "utils/pg_locale.h"
 #include "utils/jsonb.h"
 #include "utils/resowner.h"
 #include "utils/memutils.h"
@@ -120,6 +145,145 @@ stamp_matches(const MlcacheStamp *s, uint64 token, const MlcacheSource *src)
 		(s->fingerprint == src->fingerprint || s->fingerprint == 0);
 }
 
+/*
+ * The lease a value computed now must carry: 0 if this transaction has not
+ * written, else the current subtransaction's FullTransactionId (assigned
+ * here if it has none yet, so that rolling it back voids the lease).
+ */
+static uint64
+lookup_lease_xid(void)
+{
+	if (!TransactionIdIsValid(GetTopTransactionIdIfAny()))
+		return 0;
+	return U64FromFullTransactionId(GetCurrentFullTransactionId());
+}
+
+/*
+ * May a value under lease x be served now?  Yes if there is no lease, if x
+ * is this transaction's own, or if x has committed and its commit is visible
+ * to new snapshots.  A lease from another server life (not before the next
+ * id) or so old that its status may be gone is refused.  The last committed
+ * lease is remembered, since a committed id stays committed.
+ */
+static bool
+lookup_lease_valid(uint64 x)
+{
+	static uint64 known_committed = 0;
+	FullTransactionId fxid;
+	FullTransactionId next;
+	TransactionId xid;
+	bool		ok;
+
+	if (x == 0 || x == known_committed)
+		return true;
+	fxid = FullTransactionIdFromU64(x);
+	xid = XidFromFullTransactionId(fxid);
+	next = ReadNextFullTransactionId();
+	if (!FullTransactionIdPrecedes(fxid, next) ||
+		U64FromFullTransactionId(next) - x > (uint64) (MaxTransactionId / 4))
+		return false;
+	if (TransactionIdIsCurrentTransactionId(xid))
+		return true;
+	if (TransactionIdIsInProgress(xid))
+		return false;
+	/* As pg_xact_status does: the status must not be truncated meanwhile. */
+	LWLockAcquire(XactTruncationLock, LW_SHARED);
+	ok = !TransactionIdPrecedes(xid, ShmemVariableCache->oldestClogXid) &&
+		TransactionIdDidCommit(xid);
+	LWLockRelease(XactTruncationLock);
+	if (ok)
+		known_committed = x;
+	return ok;
+}
+
+/* Is x a lease that is committed for good (not this transaction's own)? */
+static bool
+lookup_lease_settled(uint64 x)
+{
+	return x != 0 &&
+		!TransactionIdIsCurrentTransactionId(XidFromFullTransactionId(FullTransactionIdFromU64(x))) &&
+		lookup_lease_valid(x);
+}
+
+/*
+ * A hash of the settings that shape how a result is written as text (and so
+ * as jsonb): a value computed under other settings means something else.
+ * Recomputed only when one of them changed.
+ */
+static uint64
+lookup_settings_hash(void)
+{
+	static const pg_tz *tz = NULL;
+	static int	ints[5];
+	static const char *mon = NULL,
+			   *num = NULL;
+	static uint64 h = 0;
+	int			now[5] = {DateStyle, DateOrder, IntervalStyle, extra_float_digits, bytea_output};
+
+	if (h == 0 || tz != session_timezone || memcmp(now, ints, sizeof(ints)) != 0 ||
+		mon != locale_monetary || num != locale_numeric)
+	{
+		const char *tzname = session_timezone ? pg_get_timezone_name(session_timezone) : "";
+
+		tz = session_timezone;
+		memcpy(ints, now, sizeof(ints));
+		mon = locale_monetary;
+		num = locale_numeric;
+		h = hash_bytes_extended((const unsigned char *) ints, sizeof(ints), 0x5e7);
+		h ^= hash_bytes_extended((const unsigned char *) tzname, strlen(tzname), 0x747a) * 3;
+		h ^= hash_bytes_extended((const unsigned char *) (mon ? mon : ""), mon ? strlen(mon) : 0, 0x6d6f) * 5;
+		h ^= hash_bytes_extended((const unsigned char *) (num ? num : ""), num ? strlen(num) : 0, 0x6e75) * 11;
+		if (h == 0)
+			h = 1;
+	}
+	return h;
+}
+
+/*
+ * The fingerprint a read really looks for: the source's, with the settings
+ * that shape results and the names of the settings it varies on.
+ */
+static uint64
+lookup_read_fingerprint(const MlcacheSource *src)
+{
+	uint64		h = src->fingerprint ^ lookup_settings_hash();
+	int			i;
+
+	for (i = 0; i < src->nvary; i++)
+		h ^= hash_bytes_extended((const unsigned char *) src->vary[i], strlen(src->vary[i]),
+								 0x7661 + i) * 13;
+	return h == 0 ? 1 : h;
+}
+
+/*
+ * vary_on: append the named settings' current values to the key, so that
+ * each combination has a value of its own.  The generation slots stay those
+ * of the key as given, so its invalidations reach every variant.  The
+ * separator is a control character, which no caller's key may contain.
+ * Settings the caller may not read raise the usual error.
+ */
+static void
+lookup_vary_key(MlcacheKey *k, const MlcacheSource *src)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, k->key, k->keylen);
+	for (i = 0; i < src->nvary; i++)
+	{
+		const char *v = GetConfigOption(src->vary[i], true, true);
+
+		appendStringInfo(&buf, "\x1f%s", src->vary[i]);
+		if (v != NULL)
+			appendStringInfo(&buf, "=%d:%s", (int) strlen(v), v);
+	}
+	k->key = buf.data;
+	k->keylen = buf.len;
+	k->rkey = NULL;
+	k->rkeylen = 0;
+}
+
 static TimestampTz
 ttl_deadline(TimestampTz now, int ttl_s)
 {
@@ -149,6 +313,7 @@ l2_store(MlcacheKey *k, Jsonb *value, const MlcacheStamp *stamp, int max_stale)
 	env.expires_at = stamp->expires_at;
 	env.compute_us = stamp->compute_us;
 	env.max_stale = (uint32) Max(max_stale, 0);
+	env.xid = stamp->xid;
 	env.key = k->key;
 	env.keylen = k->keylen;
 	env.value = value;
@@ -215,6 +380,13 @@ lookup_l1(const MlcacheKey *k, uint64 token, const MlcacheSource *src)
 	MlcacheStamp stamp;
 	Jsonb	   *v = mlcache_l1_get(k, &stamp);
 
+	if (v != NULL && stamp_matches(&stamp, token, src) && !lookup_lease_valid(stamp.xid))
+	{
+		mlcache_count(MLC_LEASE_REJECTED);
+		mlcache_l1_remove(k);
+		mlcache_count(MLC_L1_MISS);
+		return NULL;
+	}
 	if (v != NULL && stamp_matches(&stamp, token, src) && xfetch_due(&stamp, src))
 	{
 		mlcache_count(MLC_XFETCH_EARLY);
@@ -277,6 +449,16 @@ lookup_l2(MlcacheKey *k, uint64 token, const MlcacheSource *src, int l1_ttl, Jso
 	stamp.computed_at = env.computed_at;
 	stamp.compute_us = env.compute_us;
 	stamp.expires_at = Min(env.expires_at, ttl_deadline(now, l1_ttl));
+	stamp.xid = env.xid;
+	if (!lookup_lease_valid(env.xid))
+	{
+		/* Written by a transaction that has not committed, or never will. */
+		mlcache_count(MLC_LEASE_REJECTED);
+		mlcache_count(MLC_L2_MISS);
+		return NULL;
+	}
+	if (lookup_lease_settled(stamp.xid))
+		stamp.xid = 0;
 	if (stamp_matches(&stamp, token, src) && env.expires_at > now && xfetch_due(&stamp, src))
 	{
 		mlcache_count(MLC_XFETCH_EARLY);
@@ -320,6 +502,7 @@ lookup_fill(MlcacheKey *k, const MlcacheSource *src, Jsonb *value, uint64 token,
 	stamp.token = token;
 	stamp.roleid = src->roleid;
 	stamp.fingerprint = src->fingerprint;
+	stamp.xid = lookup_lease_xid();
 	lookup_store(k, value, stamp, l1_ttl, l2_ttl, src->max_stale);
 }
 
@@ -432,10 +615,12 @@ lookup_fill_turn(MlcacheKey *k, uint64 h, uint64 token, const MlcacheSource *src
  * already computing (its query reading the same key again would never end).
  */
 static Jsonb *
-lookup_compute(const MlcacheKey *k, uint64 h, const MlcacheSource *src, int64 *us)
+lookup_compute(const MlcacheKey *k, uint64 h, const MlcacheSource *src, int64 *us, bool *rls)
 {
-	Jsonb	   *value;
+	Jsonb	   *volatile value = NULL;
 	int			i;
+	bool		outer;
+	volatile bool seen = false;
 
 	for (i = 0; i < ncomputing; i++)
 		if (computing[i] == h)
@@ -448,6 +633,7 @@ lookup_compute(const MlcacheKey *k, uint64 h, const MlcacheSource *src, int64 *u
 				(errcode(ERRCODE_STATEMENT_TOO_COMPLEX),
 				 errmsg("cache reads are nested more than %d deep", MAX_COMPUTE_DEPTH)));
 	computing[ncomputing++] = h;
+	outer = mlcache_rls_watch_begin();
 	PG_TRY();
 	{
 		value = src->compute(src->arg, us);
@@ -455,8 +641,11 @@ lookup_compute(const MlcacheKey *k, uint64 h, const MlcacheSource *src, int64 *u
 	PG_FINALLY();
 	{
 		ncomputing--;
+		seen = mlcache_rls_watch_end(outer);
 	}
 	PG_END_TRY();
+	if (rls)
+		*rls = seen;
 	return value;
 }
 
@@ -475,6 +664,9 @@ mlcache_lookup_read(MlcacheKey *k, const MlcacheSource *src, int l1_ttl, int l2_
 	FillTurn	turn;
 	LOCKTAG		tag;
 	Jsonb	   *stale;
+	MlcacheSource read_src;
+	uint64		stats_fingerprint = src->fingerprint;
+	bool		rls = false;
 	const char *why = lookup_bypass_reason(k);
 
 	if (why != NULL)
@@ -486,9 +678,14 @@ mlcache_lookup_read(MlcacheKey *k, const MlcacheSource *src, int l1_ttl, int l2_
 		last_level = "compute";
 		h = mlcache_key_hash(k);
 		mlcache_track(k, h, false);
-		return lookup_compute(k, h, src, &us);
+		return lookup_compute(k, h, src, &us, NULL);
 	}
 
+	read_src = *src;
+	read_src.fingerprint = lookup_read_fingerprint(src);
+	src = &read_src;
+	if (src->nvary > 0)
+		lookup_vary_key(k, src);
 	token = mlcache_key_token(k);
 	h = mlcache_key_hash(k);
 	if (l1_ttl > 0 && (value = lookup_l1(k, token, src)) != NULL)
@@ -550,13 +747,19 @@ mlcache_lookup_read(MlcacheKey *k, const MlcacheSource *src, int l1_ttl, int l2_
 		if (src->l3 != NULL)
 			mlcache_count(MLC_L3_MISS);
 		elog(DEBUG1, "mlcache: miss for \"%s\", computing", k->key);
-		value = lookup_compute(k, h, src, &stamp.compute_us);
-		mlcache_stats_record_compute(src->fingerprint, stamp.compute_us);
+		value = lookup_compute(k, h, src, &stamp.compute_us, &rls);
+		mlcache_stats_record_compute(stats_fingerprint, stamp.compute_us);
 		mlcache_count(MLC_COMPUTE);
 		last_level = "compute";
 		mlcache_track(k, h, false);
 	}
-	if (turn == FILL_MINE || turn == FILL_NOT_STORED)
+	if (rls && src->nvary == 0)
+	{
+		/* Its rows depend on who reads and on settings the key does not show. */
+		mlcache_count(MLC_RLS_UNCACHED);
+		elog(DEBUG1, "mlcache: not storing \"%s\": row-level security applied", k->key);
+	}
+	else if (turn == FILL_MINE || turn == FILL_NOT_STORED)
 		lookup_fill(k, src, value, token, stamp, l1_ttl, l2_ttl);
 	if (turn == FILL_MINE && l2_ttl > 0)
 		LockRelease(&tag, ExclusiveLock, false);
@@ -603,13 +806,50 @@ mlcache_lookup_key_arg(FunctionCallInfo fcinfo, MlcacheKey *k)
 	mlcache_key_init(k, text_to_cstring(t), VARSIZE_ANY_EXHDR(t));
 }
 
-PG_FUNCTION_INFO_V1(mlcache_get);
+/*
+ * vary_on's setting names from a text[] argument: non-null, at most
+ * MLCACHE_MAX_VARY.  *n receives how many.
+ */
+#define MLCACHE_MAX_VARY 16
 
-/* mlcache.get(key, query, l1_ttl, l2_ttl) RETURNS jsonb */
-Datum
-mlcache_get(PG_FUNCTION_ARGS)
+static const char *const *
+lookup_vary_arg(ArrayType *arr, int *n)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	char	  **names;
+	int			i;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, n);
+	if (*n > MLCACHE_MAX_VARY)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("vary_on names %d settings; the limit is %d", *n, MLCACHE_MAX_VARY)));
+	names = palloc(sizeof(char *) * Max(*n, 1));
+	for (i = 0; i < *n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("vary_on must not contain null")));
+		names[i] = TextDatumGetCString(elems[i]);
+		if (names[i][0] == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("vary_on must not contain an empty setting name")));
+	}
+	return (const char *const *) names;
+}
+
+/*
+ * get() with its first nargs arguments (key, query, l1_ttl, l2_ttl,
+ * max_stale, beta; trailing ones may be absent) and vary_on's names.
+ */
+static Datum
+lookup_get(FunctionCallInfo fcinfo, int nargs, const char *const *vary, int nvary)
 {
 	MlcacheKey	k;
+	MlcacheSource src;
 	char	   *query;
 	int			l1_ttl,
 				l2_ttl;
@@ -620,27 +860,51 @@ mlcache_get(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("cache query must not be null")));
 	query = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	l1_ttl = mlcache_lookup_ttl_arg(fcinfo, 2, "l1_ttl", mlcache_l1_ttl);
-	l2_ttl = mlcache_lookup_ttl_arg(fcinfo, 3, "l2_ttl", mlcache_l2_ttl);
-	{
-		MlcacheSource src;
+	l1_ttl = nargs > 2 ? mlcache_lookup_ttl_arg(fcinfo, 2, "l1_ttl", mlcache_l1_ttl) : mlcache_l1_ttl;
+	l2_ttl = nargs > 3 ? mlcache_lookup_ttl_arg(fcinfo, 3, "l2_ttl", mlcache_l2_ttl) : mlcache_l2_ttl;
+	src.fingerprint = mlcache_fingerprint("get", query);
+	src.roleid = GetUserId();
+	src.compute = lookup_compute_query;
+	src.l3 = NULL;
+	src.arg = query;
+	src.max_stale = nargs > 4 ? mlcache_lookup_ttl_arg(fcinfo, 4, "max_stale", 0) : 0;
+	src.beta = (nargs > 5 && !PG_ARGISNULL(5)) ? PG_GETARG_FLOAT8(5) : 0;
+	src.nvary = nvary;
+	src.vary = vary;
+	if (src.beta < 0 || isnan(src.beta))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("beta must not be negative"),
+				 errdetail("0 turns XFetch early recomputation off; 1 is its usual strength.")));
+	PG_RETURN_JSONB_P(mlcache_lookup_read(&k, &src, l1_ttl, l2_ttl));
+}
 
-		src.fingerprint = mlcache_fingerprint("get", query);
-		src.roleid = GetUserId();
-		src.compute = lookup_compute_query;
-		src.l3 = NULL;
-		src.arg = query;
-		src.max_stale = mlcache_lookup_ttl_arg(fcinfo, 4, "max_stale", 0);
-		src.beta = (PG_NARGS() > 5 && !PG_ARGISNULL(5)) ? PG_GETARG_FLOAT8(5) : 0;
-		src.nvary = 0;
-		src.vary = NULL;
-		if (src.beta < 0 || isnan(src.beta))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("beta must not be negative"),
-					 errdetail("0 turns XFetch early recomputation off; 1 is its usual strength.")));
-		PG_RETURN_JSONB_P(mlcache_lookup_read(&k, &src, l1_ttl, l2_ttl));
-	}
+PG_FUNCTION_INFO_V1(mlcache_get);
+
+/* mlcache.get(key, query [, l1_ttl [, l2_ttl [, max_stale [, beta]]]]) RETURNS jsonb */
+Datum
+mlcache_get(PG_FUNCTION_ARGS)
+{
+	return lookup_get(fcinfo, PG_NARGS(), NULL, 0);
+}
+
+PG_FUNCTION_INFO_V1(mlcache_get_vary);
+
+/*
+ * mlcache.get(key, query, vary_on) and
+ * mlcache.get(key, query, l1_ttl, l2_ttl, max_stale, beta, vary_on):
+ * vary_on (text[], last) names settings whose values join the key.
+ */
+Datum
+mlcache_get_vary(PG_FUNCTION_ARGS)
+{
+	int			last = PG_NARGS() - 1;
+	const char *const *vary = NULL;
+	int			nvary = 0;
+
+	if (!PG_ARGISNULL(last))
+		vary = lookup_vary_arg(PG_GETARG_ARRAYTYPE_P(last), &nvary);
+	return lookup_get(fcinfo, last, vary, nvary);
 }
 
 PG_FUNCTION_INFO_V1(mlcache_last_level);
@@ -689,6 +953,9 @@ mlcache_set(PG_FUNCTION_ARGS)
 	ps->stamp.fingerprint = 0;
 	ps->stamp.computed_at = GetCurrentTimestamp();
 	ps->stamp.compute_us = 0;
+	/* A lease: readable once this (sub)transaction has committed. */
+	ps->stamp.xid = RecoveryInProgress() ? 0 :
+		U64FromFullTransactionId(GetCurrentFullTransactionId());
 	ps->level = GetCurrentTransactionNestLevel();
 	pending_sets = lappend(pending_sets, ps);
 	MemoryContextSwitchTo(old);

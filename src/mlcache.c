@@ -9,7 +9,9 @@
 #include "miscadmin.h"
 
 #include "guc.h"
+#include "compute.h"
 #include "invalidate.h"
+#include "security.h"
 #include "shmem.h"
 #include "worker.h"
 
@@ -30,5 +32,7 @@ _PG_init(void)
 		return;
 	mlcache_shmem_init();
 	mlcache_inval_init();
+	mlcache_security_init();
+	mlcache_compute_init();
 	mlcache_worker_register();
 }

@@ -83,6 +83,8 @@ static const char *const counter_names[MLC_NCOUNTERS] = {
 	[MLC_FILL_WAIT_TIMEOUT] = "fill_wait_timeouts",
 	[MLC_STALE_SERVED] = "stale_served",
 	[MLC_XFETCH_EARLY] = "xfetch_early",
+	[MLC_RLS_UNCACHED] = "rls_uncached",
+	[MLC_LEASE_REJECTED] = "lease_rejected",
 };
 
 static int

@@ -35,6 +35,8 @@ typedef enum MlcacheCounter
 	MLC_FILL_WAIT_TIMEOUT,	/* ... and gave up after fill_wait_timeout */
 	MLC_STALE_SERVED,		/* stale values served (opt-in max_stale) */
 	MLC_XFETCH_EARLY,		/* early recomputations chosen by XFetch */
+	MLC_RLS_UNCACHED,		/* computed under row-level security: not stored */
+	MLC_LEASE_REJECTED,		/* value of a transaction not (yet) committed: not served */
 	MLC_NCOUNTERS
 } MlcacheCounter;
 
