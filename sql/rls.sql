@@ -91,36 +91,38 @@ SELECT mlcache.get('rls:view', 'SELECT sum(x) FROM rls_v'), mlcache.last_level()
 RESET ROLE;
 
 -- 3. vary_on: the named settings' values join the key; each tenant's value
--- is cached, and only served to that tenant.
+-- is cached, and only served to that tenant.  (vary_on comes after all the
+-- other arguments: a three-argument get(key, query, vary_on) would make
+-- get(key, query, NULL) ambiguous.)
 CALL rls_settle();
 SET ROLE rls_app;
 SET app.tenant = 1;
-SELECT mlcache.get('rls:v', 'SELECT sum(x) FROM rls_t', vary_on => ARRAY['app.tenant']), mlcache.last_level();
-SELECT mlcache.get('rls:v', 'SELECT sum(x) FROM rls_t', vary_on => ARRAY['app.tenant']), mlcache.last_level();
+SELECT mlcache.get('rls:v', 'SELECT sum(x) FROM rls_t', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
+SELECT mlcache.get('rls:v', 'SELECT sum(x) FROM rls_t', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
 SET app.tenant = 2;
-SELECT mlcache.get('rls:v', 'SELECT sum(x) FROM rls_t', vary_on => ARRAY['app.tenant']), mlcache.last_level();
-SELECT mlcache.get('rls:v', 'SELECT sum(x) FROM rls_t', vary_on => ARRAY['app.tenant']), mlcache.last_level();
+SELECT mlcache.get('rls:v', 'SELECT sum(x) FROM rls_t', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
+SELECT mlcache.get('rls:v', 'SELECT sum(x) FROM rls_t', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
 SET app.tenant = 1;
-SELECT mlcache.get('rls:v', 'SELECT sum(x) FROM rls_t', vary_on => ARRAY['app.tenant']), mlcache.last_level();
--- The seven-argument form, and a function reading the table.
+SELECT mlcache.get('rls:v', 'SELECT sum(x) FROM rls_t', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
+-- Positional notation, and a function reading the table.
 SELECT mlcache.get('rls:v7', 'SELECT sum(x) FROM rls_t', NULL, NULL, NULL, NULL, ARRAY['app.tenant']),
        mlcache.last_level();
 SELECT mlcache.get('rls:v7', 'SELECT sum(x) FROM rls_t', NULL, NULL, NULL, NULL, ARRAY['app.tenant']),
        mlcache.last_level();
-SELECT mlcache.get('rls:fv', 'SELECT rls_f()', vary_on => ARRAY['app.tenant']), mlcache.last_level();
-SELECT mlcache.get('rls:fv', 'SELECT rls_f()', vary_on => ARRAY['app.tenant']), mlcache.last_level();
+SELECT mlcache.get('rls:fv', 'SELECT rls_f()', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
+SELECT mlcache.get('rls:fv', 'SELECT rls_f()', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
 SET app.tenant = 2;
 SELECT mlcache.get('rls:v7', 'SELECT sum(x) FROM rls_t', NULL, NULL, NULL, NULL, ARRAY['app.tenant']),
        mlcache.last_level();
-SELECT mlcache.get('rls:fv', 'SELECT rls_f()', vary_on => ARRAY['app.tenant']), mlcache.last_level();
+SELECT mlcache.get('rls:fv', 'SELECT rls_f()', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
 RESET ROLE;
 -- From Redis, in a new backend: each tenant gets its own value.
 \c
 SET ROLE rls_app;
 SET app.tenant = 2;
-SELECT mlcache.get('rls:v', 'SELECT sum(x) FROM rls_t', vary_on => ARRAY['app.tenant']), mlcache.last_level();
+SELECT mlcache.get('rls:v', 'SELECT sum(x) FROM rls_t', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
 SET app.tenant = 1;
-SELECT mlcache.get('rls:v', 'SELECT sum(x) FROM rls_t', vary_on => ARRAY['app.tenant']), mlcache.last_level();
+SELECT mlcache.get('rls:v', 'SELECT sum(x) FROM rls_t', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
 RESET ROLE;
 
 -- 4. A definition runs its query as its owner; the policy reads the
@@ -176,31 +178,31 @@ SET ROLE rls_app;
 SELECT mlcache.get('rls:u', 'SELECT sum(x) FROM rls_u'), mlcache.last_level();
 SELECT mlcache.get('rls:u', 'SELECT sum(x) FROM rls_u'), mlcache.last_level();
 -- Cached per tenant with vary_on, until ALTER POLICY ...
-SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', vary_on => ARRAY['app.tenant']), mlcache.last_level();
-SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', vary_on => ARRAY['app.tenant']), mlcache.last_level();
+SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
+SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
 RESET ROLE;
 ALTER POLICY rls_u_tenant ON rls_u USING (tenant = current_setting('app.tenant')::int OR x > 350);
 SET ROLE rls_app;
-SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', vary_on => ARRAY['app.tenant']), mlcache.last_level();
-SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', vary_on => ARRAY['app.tenant']), mlcache.last_level();
+SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
+SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
 RESET ROLE;
 -- ... DROP POLICY (no policy left: nothing is visible) ...
 DROP POLICY rls_u_tenant ON rls_u;
 SET ROLE rls_app;
-SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', vary_on => ARRAY['app.tenant']), mlcache.last_level();
-SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', vary_on => ARRAY['app.tenant']), mlcache.last_level();
+SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
+SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
 RESET ROLE;
 -- ... and CREATE POLICY.
 CREATE POLICY rls_u_tenant ON rls_u USING (tenant = current_setting('app.tenant')::int);
 SET ROLE rls_app;
-SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', vary_on => ARRAY['app.tenant']), mlcache.last_level();
-SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', vary_on => ARRAY['app.tenant']), mlcache.last_level();
+SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
+SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
 RESET ROLE;
 -- OWNER TO: the owner is not subject to the table's policies (without
 -- FORCE), so it sees every row; its total is cached.
 ALTER TABLE rls_u OWNER TO rls_app;
 SET ROLE rls_app;
-SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', vary_on => ARRAY['app.tenant']), mlcache.last_level();
+SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
 SELECT mlcache.get('rls:u', 'SELECT sum(x) FROM rls_u'), mlcache.last_level();
 SELECT mlcache.get('rls:u', 'SELECT sum(x) FROM rls_u'), mlcache.last_level();
 RESET ROLE;
@@ -209,8 +211,8 @@ ALTER TABLE rls_u FORCE ROW LEVEL SECURITY;
 SET ROLE rls_app;
 SELECT mlcache.get('rls:u', 'SELECT sum(x) FROM rls_u'), mlcache.last_level();
 SELECT mlcache.get('rls:u', 'SELECT sum(x) FROM rls_u'), mlcache.last_level();
-SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', vary_on => ARRAY['app.tenant']), mlcache.last_level();
-SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', vary_on => ARRAY['app.tenant']), mlcache.last_level();
+SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
+SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
 RESET ROLE;
 -- NO FORCE, back to the owner's total (cached), then the table back to
 -- its old owner: rls_app is subject to the policy again.
@@ -223,13 +225,13 @@ ALTER TABLE rls_u OWNER TO CURRENT_USER;
 GRANT SELECT ON rls_u TO rls_app;
 SET ROLE rls_app;
 SELECT mlcache.get('rls:u', 'SELECT sum(x) FROM rls_u'), mlcache.last_level();
-SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', vary_on => ARRAY['app.tenant']), mlcache.last_level();
-SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', vary_on => ARRAY['app.tenant']), mlcache.last_level();
+SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
+SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
 RESET ROLE;
 -- DISABLE ROW LEVEL SECURITY.
 ALTER TABLE rls_u DISABLE ROW LEVEL SECURITY;
 SET ROLE rls_app;
-SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', vary_on => ARRAY['app.tenant']), mlcache.last_level();
+SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
 RESET ROLE;
 
 -- 6. ALTER ROLE ... BYPASSRLS: a role that bypasses RLS sees every row and
@@ -246,15 +248,15 @@ RESET ROLE;
 
 -- 7. A rolled-back policy change leaves cached values served.
 SET ROLE rls_app;
-SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', vary_on => ARRAY['app.tenant']), mlcache.last_level();
-SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', vary_on => ARRAY['app.tenant']), mlcache.last_level();
+SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
+SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
 RESET ROLE;
 BEGIN;
 ALTER TABLE rls_u ENABLE ROW LEVEL SECURITY;
 DROP POLICY rls_u_tenant ON rls_u;
 ROLLBACK;
 SET ROLE rls_app;
-SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', vary_on => ARRAY['app.tenant']), mlcache.last_level();
+SELECT mlcache.get('rls:uv', 'SELECT sum(x) FROM rls_u', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
 RESET ROLE;
 
 SELECT mlcache.undefine('rls_def'), mlcache.undefine('rls_def_v');
