@@ -12,17 +12,20 @@ flags=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Isr
 
 cc=$(command -v clang || command -v clang-14)
 "$cc" "${flags[@]}" fuzz/fuzz_template.c src/template.c -o "$out/fuzz_template"
-"$cc" "${flags[@]}" -I"$inc" -w fuzz/fuzz_envelope.c src/envelope.c \
-	"$libdir/libpgport.a" -o "$out/fuzz_envelope"
+# The envelope decoder with the MAC (libpgcommon's frontend HMAC, on OpenSSL)
+# and the jsonb validator.
+"$cc" "${flags[@]}" -I"$inc" -w fuzz/fuzz_envelope.c src/envelope.c src/jsonb_check.c \
+	"$libdir/libpgcommon.a" "$libdir/libpgport.a" -lcrypto -o "$out/fuzz_envelope"
 
 printf 'assignment_stats:{assignment_id}' >"$out/corpus-template/a"
 printf 'analytics:student:{student_id}:*' >"$out/corpus-template/b"
 printf 'x:{a}{b}:y' >"$out/corpus-template/c"
-printf 'MLC\002\000\000\000\000' >"$out/corpus-envelope/a"
+# Valid, truncated and wrongly signed envelopes, and bare jsonb bodies.
+/usr/bin/python3 fuzz/seeds.py "$out/corpus-envelope"
 
 for t in template envelope; do
 	echo "fuzz: $t for ${secs}s"
-	"$out/fuzz_$t" -max_total_time="$secs" -max_len=512 -print_final_stats=1 \
+	"$out/fuzz_$t" -max_total_time="$secs" -max_len=2048 -print_final_stats=1 \
 		"$out/corpus-$t" 2>&1 | tail -n 12
 done
 echo "fuzz: no crash"

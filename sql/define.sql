@@ -84,6 +84,81 @@ SET ROLE mlc_teacher;
 SELECT expect_error($$SELECT mlcache.fetch('a_sum', 1)$$);
 RESET ROLE;
 
+-- Definitions belong to the database, not to the key namespace: a session
+-- with another mlcache.key_prefix sees a revoke committed in the default one.
+SELECT mlcache.grant_fetch('a_sum', 'mlc_teacher');
+SET mlcache.key_prefix = 'other_ns:';
+SET ROLE mlc_teacher;
+SELECT mlcache.fetch('a_sum', 1) IS NOT NULL AS fetched;
+RESET ROLE;
+RESET mlcache.key_prefix;
+SELECT mlcache.revoke_fetch('a_sum', 'mlc_teacher');
+SET mlcache.key_prefix = 'other_ns:';
+SET ROLE mlc_teacher;
+SELECT expect_error($$SELECT mlcache.fetch('a_sum', 1)$$);
+RESET ROLE;
+RESET mlcache.key_prefix;
+
+-- Parameter values are escaped in keys ('%' as %25, ':' as %3A), so that
+-- no two parameter lists share a key: ('x:y', 'z') and ('x', 'y:z') would
+-- both give amb:x:y:z.
+SELECT mlcache.define('amb', 'SELECT jsonb_build_array($1::text, $2::text)', 'amb:{1}:{2}', 300, 300);
+SELECT mlcache.fetch('amb', 'x:y', 'z'), mlcache.last_level();
+SELECT mlcache.fetch('amb', 'x', 'y:z'), mlcache.last_level();
+SELECT mlcache.fetch('amb', 'x%3Ay', 'z'), mlcache.last_level();
+SELECT mlcache.fetch('amb', 'x:y', 'z'), mlcache.last_level();
+-- The keys as they are written: invalidating them by name recomputes.
+SELECT mlcache.invalidate('amb:x%3Ay:z'), mlcache.invalidate('amb:x%253Ay:z');
+SELECT mlcache.fetch('amb', 'x:y', 'z'), mlcache.last_level();
+SELECT mlcache.fetch('amb', 'x%3Ay', 'z'), mlcache.last_level();
+SELECT mlcache.fetch('amb', 'x', 'y:z'), mlcache.last_level();
+SELECT mlcache.undefine('amb');
+
+-- A definition's query may fetch the same definition (here recursively).
+-- In the transaction that defines it, every call reloads the definition
+-- (it reads around the cache), so the inner calls replace the version the
+-- outer calls are still running: the outer calls keep theirs until they end.
+BEGIN;
+SELECT mlcache.define('rec',
+       'SELECT CASE WHEN $1::int > 0 THEN to_jsonb($1::int + mlcache.fetch(''rec'', $1::int - 1)::text::int) ELSE to_jsonb(0) END',
+       'rec:{1}');
+SELECT mlcache.fetch('rec', 4);
+SELECT mlcache.fetch('rec', 5), mlcache.fetch('rec', 3);
+COMMIT;
+SELECT mlcache.fetch('rec', 4), mlcache.last_level();
+SELECT mlcache.fetch('rec', 4), mlcache.last_level();
+SELECT mlcache.undefine('rec');
+
+-- vary_on (the settings whose values join the key) is part of what a
+-- definition's value means: changing it makes the values cached before
+-- unreadable.  (With the 0.1.0 catalog the column is added here, and
+-- dropped again at the end.)
+CREATE TEMP TABLE vary_added AS
+    SELECT NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'mlcache.definitions'::regclass
+                                                  AND attname = 'vary_on' AND NOT attisdropped) AS added;
+DO $$ BEGIN
+    IF (SELECT added FROM vary_added) THEN
+        ALTER TABLE mlcache.definitions ADD COLUMN vary_on text[] NOT NULL DEFAULT '{}';
+    END IF;
+END $$;
+SELECT mlcache.define('vary', 'SELECT count(*) FROM grades WHERE assignment_id = $1', 'vary:{1}', 300, 300);
+SELECT mlcache.fetch('vary', 1), mlcache.last_level();
+SELECT mlcache.fetch('vary', 1), mlcache.last_level();
+-- A reload alone (the grants changed) keeps the cached value.
+SELECT mlcache.grant_fetch('vary', 'mlc_student');
+SELECT mlcache.fetch('vary', 1), mlcache.last_level();
+BEGIN;
+UPDATE mlcache.definitions SET vary_on = ARRAY['timezone'] WHERE name = 'vary';
+SELECT mlcache._definition_changed('vary');
+COMMIT;
+SELECT mlcache.fetch('vary', 1), mlcache.last_level();
+SELECT mlcache.undefine('vary');
+DO $$ BEGIN
+    IF (SELECT added FROM vary_added) THEN
+        ALTER TABLE mlcache.definitions DROP COLUMN vary_on;
+    END IF;
+END $$;
+
 SELECT mlcache.undefine('as_sum');
 SELECT expect_error($$SELECT mlcache.fetch('as_sum', 1, 1)$$);
 SELECT mlcache.unwatch('grades');

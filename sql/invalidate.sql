@@ -50,7 +50,8 @@ END
 $$;
 SELECT mlcache.get('inv:a', 'SELECT sum(score) FROM scores'), mlcache.last_level();
 
--- Duplicates in one transaction count once.
+-- Duplicates in one transaction count once (the key, the prefix, and the
+-- mark that makes the database's L3 views dirty, which both add).
 SELECT counter('invalidations') AS i0 \gset
 BEGIN;
 SELECT mlcache.invalidate('inv:d');

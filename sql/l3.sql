@@ -95,4 +95,61 @@ SELECT mlcache.fetch('pv', 1), mlcache.last_level();
 SELECT mlcache.fetch('pv', 2), mlcache.last_level();
 SELECT mlcache.undefine('pv');
 DROP TABLE pts;
+-- invalidate(), invalidate_pattern() and clear() mark every view of the
+-- database dirty at commit: the data behind the keys they name may feed a
+-- view too.  Here the table changes with no watch to tell mlcache (the view
+-- keeps answering the old value until someone does), then each of them is
+-- called: fetch computes the live value until the view is refreshed again.
+CREATE TABLE unw (id int PRIMARY KEY, v int);
+INSERT INTO unw VALUES (1, 10), (2, 20);
+CREATE MATERIALIZED VIEW unw_view AS SELECT id, to_jsonb(v) AS value FROM unw;
+CREATE UNIQUE INDEX ON unw_view (id);
+SELECT mlcache.define('uv', 'SELECT v FROM unw WHERE id = $1', 'uv:{1}', 0, 0, 'unw_view', ARRAY['id']);
+SELECT mlcache.refresh_views() > 0 AS asked;
+CALL wait_fresh('unw_view');
+SELECT mlcache.fetch('uv', 1), mlcache.last_level();
+UPDATE unw SET v = 11 WHERE id = 1;
+SELECT mlcache.fetch('uv', 1), mlcache.last_level();
+SELECT mlcache.invalidate('uv:1');
+SELECT mlcache.fetch('uv', 1), mlcache.last_level();
+CALL wait_fresh('unw_view');
+SELECT mlcache.fetch('uv', 1), mlcache.last_level();
+
+UPDATE unw SET v = 12 WHERE id = 1;
+SELECT mlcache.invalidate_pattern('uv:*');
+SELECT mlcache.fetch('uv', 1), mlcache.last_level();
+CALL wait_fresh('unw_view');
+SELECT mlcache.fetch('uv', 1), mlcache.last_level();
+
+UPDATE unw SET v = 13 WHERE id = 1;
+SELECT mlcache.clear();
+SELECT mlcache.fetch('uv', 1), mlcache.last_level();
+CALL wait_fresh('unw_view');
+SELECT mlcache.fetch('uv', 1), mlcache.last_level();
+
+-- Nothing before COMMIT, nothing on rollback.
+UPDATE unw SET v = 14 WHERE id = 1;
+BEGIN;
+SELECT mlcache.invalidate('uv:1');
+ROLLBACK;
+SELECT mlcache.fetch('uv', 1), mlcache.last_level();
+
+-- DDL on a watched table marks the views dirty as well (what it changed is
+-- unknown): here the stale view is over another table.
+CREATE TABLE other_watched (id int);
+SELECT mlcache.watch('other_watched', ARRAY['ow:{id}']);
+CALL wait_fresh('unw_view');
+SELECT mlcache.fetch('uv', 1), mlcache.last_level();
+UPDATE unw SET v = 15 WHERE id = 1;
+SELECT mlcache.fetch('uv', 1), mlcache.last_level();
+ALTER TABLE other_watched ADD COLUMN note text;
+SELECT mlcache.fetch('uv', 1), mlcache.last_level();
+CALL wait_fresh('unw_view');
+SELECT mlcache.fetch('uv', 1), mlcache.last_level();
+SELECT mlcache.unwatch('other_watched');
+DROP TABLE other_watched;
+SELECT mlcache.undefine('uv');
+DROP MATERIALIZED VIEW unw_view;
+DROP TABLE unw;
+
 DROP PROCEDURE wait_fresh(regclass);

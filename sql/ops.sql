@@ -12,7 +12,8 @@ SELECT l1_hits, l1_misses, l1_hit_rate, l1_entries >= 1 AS l1_has_entries, l1_by
 SELECT mlcache.get('ops:a', 'SELECT 1');
 SELECT l2_hits, l2_hit_rate FROM mlcache.stats;
 
--- Invalidations: sent at commit, queued for the worker.
+-- Invalidations: sent at commit, queued for the worker (the key, and the
+-- mark that makes the database's L3 views dirty).
 SELECT invalidations AS i0 FROM mlcache.stats \gset
 SELECT mlcache.invalidate('ops:a');
 SELECT invalidations - :i0 AS invalidations, invalidations_pending >= 0 AS pending_known FROM mlcache.stats;

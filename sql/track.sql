@@ -32,11 +32,16 @@ SELECT expect_error($$SELECT * FROM mlcache.key_stats('')$$);
 SELECT expect_error($$SELECT mlcache._tracking_advance(-1)$$);
 CREATE ROLE tr_reader IN ROLE mlcache_reader;
 SET ROLE tr_reader;
-SELECT total >= 0 AS reader_sees_key_stats FROM mlcache.key_stats('tr:a');
+-- A key's statistics say who reads what: key_stats() is for admins only.
+SELECT expect_error($$SELECT * FROM mlcache.key_stats('tr:a')$$);
 SELECT expect_error($$SELECT mlcache._tracking_advance(1)$$);
 SELECT expect_error($$SELECT mlcache.tracking_sweep()$$);
 RESET ROLE;
-DROP ROLE tr_reader;
+CREATE ROLE tr_admin IN ROLE mlcache_admin;
+SET ROLE tr_admin;
+SELECT total >= 0 AS admin_sees_key_stats FROM mlcache.key_stats('tr:a');
+RESET ROLE;
+DROP ROLE tr_reader, tr_admin;
 
 -- A full table (mlcache.track_max, 5000 here) makes room by evicting the 5%
 -- of keys read least in the last 24 hours (ties in no set order): a

@@ -223,6 +223,30 @@ DROP FUNCTION typed_key;
 DROP TABLE typed;
 DROP DOMAIN posint;
 
+-- Values are escaped in keys as fetch() escapes its parameters ('%' as %25,
+-- ':' as %3A), through the text fast path and through output functions
+-- alike (a timestamp has ':'), so that a watch invalidates exactly the keys
+-- fetch() reads.
+CREATE TABLE labels (id int, tag text, at timestamp, n int);
+INSERT INTO labels VALUES (1, 'a:b', '2026-01-02 10:20:30', 1), (2, '50%', '2026-01-02 10:20:30', 2),
+                          (3, 'a', '2026-01-03 00:00:00', 3);
+SELECT mlcache.define('by_tag', 'SELECT sum(n) FROM labels WHERE tag = $1', 'by_tag:{1}', 300, 300);
+SELECT mlcache.define('by_at', 'SELECT sum(n) FROM labels WHERE at = $1', 'by_at:{1}', 300, 300);
+SELECT mlcache.watch('labels', ARRAY['by_tag:{tag}', 'by_at:{at}']);
+SELECT mlcache.fetch('by_tag', 'a:b'), mlcache.fetch('by_tag', '50%'), mlcache.fetch('by_tag', 'a'),
+       mlcache.fetch('by_at', '2026-01-02 10:20:30');
+SELECT mlcache.fetch('by_tag', 'a:b'), mlcache.last_level();
+UPDATE labels SET n = n + 10 WHERE id = 1;
+SELECT mlcache.fetch('by_tag', 'a:b'), mlcache.last_level();
+SELECT mlcache.fetch('by_tag', 'a'), mlcache.last_level();
+SELECT mlcache.fetch('by_tag', '50%'), mlcache.last_level();
+UPDATE labels SET n = n + 10 WHERE id = 2;
+SELECT mlcache.fetch('by_tag', '50%'), mlcache.last_level();
+SELECT mlcache.fetch('by_at', '2026-01-02 10:20:30'), mlcache.last_level();
+SELECT mlcache.unwatch('labels');
+SELECT mlcache.undefine('by_tag'), mlcache.undefine('by_at');
+DROP TABLE labels;
+
 -- A partitioned table: a row moved to another partition invalidates its old
 -- and its new key.
 CREATE TABLE parted (id int, grp int, val int) PARTITION BY LIST (grp);

@@ -15,25 +15,55 @@
  *	64	uint32 value length
  *	68	uint32 max_stale (seconds; the Redis clean-up leaves a value alone
  *		while it may still be served stale)
- *	72	uint64 writer's FullTransactionId (0: none; see lookup.c's leases)
+ *	72	uint64 xid: FullTransactionId of the writing transaction, 0 if none
  *	80	key bytes, then the jsonb value (its varlena body, without header)
- *	end uint32 CRC-32C of everything before it
+ *	end 16 bytes: HMAC-SHA256 of everything before it, keyed with the
+ *		cluster secret (secret.c) and truncated
  *
- * Decoding never trusts its input: any length that does not add up, a wrong
- * magic or version, a bad checksum, or a jsonb body whose own header does not
- * fit makes the value a miss.
+ * The Lua scripts of l2_redis.c read the magic, epoch, computed_at and
+ * max_stale at these offsets: keep them in step.
+ *
+ * Redis is outside the trust boundary (DESIGN.md G14): whoever can write to
+ * it can delete values, never plant one.  Decoding therefore checks, in this
+ * order, the magic and version, that the lengths add up, the MAC (in
+ * constant time; a forged value fails here, before anything looks at its
+ * body), and then, as defence in depth against bugs and other versions, that
+ * the body is a well-formed jsonb container (jsonb_check.c).  Any failure
+ * makes the value a miss.  Without a usable secret every decode fails and
+ * encode writes a tag that never verifies.
  */
 #include "postgres.h"
 
-#include "port/pg_crc32c.h"
+#include "common/hmac.h"
+#include "common/sha2.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 
 #include "envelope.h"
+#include "jsonb_check.h"
 
 #define ENV_HEADER	80
-#define ENV_TRAILER 4
+#define ENV_TAG		MLCACHE_ENVELOPE_TAG_LEN
+
+StaticAssertDecl(MLCACHE_ENVELOPE_OVERHEAD == ENV_HEADER + ENV_TAG,
+				 "MLCACHE_ENVELOPE_OVERHEAD must match the layout");
+StaticAssertDecl(ENV_TAG <= PG_SHA256_DIGEST_LENGTH, "tag longer than the digest");
 
 static const char env_magic[4] = {'M', 'L', 'C', MLCACHE_ENVELOPE_VERSION};
+
+/* The cluster secret in shared memory, or NULL when there is none. */
+static const uint8 *env_secret = NULL;
+
+/*
+ * Set the key of the envelope MAC (MLCACHE_SECRET_LEN bytes that must stay
+ * in place), or NULL: then no value decodes.  Called by the shared-memory
+ * start-up in every process.
+ */
+void
+mlcache_envelope_set_secret(const uint8 *secret)
+{
+	env_secret = secret;
+}
 
 static void
 put32(char *p, uint32 v)
@@ -65,23 +95,44 @@ get64(const char *p)
 	return v;
 }
 
-static uint32
-env_crc(const char *buf, Size len)
+/*
+ * The truncated HMAC-SHA256 of buf[0..len) into tag.  False, tag undefined,
+ * without a secret or if the HMAC fails.  PostgreSQL's HMAC context is
+ * tracked by the current resource owner, so there must be one; nothing
+ * between create and free can raise an error.
+ */
+static bool
+env_mac(const char *buf, Size len, uint8 *tag)
 {
-	pg_crc32c	crc;
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	pg_hmac_ctx *ctx;
+	bool		ok;
 
-	INIT_CRC32C(crc);
-	COMP_CRC32C(crc, buf, len);
-	FIN_CRC32C(crc);
-	return crc;
+	if (env_secret == NULL || CurrentResourceOwner == NULL)
+		return false;
+	ctx = pg_hmac_create(PG_SHA256);
+	if (ctx == NULL)
+		return false;
+	ok = pg_hmac_init(ctx, env_secret, MLCACHE_SECRET_LEN) == 0 &&
+		pg_hmac_update(ctx, (const uint8 *) buf, len) == 0 &&
+		pg_hmac_final(ctx, digest, sizeof(digest)) == 0;
+	pg_hmac_free(ctx);
+	if (ok)
+		memcpy(tag, digest, ENV_TAG);
+	explicit_bzero(digest, sizeof(digest));
+	return ok;
 }
 
-/* Encode an envelope into a palloc'd buffer; *len receives its size. */
+/*
+ * Encode an envelope into a palloc'd buffer; *len receives its size.  When
+ * no MAC can be computed the tag is zeros, which never verifies: the value
+ * is then only ever a miss.
+ */
 char *
 mlcache_envelope_encode(const MlcacheEnvelope *env, Size *len)
 {
 	Size		vlen = VARSIZE(env->value) - VARHDRSZ;
-	Size		total = ENV_HEADER + env->keylen + vlen + ENV_TRAILER;
+	Size		total = ENV_HEADER + env->keylen + vlen + ENV_TAG;
 	char	   *buf = palloc(total);
 	char	   *p = buf;
 
@@ -100,33 +151,48 @@ mlcache_envelope_encode(const MlcacheEnvelope *env, Size *len)
 	put64(p + 72, env->xid);
 	memcpy(p + ENV_HEADER, env->key, env->keylen);
 	memcpy(p + ENV_HEADER + env->keylen, VARDATA(env->value), vlen);
-	put32(p + total - ENV_TRAILER, env_crc(buf, total - ENV_TRAILER));
+	if (!env_mac(buf, total - ENV_TAG, (uint8 *) p + total - ENV_TAG))
+		memset(p + total - ENV_TAG, 0, ENV_TAG);
 	*len = total;
 	return buf;
 }
 
+/* Does buf end with the right tag?  Compared in constant time. */
+static bool
+env_mac_valid(const char *buf, Size len)
+{
+	uint8		tag[ENV_TAG];
+	bool		ok;
+
+	ok = env_mac(buf, len - ENV_TAG, tag) &&
+		timingsafe_bcmp(tag, buf + len - ENV_TAG, ENV_TAG) == 0;
+	explicit_bzero(tag, sizeof(tag));
+	return ok;
+}
+
 /*
  * Decode buf into env.  Returns false, leaving env undefined, if buf is not a
- * well-formed envelope.  On success env->key points into buf and env->value
- * is a new palloc'd jsonb.
+ * well-formed envelope with a valid MAC and a valid jsonb body.  On success
+ * env->key points into buf and env->value is a new palloc'd jsonb.
  */
 bool
 mlcache_envelope_decode(const char *buf, Size len, MlcacheEnvelope *env)
 {
 	uint32		keylen,
 				vlen;
+	const char *body;
 	Jsonb	   *value;
 
-	if (len < ENV_HEADER + ENV_TRAILER || memcmp(buf, env_magic, 4) != 0)
+	if (len < ENV_HEADER + ENV_TAG || memcmp(buf, env_magic, 4) != 0)
 		return false;
 	keylen = get32(buf + 4);
 	vlen = get32(buf + 64);
-	if ((Size) keylen + vlen + ENV_HEADER + ENV_TRAILER != len)
+	if ((uint64) keylen + vlen + ENV_HEADER + ENV_TAG != (uint64) len)
 		return false;
-	if (get32(buf + len - ENV_TRAILER) != env_crc(buf, len - ENV_TRAILER))
+	if (!env_mac_valid(buf, len))
 		return false;
-	/* The smallest jsonb body is its 4-byte container header. */
-	if (vlen < sizeof(uint32) || vlen > MaxAllocSize - VARHDRSZ)
+	body = buf + ENV_HEADER + keylen;
+	if (vlen > MaxAllocSize - VARHDRSZ || !mlcache_jsonb_valid(body, vlen))
 		return false;
 
 	env->keylen = keylen;
@@ -144,7 +210,7 @@ mlcache_envelope_decode(const char *buf, Size len, MlcacheEnvelope *env)
 
 	value = palloc(VARHDRSZ + vlen);
 	SET_VARSIZE(value, VARHDRSZ + vlen);
-	memcpy(VARDATA(value), buf + ENV_HEADER + keylen, vlen);
+	memcpy(VARDATA(value), body, vlen);
 	env->value = value;
 	return true;
 }

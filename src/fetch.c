@@ -13,12 +13,13 @@
  * until the definition's generation slot moves: define(), undefine() and
  * the grant functions bump it at commit, like any invalidation.  A
  * transaction that changed a definition itself reloads it and reads around
- * the cache.
+ * the cache.  A call pins the version it uses (see FetchDef).
  */
 #include "postgres.h"
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -29,8 +30,10 @@
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 #include "compute.h"
+#include "fetch.h"
 #include "guc.h"
 #include "invalidate.h"
 #include "keys.h"
@@ -38,15 +41,27 @@
 #include "lookup.h"
 #include "shmem.h"
 #include "stats.h"
+#include "template.h"
 
 #define MAX_DEF_NAME 128
 
+/*
+ * A loaded definition.  It lives in its own memory context, so that a call
+ * using it keeps it whole while the backend loads a newer version: calls pin
+ * it (refcount), and a replaced definition is freed only once no call uses
+ * it.  A definition's query may itself call fetch() of the same definition,
+ * and that inner call may find the definition changed (another session
+ * committed a change meanwhile, or this transaction changed it): the outer
+ * call then finishes with the version it started with.
+ */
 typedef struct FetchDef
 {
-	char		name[MAX_DEF_NAME]; /* hash key */
-	bool		loaded;
-	uint64		gen;			/* generation of the definition's slot at load */
-	MemoryContext cxt;			/* everything below */
+	char		name[MAX_DEF_NAME];
+	uint64		gen;			/* generation of the definition's slot before the load */
+	int			refcount;		/* calls using it */
+	bool		obsolete;		/* replaced: free once refcount drops to 0 */
+	struct FetchDef *next_garbage;
+	MemoryContext cxt;			/* holds this struct and everything below */
 	char	   *query;
 	char	   *key_template;
 	int			nparams;
@@ -59,10 +74,19 @@ typedef struct FetchDef
 	Oid		   *readers;
 	int			nreaders;
 	char	   *search_path;
+	int			nvary;			/* settings whose values join the key */
+	char	  **vary;
 	uint64		fingerprint;
 	SPIPlanPtr	plan;			/* prepared on first compute */
 	MlcacheL3	l3;				/* the L3 source, if any */
 } FetchDef;
+
+/* The backend's current version of each definition it has used. */
+typedef struct FetchDefEntry
+{
+	char		name[MAX_DEF_NAME]; /* hash key */
+	FetchDef   *def;			/* NULL: not loaded */
+} FetchDefEntry;
 
 /* One fetch() call: the definition and the converted parameters. */
 typedef struct FetchCall
@@ -74,23 +98,99 @@ typedef struct FetchCall
 
 static HTAB *fetch_defs = NULL;
 
+/* Replaced definitions no call uses any more, freed at the next fetch. */
+static FetchDef *fetch_garbage = NULL;
+
+/*
+ * The generation slot of a definition (or of another per-database catalog,
+ * such as mlcache.watches) named name.  Definitions belong to the database,
+ * not to the key namespace: the slot is hashed with the database's oid, so
+ * that sessions using different mlcache.key_prefix settings see the same
+ * changes.  A collision only causes a spurious reload.
+ */
+uint32
+mlcache_def_slot(const char *name, int len)
+{
+	uint64		h = hash_bytes_extended((const unsigned char *) name, len,
+										((uint64) MyDatabaseId << 8) | MLCACHE_TARGET_DEF);
+
+	h &= mlcache_shared->slot_mask;
+	return h == 0 ? 1 : (uint32) h;
+}
+
 static uint32
 fetch_def_slot(const char *name)
 {
-	return mlcache_target_slot(MLCACHE_TARGET_DEF, name, strlen(name));
+	return mlcache_def_slot(name, strlen(name));
 }
 
-/* Forget a loaded definition (its memory and its kept plans). */
-static void
-fetch_def_unload(FetchDef *d)
+/*
+ * Append a value substituted into a key, escaped ('%' as "%25", ':' as
+ * "%3A"; see template.h).  Used for fetch()'s parameters and by the watch
+ * triggers, which must produce the same bytes.
+ */
+void
+mlcache_key_append_value(StringInfo buf, const char *s, int len)
 {
-	if (!d->loaded)
+	int			n = mlcache_key_escaped_len(s, len);
+
+	if (n == len)
+	{
+		appendBinaryStringInfo(buf, s, len);
 		return;
+	}
+	enlargeStringInfo(buf, n);
+	mlcache_key_escape(s, len, buf->data + buf->len);
+	buf->len += n;
+	buf->data[buf->len] = '\0';
+}
+
+/* Free a definition no call uses: its kept plans, then its memory. */
+static void
+fetch_def_free(FetchDef *d)
+{
+	Assert(d->refcount == 0);
 	if (d->plan)
 		SPI_freeplan(d->plan);
 	mlcache_l3_unload(&d->l3);
 	MemoryContextDelete(d->cxt);
-	d->loaded = false;
+}
+
+/* Free the replaced definitions whose last call has finished. */
+static void
+fetch_collect_garbage(void)
+{
+	while (fetch_garbage != NULL)
+	{
+		FetchDef   *d = fetch_garbage;
+
+		fetch_garbage = d->next_garbage;
+		fetch_def_free(d);
+	}
+}
+
+/* A definition stops being current: free it now, or when its last call ends. */
+static void
+fetch_def_retire(FetchDef *d)
+{
+	d->obsolete = true;
+	if (d->refcount == 0)
+		fetch_def_free(d);
+}
+
+/*
+ * A call is done with d.  Also runs while an error propagates (PG_FINALLY),
+ * so it only unlinks: nothing here allocates, frees or can fail.
+ */
+static void
+fetch_def_unpin(FetchDef *d)
+{
+	Assert(d->refcount > 0);
+	if (--d->refcount == 0 && d->obsolete)
+	{
+		d->next_garbage = fetch_garbage;
+		fetch_garbage = d;
+	}
 }
 
 static char *
@@ -123,6 +223,30 @@ fetch_oid_array(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt, Oid *
 	return n;
 }
 
+/* Copy a text[] column into a palloc'd array of strings in cxt; returns its length. */
+static int
+fetch_text_array(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt, char ***out)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i,
+				kept = 0;
+
+	*out = NULL;
+	if (isnull)
+		return 0;
+	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	*out = MemoryContextAlloc(cxt, sizeof(char *) * Max(n, 1));
+	for (i = 0; i < n; i++)
+		if (!nulls[i])
+			(*out)[kept++] = MemoryContextStrdup(cxt, TextDatumGetCString(elems[i]));
+	return kept;
+}
+
 static int
 fetch_int_col(HeapTuple tup, TupleDesc desc, int col)
 {
@@ -132,90 +256,149 @@ fetch_int_col(HeapTuple tup, TupleDesc desc, int col)
 	return isnull ? -1 : DatumGetInt32(d);
 }
 
-/* Read the definition's row into d; false if there is none. */
-static bool
-fetch_def_load(FetchDef *d)
+static double
+fetch_float_col(HeapTuple tup, TupleDesc desc, int col)
 {
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
-	TupleDesc	desc;
-	HeapTuple	tup;
-	bool		found;
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
 
-	SPI_connect();
-	args[0] = CStringGetTextDatum(d->name);
-	if (SPI_execute_with_args("SELECT query, key_template, param_types::oid[], l1_ttl, l2_ttl,"
-							  " owner::oid, readers::oid[], search_path, l3_view::oid,"
-							  " l3_columns, l3_value, max_stale, beta"
-							  " FROM mlcache.definitions WHERE name = $1",
-							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read mlcache.definitions");
-	found = SPI_processed == 1;
-	if (found)
-	{
-		desc = SPI_tuptable->tupdesc;
-		tup = SPI_tuptable->vals[0];
-		d->cxt = AllocSetContextCreate(TopMemoryContext, "mlcache definition",
-									   ALLOCSET_SMALL_SIZES);
-		d->query = fetch_text_col(tup, desc, 1, d->cxt);
-		d->key_template = fetch_text_col(tup, desc, 2, d->cxt);
-		d->nparams = fetch_oid_array(tup, desc, 3, d->cxt, &d->ptypes);
-		d->l1_ttl = fetch_int_col(tup, desc, 4);
-		d->l2_ttl = fetch_int_col(tup, desc, 5);
-		d->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 6, &found));
-		d->nreaders = fetch_oid_array(tup, desc, 7, d->cxt, &d->readers);
-		d->search_path = fetch_text_col(tup, desc, 8, d->cxt);
-		mlcache_l3_load(&d->l3, tup, desc, 9, d->cxt);
-		d->max_stale = Max(fetch_int_col(tup, desc, 12), 0);
-		{
-			bool		isnull;
-			Datum		b = SPI_getbinval(tup, desc, 13, &isnull);
+	return isnull ? 0 : DatumGetFloat8(d);
+}
 
-			d->beta = isnull ? 0 : DatumGetFloat8(b);
-		}
-		d->plan = NULL;
-		d->fingerprint = mlcache_fingerprint("def", psprintf("%s\n%s\n%u\n%s", d->name, d->query,
-																 d->owner, d->search_path));
-		d->loaded = true;
-		found = true;
-	}
-	SPI_finish();
-	return found;
+/* What a value of d means: name, query, owner, search_path and vary_on. */
+static uint64
+fetch_def_fingerprint(FetchDef *d)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "%s\n%s\n%u\n%s", d->name, d->query, d->owner, d->search_path);
+	/* Without vary_on the text is what it was before vary_on existed. */
+	if (d->nvary > 0)
+		appendStringInfoString(&buf, "\nvary_on");
+	for (i = 0; i < d->nvary; i++)
+		appendStringInfo(&buf, "\n%s", d->vary[i]);
+	return mlcache_fingerprint("def", buf.data);
+}
+
+/* Build a FetchDef, in a memory context of its own, from its catalog row. */
+static FetchDef *
+fetch_def_build(const char *name, HeapTuple tup, TupleDesc desc)
+{
+	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "mlcache definition",
+											  ALLOCSET_SMALL_SIZES);
+	FetchDef   *d = MemoryContextAllocZero(cxt, sizeof(FetchDef));
+	bool		isnull;
+
+	strlcpy(d->name, name, MAX_DEF_NAME);
+	d->cxt = cxt;
+	d->query = fetch_text_col(tup, desc, 1, cxt);
+	d->key_template = fetch_text_col(tup, desc, 2, cxt);
+	d->nparams = fetch_oid_array(tup, desc, 3, cxt, &d->ptypes);
+	d->l1_ttl = fetch_int_col(tup, desc, 4);
+	d->l2_ttl = fetch_int_col(tup, desc, 5);
+	d->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 6, &isnull));
+	d->nreaders = fetch_oid_array(tup, desc, 7, cxt, &d->readers);
+	d->search_path = fetch_text_col(tup, desc, 8, cxt);
+	mlcache_l3_load(&d->l3, tup, desc, 9, cxt);
+	d->max_stale = Max(fetch_int_col(tup, desc, 12), 0);
+	d->beta = fetch_float_col(tup, desc, 13);
+	d->nvary = fetch_text_array(tup, desc, 14, cxt, &d->vary);
+	d->fingerprint = fetch_def_fingerprint(d);
+	return d;
 }
 
 /*
- * The definition called name, loaded and current.  Raises 42704 if there is
- * none.  *changed_here is set when this transaction changed it.
+ * Read the definition's row; NULL if there is none.  The row is read under a
+ * snapshot taken now, after the caller read the generation that the result
+ * is tagged with: a change committed before that generation was read is
+ * always seen.  (The statement's or transaction's snapshot can be older than
+ * the generation, and the change it misses would then be ignored until the
+ * next one.)  The latest snapshot also holds in REPEATABLE READ and
+ * SERIALIZABLE, like PostgreSQL's own catalog lookups, so that a revoked
+ * grant takes effect there at once too.
+ *
+ * vary_on is read through to_jsonb() so that this works with and without
+ * that column (added by the 0.2.0 catalog): without it, a definition varies
+ * on nothing.
+ */
+static FetchDef *
+fetch_def_load(const char *name)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	SPIPlanPtr	plan;
+	FetchDef   *d = NULL;
+
+	SPI_connect();
+	args[0] = CStringGetTextDatum(name);
+	plan = SPI_prepare("SELECT query, key_template, param_types::oid[], l1_ttl, l2_ttl,"
+					   " owner::oid, readers::oid[], search_path, l3_view::oid,"
+					   " l3_columns, l3_value, max_stale, beta,"
+					   " ARRAY(SELECT jsonb_array_elements_text(to_jsonb(d) -> 'vary_on'))"
+					   " FROM mlcache.definitions d WHERE name = $1",
+					   1, argtypes);
+	if (plan == NULL ||
+		SPI_execute_snapshot(plan, args, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							 true, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read mlcache.definitions");
+	if (SPI_processed == 1)
+		d = fetch_def_build(name, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+	SPI_finish();
+	return d;
+}
+
+/*
+ * The definition called name, current, and pinned: the caller must
+ * fetch_def_unpin() it, also on error.  Raises 42704 if there is none.
+ * *changed_here is set when this transaction changed it.
  */
 static FetchDef *
 fetch_def_get(const char *name, bool *changed_here)
 {
 	uint32		slot = fetch_def_slot(name);
-	uint64		gen = pg_atomic_read_u64(&mlcache_shared->gens[slot]);
-	FetchDef   *d;
+	uint64		gen;
+	FetchDefEntry *e;
 	bool		found;
 
 	if (strlen(name) >= MAX_DEF_NAME)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("mlcache definition \"%s\" does not exist", name)));
+	/* The generation first: the load's snapshot must be taken after it. */
+	gen = pg_atomic_read_u64(&mlcache_shared->gens[slot]);
+	pg_memory_barrier();
+	fetch_collect_garbage();
 	if (fetch_defs == NULL)
 	{
 		HASHCTL		ctl;
 
 		ctl.keysize = MAX_DEF_NAME;
-		ctl.entrysize = sizeof(FetchDef);
+		ctl.entrysize = sizeof(FetchDefEntry);
 		fetch_defs = hash_create("mlcache definitions", 16, &ctl, HASH_ELEM | HASH_STRINGS);
 	}
-	d = hash_search(fetch_defs, name, HASH_ENTER, &found);
+	e = hash_search(fetch_defs, name, HASH_ENTER, &found);
 	if (!found)
-		d->loaded = false;
+		e->def = NULL;
 	*changed_here = mlcache_inval_slot_pending(slot);
-	if (d->loaded && (d->gen != gen || *changed_here))
-		fetch_def_unload(d);
-	if (!d->loaded)
+	if (e->def != NULL && (e->def->gen != gen || *changed_here))
 	{
-		if (!fetch_def_load(d))
+		FetchDef   *old = e->def;
+
+		e->def = NULL;
+		fetch_def_retire(old);
+	}
+	if (e->def == NULL)
+	{
+		FetchDef   *d = fetch_def_load(name);
+
+		/* Look the entry up again: the load ran queries. */
+		e = hash_search(fetch_defs, name, HASH_ENTER, &found);
+		if (found && e->def != NULL)
+			fetch_def_retire(e->def);
+		e->def = d;
+		if (d == NULL)
 		{
 			hash_search(fetch_defs, name, HASH_REMOVE, NULL);
 			ereport(ERROR,
@@ -224,7 +407,8 @@ fetch_def_get(const char *name, bool *changed_here)
 		}
 		d->gen = gen;
 	}
-	return d;
+	e->def->refcount++;
+	return e->def;
 }
 
 /* May the current user fetch d? */
@@ -318,7 +502,10 @@ fetch_params(FunctionCallInfo fcinfo, FetchDef *d, FetchCall *call)
 	}
 }
 
-/* Render the key template, {n} being parameter n as text. */
+/*
+ * Render the key template, {n} being parameter n as text, escaped (see
+ * mlcache_key_append_value) so that no two parameter lists share a key.
+ */
 static char *
 fetch_render_key(FetchCall *call)
 {
@@ -343,7 +530,11 @@ fetch_render_key(FetchCall *call)
 		if (*end != '}' || n < 1 || n > d->nparams)
 			elog(ERROR, "bad key template in mlcache definition \"%s\"", d->name);
 		getTypeOutputInfo(d->ptypes[n - 1], &out, &varlena);
-		appendStringInfoString(&buf, OidOutputFunctionCall(out, call->values[n - 1]));
+		{
+			char	   *text = OidOutputFunctionCall(out, call->values[n - 1]);
+
+			mlcache_key_append_value(&buf, text, strlen(text));
+		}
 		p = end;
 	}
 	return buf.data;
@@ -406,27 +597,15 @@ fetch_l3(void *arg)
 	return fetch_as_owner(call->def, fetch_l3_inner, call, NULL);
 }
 
-PG_FUNCTION_INFO_V1(mlcache_fetch);
-
-/* mlcache.fetch(name, VARIADIC params "any") RETURNS jsonb */
-Datum
-mlcache_fetch(PG_FUNCTION_ARGS)
+/* fetch() with its definition d, pinned by the caller. */
+static Jsonb *
+fetch_with_def(FunctionCallInfo fcinfo, FetchDef *d, bool changed_here)
 {
-	char	   *name;
-	FetchDef   *d;
 	FetchCall	call;
 	MlcacheSource src;
 	MlcacheKey	k;
 	char	   *key;
-	bool		changed_here;
 
-	mlcache_require_loaded();
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("definition name must not be null")));
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	d = fetch_def_get(name, &changed_here);
 	fetch_check_acl(d);
 	fetch_params(fcinfo, d, &call);
 	key = fetch_render_key(&call);
@@ -440,18 +619,48 @@ mlcache_fetch(PG_FUNCTION_ARGS)
 	src.arg = &call;
 	src.max_stale = d->max_stale;
 	src.beta = d->beta;
-	src.nvary = 0;
-	src.vary = NULL;
+	src.nvary = d->nvary;
+	src.vary = (const char *const *) d->vary;
 	if (changed_here)
 	{
 		int64		us;
 
 		/* Read-your-writes: an uncommitted definition is never cached. */
-		PG_RETURN_JSONB_P(fetch_compute(&call, &us));
+		return fetch_compute(&call, &us);
 	}
-	PG_RETURN_JSONB_P(mlcache_lookup_read(&k, &src,
-										  d->l1_ttl >= 0 ? d->l1_ttl : mlcache_l1_ttl,
-										  d->l2_ttl >= 0 ? d->l2_ttl : mlcache_l2_ttl));
+	return mlcache_lookup_read(&k, &src,
+							   d->l1_ttl >= 0 ? d->l1_ttl : mlcache_l1_ttl,
+							   d->l2_ttl >= 0 ? d->l2_ttl : mlcache_l2_ttl);
+}
+
+PG_FUNCTION_INFO_V1(mlcache_fetch);
+
+/* mlcache.fetch(name, VARIADIC params "any") RETURNS jsonb */
+Datum
+mlcache_fetch(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	FetchDef   *d;
+	Jsonb	   *volatile result = NULL;
+	bool		changed_here;
+
+	mlcache_require_loaded();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("definition name must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	d = fetch_def_get(name, &changed_here);
+	PG_TRY();
+	{
+		result = fetch_with_def(fcinfo, d, changed_here);
+	}
+	PG_FINALLY();
+	{
+		fetch_def_unpin(d);
+	}
+	PG_END_TRY();
+	PG_RETURN_JSONB_P(result);
 }
 
 PG_FUNCTION_INFO_V1(mlcache_definition_changed);
@@ -556,6 +765,7 @@ mlcache_compute_estimate(PG_FUNCTION_ARGS)
 	mlcache_require_loaded();
 	d = fetch_def_get(text_to_cstring(PG_GETARG_TEXT_PP(0)), &changed_here);
 	ms = mlcache_stats_compute_ms(d->fingerprint);
+	fetch_def_unpin(d);
 	if (ms < 0)
 		PG_RETURN_NULL();
 	PG_RETURN_FLOAT8(ms);

@@ -8,6 +8,7 @@
  */
 #include "postgres.h"
 
+#include <arpa/inet.h>
 #include <limits.h>
 
 #include "miscadmin.h"
@@ -23,6 +24,7 @@ int			mlcache_l1_max_memory = 50 * 1024;
 char	   *mlcache_redis_host = NULL;
 int			mlcache_redis_port = 6379;
 char	   *mlcache_redis_socket = NULL;
+char	   *mlcache_redis_username = NULL;
 char	   *mlcache_redis_password = NULL;
 int			mlcache_redis_database = 0;
 int			mlcache_redis_connect_timeout = 50;
@@ -87,6 +89,26 @@ key_prefix_check(char **newval, void **extra, GucSource source)
 	return true;
 }
 
+/*
+ * mlcache.redis_host must be a numeric IPv4 or IPv6 address, or "localhost"
+ * (connected to as 127.0.0.1): hiredis resolves a host name with a blocking
+ * getaddrinfo that no timeout bounds, so a slow DNS server would hold every
+ * backend that reconnects, beyond mlcache.redis_connect_timeout.
+ */
+static bool
+redis_host_check(char **newval, void **extra, GucSource source)
+{
+	unsigned char addr[sizeof(struct in6_addr)];
+
+	if (*newval == NULL || pg_strcasecmp(*newval, "localhost") == 0 ||
+		inet_pton(AF_INET, *newval, addr) == 1 ||
+		inet_pton(AF_INET6, *newval, addr) == 1)
+		return true;
+	GUC_check_errdetail("mlcache.redis_host must be a numeric IPv4 or IPv6 address, or \"localhost\".");
+	GUC_check_errhint("Host names are refused because resolving them could block without a time limit; give the server's address, or use mlcache.redis_socket.");
+	return false;
+}
+
 /* The generation table is indexed with a mask, so its size is a power of 2. */
 static bool
 generation_slots_check(int *newval, void **extra, GucSource source)
@@ -113,11 +135,12 @@ static void
 define_redis_gucs(void)
 {
 	DefineCustomStringVariable("mlcache.redis_host",
-							   "Host name or IP address of the Redis server.",
-							   "Ignored when mlcache.redis_socket is set.",
+							   "IP address of the Redis server, or localhost.",
+							   "Ignored when mlcache.redis_socket is set.  Host names are refused: "
+							   "resolving them could block without a time limit.",
 							   &mlcache_redis_host, "127.0.0.1",
 							   PGC_SIGHUP, 0,
-							   NULL, redis_setting_assign, NULL);
+							   redis_host_check, redis_setting_assign, NULL);
 	DefineCustomIntVariable("mlcache.redis_port",
 							"TCP port of the Redis server.",
 							NULL,
@@ -128,6 +151,12 @@ define_redis_gucs(void)
 							   "Unix socket path of the Redis server; empty to use host and port.",
 							   NULL,
 							   &mlcache_redis_socket, "",
+							   PGC_SIGHUP, 0,
+							   NULL, redis_setting_assign, NULL);
+	DefineCustomStringVariable("mlcache.redis_username",
+							   "Redis ACL user to authenticate as (AUTH user password); empty for the default user.",
+							   NULL,
+							   &mlcache_redis_username, "",
 							   PGC_SIGHUP, 0,
 							   NULL, redis_setting_assign, NULL);
 	DefineCustomStringVariable("mlcache.redis_password",

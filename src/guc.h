@@ -13,6 +13,7 @@ extern int	mlcache_l1_max_memory;	/* kB */
 extern char *mlcache_redis_host;
 extern int	mlcache_redis_port;
 extern char *mlcache_redis_socket;
+extern char *mlcache_redis_username;
 extern char *mlcache_redis_password;
 extern int	mlcache_redis_database;
 extern int	mlcache_redis_connect_timeout;	/* ms */

@@ -27,6 +27,7 @@
 
 #include "invalidate.h"
 #include "keys.h"
+#include "l3.h"
 #include "lookup.h"
 #include "shmem.h"
 #include "stats.h"
@@ -409,6 +410,8 @@ mlcache_invalidate(PG_FUNCTION_ARGS)
 
 	mlcache_target_init(&t, MLCACHE_TARGET_KEY, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
 	mlcache_inval_add(&t, false);
+	/* The data behind the key may feed a materialized view (L3). */
+	mlcache_l3_mark_all_dirty();
 	PG_RETURN_VOID();
 }
 
@@ -431,6 +434,7 @@ mlcache_invalidate_pattern(PG_FUNCTION_ARGS)
 	bool		added;
 
 	added = mlcache_inval_add(&t, true);
+	mlcache_l3_mark_all_dirty();
 	PG_RETURN_INT64(added ? 1 : 0);
 }
 
@@ -445,5 +449,6 @@ mlcache_clear(PG_FUNCTION_ARGS)
 	mlcache_require_loaded();
 	mlcache_target_init(&t, MLCACHE_TARGET_ALL, "", 0);
 	mlcache_inval_add(&t, true);
+	mlcache_l3_mark_all_dirty();
 	PG_RETURN_VOID();
 }

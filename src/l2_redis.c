@@ -15,8 +15,19 @@
  *	- A connection kept from before a Redis restart fails on its first use
  *	  (EOF, reset): that command is retried once on a new connection before
  *	  it counts as a failure, so a restart does not open the breaker.
- *	- Replies are copied into palloc'd memory and freed before anything that
- *	  can ereport.
+ *	- No redisReply is live across anything that can ereport (an ERROR would
+ *	  leak it): what is kept is copied with non-throwing allocations
+ *	  (palloc_extended with MCXT_ALLOC_NO_OOM) and the reply freed at once.
+ *	  Every path frees its replies.  A GET reply longer than any value this
+ *	  session would store is refused before it is copied.
+ *	- SCAN loops check for interrupts between batches, when no reply is live
+ *	  and no command is in flight, so the connection stays usable.
+ *	- mlcache.redis_host is a numeric address (guc.c): hiredis resolves host
+ *	  names with a getaddrinfo that no timeout bounds.  "localhost" is
+ *	  connected to as 127.0.0.1.
+ *	- Without a usable cluster secret (secret.c) no value could be
+ *	  authenticated, so Redis is not used at all: the breaker reports
+ *	  "disabled" and every call is skipped.
  *	- The password is never part of any message.
  */
 #include "postgres.h"
@@ -25,10 +36,13 @@
 
 #include <hiredis/hiredis.h>
 
+#include "miscadmin.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "envelope.h"
 #include "guc.h"
+#include "keys.h"
 #include "l2_redis.h"
 #include "shmem.h"
 #include "stats.h"
@@ -51,7 +65,7 @@ static const char *const l2_unlink_older_script =
 "  local t = tonumber(ARGV[i] or ARGV[1]) "
 "  local ok, v = pcall(redis.call, 'GET', k) "
 "  local keep = ok and not v "
-"  if ok and v and #v >= 84 and string.sub(v, 1, 4) == 'MLC\\3' then "
+"  if ok and v and #v >= 96 and string.sub(v, 1, 4) == 'MLC\\3' then "
 "    local computed = struct.unpack('<i8', v, 41) "
 "    local stale = struct.unpack('<I4', v, 69) "
 "    keep = computed >= t or computed + stale * 1000000 > t "
@@ -79,12 +93,17 @@ mlcache_l2_disconnect(void)
 	l2_ctx = NULL;
 }
 
-/* True while the breaker tells every backend to skip Redis. */
+/*
+ * True while the breaker tells every backend to skip Redis, and always when
+ * there is no cluster secret to authenticate values with.
+ */
 bool
 mlcache_l2_breaker_open(void)
 {
 	uint64		until = pg_atomic_read_u64(&mlcache_shared->breaker_until);
 
+	if (!mlcache_shared->secret_ok)
+		return true;
 	return until != 0 && (uint64) GetCurrentTimestamp() < until;
 }
 
@@ -144,9 +163,14 @@ l2_success(void)
 	}
 }
 
-/* Send a command on a fresh connection during set-up; true if it succeeded. */
+/*
+ * Send a command on a fresh connection during set-up; true if it succeeded.
+ * refused is the detail reported for an error reply (the server's own text
+ * is not used: after AUTH it could echo the password).
+ */
 static bool
-l2_setup_command(redisContext *c, const char *what, int argc, const char **argv)
+l2_setup_command(redisContext *c, const char *what, const char *refused,
+				 int argc, const char **argv)
 {
 	redisReply *r = redisCommandArgv(c, argc, argv, NULL);
 	bool		ok = (r != NULL && r->type != REDIS_REPLY_ERROR);
@@ -154,8 +178,45 @@ l2_setup_command(redisContext *c, const char *what, int argc, const char **argv)
 	if (r != NULL)
 		freeReplyObject(r);
 	if (!ok)
-		l2_failure(what, c->err ? c->errstr : "the server refused the command");
+		l2_failure(what, c->err ? c->errstr : refused);
 	return ok;
+}
+
+/*
+ * AUTH on a fresh connection: as mlcache.redis_username (an ACL user, Redis
+ * 6 and later) when it is set, else as the default user; nothing when
+ * neither a user name nor a password is set.
+ */
+static bool
+l2_authenticate(redisContext *c)
+{
+	const char *password = mlcache_redis_password ? mlcache_redis_password : "";
+	const char *argv[3] = {"AUTH", NULL, NULL};
+
+	if (mlcache_redis_username != NULL && mlcache_redis_username[0] != '\0')
+	{
+		argv[1] = mlcache_redis_username;
+		argv[2] = password;
+		return l2_setup_command(c, "authenticate to",
+								"the server refused the user name or password", 3, argv);
+	}
+	if (password[0] == '\0')
+		return true;
+	argv[1] = password;
+	return l2_setup_command(c, "authenticate to", "the server refused the password", 2, argv);
+}
+
+/*
+ * The host to connect to: mlcache.redis_host, which guc.c allows only as a
+ * numeric address or "localhost", so that hiredis' getaddrinfo never waits
+ * for DNS.
+ */
+static const char *
+l2_host(void)
+{
+	if (pg_strcasecmp(mlcache_redis_host, "localhost") == 0)
+		return "127.0.0.1";
+	return mlcache_redis_host;
 }
 
 /*
@@ -178,7 +239,7 @@ l2_connection(void)
 		c = redisConnectUnixWithTimeout(mlcache_redis_socket,
 										ms_to_timeval(mlcache_redis_connect_timeout));
 	else
-		c = redisConnectWithTimeout(mlcache_redis_host, mlcache_redis_port,
+		c = redisConnectWithTimeout(l2_host(), mlcache_redis_port,
 									ms_to_timeval(mlcache_redis_connect_timeout));
 	if (c == NULL || c->err)
 	{
@@ -196,22 +257,18 @@ l2_connection(void)
 		l2_failure("configure the connection to", "setting the command timeout failed");
 		return NULL;
 	}
-	if (mlcache_redis_password != NULL && mlcache_redis_password[0] != '\0')
+	if (!l2_authenticate(c))
 	{
-		const char *argv[2] = {"AUTH", mlcache_redis_password};
-
-		if (!l2_setup_command(c, "authenticate to", 2, argv))
-		{
-			redisFree(c);
-			return NULL;
-		}
+		redisFree(c);
+		return NULL;
 	}
 	if (mlcache_redis_database != 0)
 	{
 		const char *argv[2] = {"SELECT", dbnum};
 
 		snprintf(dbnum, sizeof(dbnum), "%d", mlcache_redis_database);
-		if (!l2_setup_command(c, "select the database on", 2, argv))
+		if (!l2_setup_command(c, "select the database on", "the server refused the command",
+							  2, argv))
 		{
 			redisFree(c);
 			return NULL;
@@ -284,8 +341,25 @@ l2_command(int argc, const char **argv, const size_t *argvlen, MlcacheL2Result *
 }
 
 /*
+ * The longest GET reply worth copying: an envelope of the largest value this
+ * session stores (mlcache.max_value_size) and the longest key.  Anything
+ * longer cannot be one of ours.
+ */
+static Size
+l2_max_reply(void)
+{
+	Size		max = (Size) mlcache_max_value_size * 1024 +
+		MLCACHE_ENVELOPE_OVERHEAD + MLCACHE_MAX_KEY;
+
+	return Min(max, MaxAllocSize - 1);
+}
+
+/*
  * GET.  On L2_OK *val is a palloc'd copy of the value.  A value of another
- * Redis type under our key (WRONGTYPE) is a miss, not a failure.
+ * Redis type under our key (WRONGTYPE) is a miss, not a failure, and so is a
+ * value longer than l2_max_reply (counted as a decode failure) or one there
+ * is no memory to copy.  The copy cannot raise an error while the reply is
+ * live.
  */
 MlcacheL2Result
 mlcache_l2_get(const char *rkey, int rkeylen, char **val, Size *vlen)
@@ -297,13 +371,24 @@ mlcache_l2_get(const char *rkey, int rkeylen, char **val, Size *vlen)
 
 	if (r == NULL)
 		return res;
-	if (r->type == REDIS_REPLY_STRING)
+	if (r->type == REDIS_REPLY_STRING && (Size) r->len > l2_max_reply())
 	{
-		*vlen = r->len;
-		*val = palloc(r->len + 1);
-		memcpy(*val, r->str, r->len);
-		(*val)[r->len] = '\0';
-		res = L2_OK;
+		mlcache_count(MLC_DECODE_FAILED);
+		res = L2_MISS;
+	}
+	else if (r->type == REDIS_REPLY_STRING)
+	{
+		char	   *copy = palloc_extended(r->len + 1, MCXT_ALLOC_NO_OOM);
+
+		res = L2_MISS;
+		if (copy != NULL)
+		{
+			memcpy(copy, r->str, r->len);
+			copy[r->len] = '\0';
+			*val = copy;
+			*vlen = r->len;
+			res = L2_OK;
+		}
 	}
 	else
 	{
@@ -417,7 +502,7 @@ static const char *const l2_unlink_orphan_script =
 "for _, k in ipairs(KEYS) do "
 "  local ok, v = pcall(redis.call, 'GET', k) "
 "  local keep = ok and not v "
-"  if ok and v and #v >= 84 and string.sub(v, 1, 3) == 'MLC' and string.sub(v, 9, 16) == ARGV[1] "
+"  if ok and v and #v >= 96 and string.sub(v, 1, 4) == 'MLC\\3' and string.sub(v, 9, 16) == ARGV[1] "
 "  then keep = true end "
 "  if not keep then n = n + redis.call('UNLINK', k) end "
 "end "
@@ -451,18 +536,114 @@ l2_cmd_eval(MlcacheL2Cmd *c, const char *script,
 	}
 }
 
+#define L2_CURSOR_LEN 32
+
+/*
+ * Is r a SCAN reply (a cursor and an array of key names)?  If so its cursor
+ * is copied into cursor (L2_CURSOR_LEN bytes).
+ */
+static bool
+l2_scan_reply(const redisReply *r, char *cursor)
+{
+	size_t		i;
+
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+		r->element[0]->type != REDIS_REPLY_STRING ||
+		r->element[0]->len >= L2_CURSOR_LEN ||
+		r->element[1]->type != REDIS_REPLY_ARRAY)
+		return false;
+	for (i = 0; i < r->element[1]->elements; i++)
+		if (r->element[1]->element[i]->type != REDIS_REPLY_STRING)
+			return false;
+	strlcpy(cursor, r->element[0]->str, L2_CURSOR_LEN);
+	return true;
+}
+
+/*
+ * Copy the key names of a SCAN reply (checked by l2_scan_reply) into
+ * CurrentMemoryContext with allocations that cannot raise an error, since
+ * the reply is live.  False if they are too large or memory ran out (what
+ * was allocated is left to the context).
+ */
+static bool
+l2_scan_keys(const redisReply *r, const char ***keys, size_t **keylens, int *n)
+{
+	const redisReply *arr = r->element[1];
+	Size		total = 0;
+	char	   *p;
+	size_t		i;
+
+	if (arr->elements > MaxAllocSize / sizeof(char *))
+		return false;
+	for (i = 0; i < arr->elements; i++)
+	{
+		total += arr->element[i]->len + 1;
+		if (total > MaxAllocSize)
+			return false;
+	}
+	*n = (int) arr->elements;
+	*keys = palloc_extended(sizeof(char *) * Max(*n, 1), MCXT_ALLOC_NO_OOM);
+	*keylens = palloc_extended(sizeof(size_t) * Max(*n, 1), MCXT_ALLOC_NO_OOM);
+	p = palloc_extended(Max(total, 1), MCXT_ALLOC_NO_OOM);
+	if (*keys == NULL || *keylens == NULL || p == NULL)
+		return false;
+	for (i = 0; i < arr->elements; i++)
+	{
+		const redisReply *e = arr->element[i];
+
+		memcpy(p, e->str, e->len);
+		p[e->len] = '\0';
+		(*keys)[i] = p;
+		(*keylens)[i] = e->len;
+		p += e->len + 1;
+	}
+	return true;
+}
+
+/*
+ * Run script (arg, arglen bytes, as ARGV[1]) over n keys, one EVAL per
+ * MLCACHE_L2_KEYS_PER_EVAL keys, pipelined; the integer replies are added
+ * to *removed.
+ */
+static MlcacheL2Result
+l2_eval_keys(const char *script, const char **keys, const size_t *keylens, int n,
+			 const char *arg, size_t arglen, int64 *removed)
+{
+	int			ncmds = (n + MLCACHE_L2_KEYS_PER_EVAL - 1) / MLCACHE_L2_KEYS_PER_EVAL;
+	MlcacheL2Cmd *cmds;
+	MlcacheL2Result res;
+	int			i;
+
+	if (ncmds == 0)
+		return L2_OK;
+	cmds = palloc0(sizeof(MlcacheL2Cmd) * ncmds);
+	for (i = 0; i < ncmds; i++)
+	{
+		int			first = i * MLCACHE_L2_KEYS_PER_EVAL;
+
+		l2_cmd_eval(&cmds[i], script, keys + first, keylens + first,
+					Min(n - first, MLCACHE_L2_KEYS_PER_EVAL), &arg, &arglen, 1);
+	}
+	res = mlcache_l2_pipeline(cmds, ncmds);
+	if (res == L2_OK)
+		for (i = 0; i < ncmds; i++)
+			*removed += cmds[i].result;
+	return res;
+}
+
 /*
  * SCAN the keys matching match and run script (an EVAL with the keys as KEYS
- * and arg, arglen bytes, as ARGV[1]) on them, one EVAL per
- * MLCACHE_L2_KEYS_PER_EVAL keys of a SCAN batch, pipelined; *removed sums
- * the integer replies.  Each batch is built in a context of its own, reset
- * after it.  Off the commit path only.
+ * and arg, arglen bytes, as ARGV[1]) on them, batch by batch (see
+ * l2_eval_keys); *removed sums the integer replies.  Each batch is built in
+ * a context of its own, reset after it.  Interrupts are checked between
+ * batches, where no reply is live and no command in flight.  Off the commit
+ * path only.
  */
 static MlcacheL2Result
 l2_scan_eval(const char *match, const char *script, const char *arg, size_t arglen,
 			 int64 *removed)
 {
-	char		cursor[32] = "0";
+	char		cursor[L2_CURSOR_LEN] = "0";
 	MemoryContext batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "mlcache SCAN batch",
 													ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(batch_cxt);
@@ -472,54 +653,27 @@ l2_scan_eval(const char *match, const char *script, const char *arg, size_t argl
 	do
 	{
 		const char *argv[6] = {"SCAN", cursor, "MATCH", match, "COUNT", "1000"};
-		redisReply *r = l2_command(6, argv, NULL, &res);
-		MlcacheL2Cmd *cmds;
-		const char **keys;
-		size_t	   *keylens;
-		int			n,
-					ncmds,
-					i;
+		redisReply *r;
+		const char **keys = NULL;
+		size_t	   *keylens = NULL;
+		int			n = 0;
+		bool		ok;
 
+		CHECK_FOR_INTERRUPTS();
+		r = l2_command(6, argv, NULL, &res);
 		if (r == NULL)
 			break;
-		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-			r->element[0]->type != REDIS_REPLY_STRING ||
-			r->element[1]->type != REDIS_REPLY_ARRAY)
+		ok = l2_scan_reply(r, cursor) && l2_scan_keys(r, &keys, &keylens, &n);
+		freeReplyObject(r);
+		if (!ok)
 		{
-			freeReplyObject(r);
 			mlcache_count(MLC_L2_ERROR);
 			res = L2_FAILED;
 			break;
 		}
-		strlcpy(cursor, r->element[0]->str, sizeof(cursor));
-		n = (int) r->element[1]->elements;
-		keys = palloc(sizeof(char *) * Max(n, 1));
-		keylens = palloc(sizeof(size_t) * Max(n, 1));
-		for (i = 0; i < n; i++)
-		{
-			redisReply *e = r->element[1]->element[i];
-
-			keys[i] = pnstrdup(e->str, e->len);
-			keylens[i] = e->len;
-		}
-		freeReplyObject(r);
-		ncmds = (n + MLCACHE_L2_KEYS_PER_EVAL - 1) / MLCACHE_L2_KEYS_PER_EVAL;
-		cmds = palloc0(sizeof(MlcacheL2Cmd) * Max(ncmds, 1));
-		for (i = 0; i < ncmds; i++)
-		{
-			int			first = i * MLCACHE_L2_KEYS_PER_EVAL;
-
-			l2_cmd_eval(&cmds[i], script, keys + first, keylens + first,
-						Min(n - first, MLCACHE_L2_KEYS_PER_EVAL), &arg, &arglen, 1);
-		}
-		if (ncmds > 0)
-		{
-			res = mlcache_l2_pipeline(cmds, ncmds);
-			if (res != L2_OK)
-				break;
-			for (i = 0; i < ncmds; i++)
-				*removed += cmds[i].result;
-		}
+		res = l2_eval_keys(script, keys, keylens, n, arg, arglen, removed);
+		if (res != L2_OK)
+			break;
 		MemoryContextReset(batch_cxt);
 	} while (strcmp(cursor, "0") != 0);
 	MemoryContextSwitchTo(old);
@@ -589,12 +743,17 @@ mlcache_l2_ping(double *rtt_ms)
 	return L2_OK;
 }
 
-/* "closed", "open" (Redis skipped) or "half-open" (the next call retries). */
+/*
+ * "closed", "open" (Redis skipped), "half-open" (the next call retries) or
+ * "disabled" (no usable cluster secret: Redis is never used).
+ */
 const char *
 mlcache_l2_breaker_state(void)
 {
 	uint64		until = pg_atomic_read_u64(&mlcache_shared->breaker_until);
 
+	if (!mlcache_shared->secret_ok)
+		return "disabled";
 	if (until == 0)
 		return "closed";
 	return (uint64) GetCurrentTimestamp() < until ? "open" : "half-open";
@@ -628,7 +787,7 @@ mlcache_l2_used_memory(int64 *bytes)
 MlcacheL2Result
 mlcache_l2_count_keys(const char *match, int max_steps, int64 *count, bool *exact)
 {
-	char		cursor[32] = "0";
+	char		cursor[L2_CURSOR_LEN] = "0";
 	int			steps = 0;
 
 	*count = 0;
@@ -637,20 +796,20 @@ mlcache_l2_count_keys(const char *match, int max_steps, int64 *count, bool *exac
 	{
 		const char *argv[6] = {"SCAN", cursor, "MATCH", match, "COUNT", "1000"};
 		MlcacheL2Result res;
-		redisReply *r = l2_command(6, argv, NULL, &res);
+		redisReply *r;
+		bool		ok;
 
+		/* Between SCAN calls no reply is live and no command in flight. */
+		CHECK_FOR_INTERRUPTS();
+		r = l2_command(6, argv, NULL, &res);
 		if (r == NULL)
 			return res;
-		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-			r->element[0]->type != REDIS_REPLY_STRING ||
-			r->element[1]->type != REDIS_REPLY_ARRAY)
-		{
-			freeReplyObject(r);
-			return L2_FAILED;
-		}
-		strlcpy(cursor, r->element[0]->str, sizeof(cursor));
-		*count += r->element[1]->elements;
+		ok = l2_scan_reply(r, cursor);
+		if (ok)
+			*count += r->element[1]->elements;
 		freeReplyObject(r);
+		if (!ok)
+			return L2_FAILED;
 	} while (strcmp(cursor, "0") != 0 && ++steps < max_steps);
 	*exact = (strcmp(cursor, "0") == 0);
 	return L2_OK;

@@ -4,14 +4,19 @@
  *	  provably fresh, and the workers that refresh them.
  *
  * Freshness.  Every registered view has a dirty counter in the generation
- * table (mlcache_view_slot).  Watch triggers of tables that list the view
- * bump it at commit.  A refresh reads the counter (g0) before it starts, runs
- * REFRESH MATERIALIZED VIEW CONCURRENTLY in its own transaction, and after
- * that commits records g0 as the view's fresh token.  A reader uses the view
- * only while the counter still equals the fresh token: it reads both before
- * the snapshot its lookup uses, so the view then holds every commit that
- * returned before the read began.  After a restart no view is fresh until
- * refreshed once.
+ * table (mlcache_view_slot(db, view)), and every database one more that
+ * stands for all its views (mlcache_view_slot(db, InvalidOid)).  A view's
+ * token is the sum of the two.  Watch triggers of tables that list the view
+ * bump its own counter at commit; invalidate(), invalidate_pattern(),
+ * clear() and DDL on watched tables bump the database's, since the data
+ * they stand for may feed any view (one bump, no list of views to read, and
+ * so no race with a view being registered meanwhile).  A refresh reads the
+ * token (g0) before it starts, runs REFRESH MATERIALIZED VIEW CONCURRENTLY
+ * in its own transaction, and after that commits records g0 as the view's
+ * fresh token.  A reader uses the view only while the token still equals
+ * the fresh token: it reads both before the snapshot its lookup uses, so
+ * the view then holds every commit that returned before the read began.
+ * After a restart no view is fresh until refreshed once.
  *
  * Refreshing.  The main mlcache worker (worker.c), which has no database,
  * looks at the shared table every iteration and starts one refresher per
@@ -20,8 +25,19 @@
  * refresh is retried with exponential backoff, and the view is not used
  * meanwhile.  mlcache.views() shows the state.
  *
- * Locking: the shared table is protected by mlcache_shared->lock; nothing
- * holds it across I/O or a refresh.
+ * Locking rules:
+ *	- L3Shared (views[], refresher[], refresher_db[], warm_db[]) is protected
+ *	  by mlcache_shared->lock: LW_SHARED to read, LW_EXCLUSIVE to write.
+ *	- While it is held, only plain reads and writes of L3Shared, atomic reads
+ *	  of the generation table and kill(pid, 0) run: no catalog or syscache
+ *	  access, no SPI, no palloc, nothing that can ereport.  What is needed
+ *	  from the catalogs (a view's name, whether it still exists) is looked up
+ *	  after copying the entries' ids out and releasing the lock; whatever is
+ *	  written back is found again by (dbid, viewid) under the lock, since an
+ *	  entry may have been freed and reused meanwhile.  So the lock is held
+ *	  for microseconds, never across I/O, a refresh or a lock wait, and code
+ *	  that holds it never re-enters code that takes it.
+ *	- No pointer to an entry is kept after the lock is released.
  */
 #include "postgres.h"
 
@@ -52,6 +68,7 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "fetch.h"
 #include "guc.h"
 #include "invalidate.h"
 #include "keys.h"
@@ -131,6 +148,17 @@ l3_entry(Oid dbid, Oid viewid)
 	return NULL;
 }
 
+/*
+ * A view's dirty token: its own counter plus its database's.  Both only
+ * grow, so the sum changes whenever either is bumped.  No lock needed.
+ */
+static uint64
+l3_token(Oid dbid, Oid viewid)
+{
+	return pg_atomic_read_u64(&mlcache_shared->gens[mlcache_view_slot(dbid, viewid)]) +
+		pg_atomic_read_u64(&mlcache_shared->gens[mlcache_view_slot(dbid, InvalidOid)]);
+}
+
 /* Register a view of this database (idempotent).  Takes the lock. */
 static void
 l3_register(Oid viewid)
@@ -164,7 +192,7 @@ l3_register(Oid viewid)
 static bool
 l3_is_fresh(Oid viewid)
 {
-	uint64		now_token = pg_atomic_read_u64(&mlcache_shared->gens[mlcache_view_slot(MyDatabaseId, viewid)]);
+	uint64		now_token = l3_token(MyDatabaseId, viewid);
 	L3Entry    *e;
 	bool		fresh = false;
 	bool		known;
@@ -305,38 +333,54 @@ typedef struct TableViews
 
 static HTAB *table_views = NULL;
 
+/* The name whose definition slot stands for mlcache.watches. */
+#define L3_WATCHES_NAME "\001watches"
+
 /*
- * The slot that mlcache.watches' changes bump.  It depends on the namespace:
- * kept until mlcache.key_prefix is set again (every statement that writes
- * a watched table asks for it).
+ * The slot that mlcache.watches' changes bump: one per database, whatever
+ * the session's mlcache.key_prefix (a per-namespace slot would let a
+ * session with another prefix keep an outdated list).
  */
 static uint32
 l3_watches_slot(void)
 {
 	static uint32 slot = 0;
-	static uint64 version = 0;
 
-	if (slot == 0 || version != mlcache_prefix_config_version)
-	{
-		slot = mlcache_target_slot(MLCACHE_TARGET_DEF, "\001watches", 8);
-		version = mlcache_prefix_config_version;
-	}
+	if (slot == 0)
+		slot = mlcache_def_slot(L3_WATCHES_NAME, strlen(L3_WATCHES_NAME));
 	return slot;
 }
 
-/* Load the views a watched table lists, from mlcache.watches. */
+/*
+ * Load the views a watched table lists, from mlcache.watches, into tv, in
+ * TopMemoryContext.  The caller read the generation it tags the list with
+ * before calling: the row is read under a snapshot taken now, after that
+ * read, so a list never predates its generation (the statement's snapshot
+ * could).
+ *
+ * In READ COMMITTED the statement's snapshot would usually do, since
+ * watch() creates triggers, which takes a lock that conflicts with the
+ * writers of the table, and a statement takes its table locks before its
+ * snapshot.  A REPEATABLE READ or SERIALIZABLE writer's snapshot, though, is
+ * its transaction's, which can predate a watch() that committed before the
+ * write: read under it, the list missed the views that watch() added, and
+ * the write did not mark them dirty (test/isolation/specs/l3_watch_snapshot).
+ */
 static void
 l3_load_table_views(TableViews *tv)
 {
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1] = {ObjectIdGetDatum(tv->relid)};
+	SPIPlanPtr	plan;
 	bool		isnull;
 
 	tv->nviews = 0;
 	tv->views = NULL;
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT views::oid[] FROM mlcache.watches WHERE tbl = $1",
-							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+	plan = SPI_prepare("SELECT views::oid[] FROM mlcache.watches WHERE tbl = $1", 1, argtypes);
+	if (plan == NULL ||
+		SPI_execute_snapshot(plan, args, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							 true, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read mlcache.watches");
 	if (SPI_processed == 1)
 	{
@@ -356,6 +400,21 @@ l3_load_table_views(TableViews *tv)
 	SPI_finish();
 }
 
+/* Mark, at commit, the dirty counter viewid of this database (InvalidOid: all its views). */
+static void
+l3_add_view_target(Oid viewid)
+{
+	MlcacheTarget t;
+
+	t.kind = MLCACHE_TARGET_VIEW;
+	t.text = OidIsValid(viewid) ? psprintf("%u/%u", MyDatabaseId, viewid)
+		: psprintf("%u/*", MyDatabaseId);
+	t.len = strlen(t.text);
+	t.slot = mlcache_view_slot(MyDatabaseId, viewid);
+	t.hash = 0;
+	mlcache_inval_add(&t, false);
+}
+
 /*
  * Called by the watch trigger: mark, at commit, every view the table feeds
  * as dirty.  The table's list is cached per backend until watch(),
@@ -365,11 +424,14 @@ void
 mlcache_l3_mark_dirty(Oid relid)
 {
 	uint32		wslot = l3_watches_slot();
-	uint64		gen = pg_atomic_read_u64(&mlcache_shared->gens[wslot]);
+	uint64		gen;
 	TableViews *tv;
 	bool		found;
 	int			i;
 
+	/* The generation first: the list's snapshot must be taken after it. */
+	gen = pg_atomic_read_u64(&mlcache_shared->gens[wslot]);
+	pg_memory_barrier();
 	if (table_views == NULL)
 	{
 		HASHCTL		ctl;
@@ -387,20 +449,35 @@ mlcache_l3_mark_dirty(Oid relid)
 	}
 	if (!found)
 	{
+		/* Never left half-loaded: an error in the load leaves no entry. */
+		tv->nviews = 0;
+		tv->views = NULL;
+		PG_TRY();
+		{
+			l3_load_table_views(tv);
+		}
+		PG_CATCH();
+		{
+			hash_search(table_views, &relid, HASH_REMOVE, NULL);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
 		tv->gen = gen;
-		l3_load_table_views(tv);
 	}
 	for (i = 0; i < tv->nviews; i++)
-	{
-		MlcacheTarget t;
+		l3_add_view_target(tv->views[i]);
+}
 
-		t.kind = MLCACHE_TARGET_VIEW;
-		t.text = psprintf("%u/%u", MyDatabaseId, tv->views[i]);
-		t.len = strlen(t.text);
-		t.slot = mlcache_view_slot(MyDatabaseId, tv->views[i]);
-		t.hash = 0;
-		mlcache_inval_add(&t, false);
-	}
+/*
+ * Mark, at commit, every materialized view of this database dirty: called
+ * by invalidate(), invalidate_pattern(), clear() and for DDL on watched
+ * tables, whose changes may feed any view.  One counter, bumped at commit
+ * like any invalidation (see the file header).
+ */
+void
+mlcache_l3_mark_all_dirty(void)
+{
+	l3_add_view_target(InvalidOid);
 }
 
 PG_FUNCTION_INFO_V1(mlcache_watches_changed);
@@ -413,8 +490,8 @@ mlcache_watches_changed(PG_FUNCTION_ARGS)
 
 	mlcache_require_loaded();
 	t.kind = MLCACHE_TARGET_DEF;
-	t.text = "\001watches";
-	t.len = 8;
+	t.text = L3_WATCHES_NAME;
+	t.len = strlen(L3_WATCHES_NAME);
 	t.slot = l3_watches_slot();
 	t.hash = 0;
 	mlcache_inval_add(&t, false);
@@ -438,7 +515,7 @@ mlcache_register_view(PG_FUNCTION_ARGS)
 static bool
 l3_due(L3Entry *e, TimestampTz now)
 {
-	uint64		token = pg_atomic_read_u64(&mlcache_shared->gens[mlcache_view_slot(e->dbid, e->viewid)]);
+	uint64		token = l3_token(e->dbid, e->viewid);
 	bool		dirty = !e->fresh_valid || e->fresh_token != token;
 
 	if (e->dbid == InvalidOid || e->state == L3_REFRESHING || now < e->next_attempt)
@@ -570,25 +647,28 @@ mlcache_l3_launch_refreshers(void)
 	}
 }
 
-/* Claim the next view of this database that is due; NULL if none. */
-static L3Entry *
+/*
+ * Claim the next view of this database that is due: its oid, or InvalidOid
+ * if none.  *g0 receives its token, read before the refresh's snapshot.
+ */
+static Oid
 l3_claim(uint64 *g0)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	L3Entry    *found = NULL;
+	Oid			found = InvalidOid;
 	int			i;
 
 	LWLockAcquire(mlcache_shared->lock, LW_EXCLUSIVE);
-	for (i = 0; i < L3_MAX_VIEWS && found == NULL; i++)
+	for (i = 0; i < L3_MAX_VIEWS && !OidIsValid(found); i++)
 	{
 		L3Entry    *e = &l3_shared->views[i];
 
 		if (e->dbid == MyDatabaseId && l3_due(e, now))
 		{
-			found = e;
+			found = e->viewid;
 			e->state = L3_REFRESHING;
 			/* Read the dirty counter before the refresh takes its snapshot. */
-			*g0 = pg_atomic_read_u64(&mlcache_shared->gens[mlcache_view_slot(e->dbid, e->viewid)]);
+			*g0 = l3_token(e->dbid, e->viewid);
 		}
 	}
 	LWLockRelease(mlcache_shared->lock);
@@ -629,13 +709,24 @@ l3_refresh_one(Oid viewid)
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
-/* Record a finished refresh (ok) or its error, under the lock. */
+/*
+ * Record a finished refresh (ok) or its error, under the lock, in the view's
+ * entry if it is still registered (mlcache.views() forgets dropped views
+ * meanwhile, and the entry may now be another view's).
+ */
 static void
-l3_record(L3Entry *e, bool ok, uint64 g0, TimestampTz start, const char *error)
+l3_record(Oid viewid, bool ok, uint64 g0, TimestampTz start, const char *error)
 {
 	TimestampTz now = GetCurrentTimestamp();
+	L3Entry    *e;
 
 	LWLockAcquire(mlcache_shared->lock, LW_EXCLUSIVE);
+	e = l3_entry(MyDatabaseId, viewid);
+	if (e == NULL)
+	{
+		LWLockRelease(mlcache_shared->lock);
+		return;
+	}
 	e->last_duration_us = now - start;
 	e->requested = false;
 	if (ok)
@@ -704,17 +795,17 @@ l3_refresher_slot(void)
 
 /* Refresh one claimed view, catching and recording its error. */
 static void
-l3_refresh_claimed(L3Entry *e, uint64 g0, MemoryContext cxt)
+l3_refresh_claimed(Oid viewid, uint64 g0, MemoryContext cxt)
 {
 	TimestampTz start = GetCurrentTimestamp();
 
 	PG_TRY();
 	{
-		l3_refresh_one(e->viewid);
-		l3_record(e, true, g0, start, NULL);
+		l3_refresh_one(viewid);
+		l3_record(viewid, true, g0, start, NULL);
 		ereport(LOG,
 				(errmsg("mlcache refreshed materialized view %u in %.1f ms",
-						e->viewid, (double) e->last_duration_us / 1000.0)));
+						viewid, (double) (GetCurrentTimestamp() - start) / 1000.0)));
 	}
 	PG_CATCH();
 	{
@@ -724,10 +815,10 @@ l3_refresh_claimed(L3Entry *e, uint64 g0, MemoryContext cxt)
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
-		l3_record(e, false, g0, start, edata->message);
+		l3_record(viewid, false, g0, start, edata->message);
 		ereport(LOG,
 				(errmsg("mlcache could not refresh materialized view %u: %s",
-						e->viewid, edata->message)));
+						viewid, edata->message)));
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
@@ -798,7 +889,7 @@ mlcache_refresher_main(Datum arg)
 	while (!ShutdownRequestPending)
 	{
 		uint64		g0;
-		L3Entry    *e;
+		Oid			viewid;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -807,10 +898,10 @@ mlcache_refresher_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		MemoryContextSwitchTo(cxt);
-		e = l3_claim(&g0);
-		if (e != NULL)
+		viewid = l3_claim(&g0);
+		if (OidIsValid(viewid))
 		{
-			l3_refresh_claimed(e, g0, cxt);
+			l3_refresh_claimed(viewid, g0, cxt);
 			MemoryContextReset(cxt);
 			idle_since = GetCurrentTimestamp();
 			continue;
@@ -832,22 +923,58 @@ mlcache_refresher_main(Datum arg)
 	proc_exit(0);
 }
 
+/*
+ * Copy this database's registered entries into out (room for L3_MAX_VIEWS);
+ * returns how many.  Takes the lock; the copies point to nothing shared.
+ */
+static int
+l3_snapshot_entries(L3Entry *out)
+{
+	int			i,
+				n = 0;
+
+	LWLockAcquire(mlcache_shared->lock, LW_SHARED);
+	for (i = 0; i < L3_MAX_VIEWS; i++)
+		if (l3_shared->views[i].dbid == MyDatabaseId)
+			out[n++] = l3_shared->views[i];
+	LWLockRelease(mlcache_shared->lock);
+	return n;
+}
+
+/*
+ * Forget the entry of a view that no longer exists (if it is still that
+ * view's).  Takes the lock.
+ */
+static void
+l3_forget(Oid viewid)
+{
+	L3Entry    *e;
+
+	LWLockAcquire(mlcache_shared->lock, LW_EXCLUSIVE);
+	e = l3_entry(MyDatabaseId, viewid);
+	if (e != NULL)
+		e->dbid = InvalidOid;
+	LWLockRelease(mlcache_shared->lock);
+}
+
 /* This database's registered views, and refreshes since the server started. */
 void
 mlcache_l3_totals(int *nviews, int64 *refreshes)
 {
+	L3Entry    *copy = palloc(sizeof(L3Entry) * L3_MAX_VIEWS);
+	int			n = l3_snapshot_entries(copy);
 	int			i;
 
 	*nviews = 0;
 	*refreshes = 0;
-	LWLockAcquire(mlcache_shared->lock, LW_SHARED);
-	for (i = 0; i < L3_MAX_VIEWS; i++)
-		if (l3_shared->views[i].dbid == MyDatabaseId && get_rel_name(l3_shared->views[i].viewid) != NULL)
+	/* The catalog lookups come after the lock is released. */
+	for (i = 0; i < n; i++)
+		if (get_rel_name(copy[i].viewid) != NULL)
 		{
 			(*nviews)++;
-			*refreshes += l3_shared->views[i].refreshes;
+			*refreshes += copy[i].refreshes;
 		}
-	LWLockRelease(mlcache_shared->lock);
+	pfree(copy);
 }
 
 PG_FUNCTION_INFO_V1(mlcache_refresh_views);
@@ -902,27 +1029,28 @@ Datum
 mlcache_views(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	int			i;
+	L3Entry    *copy = palloc(sizeof(L3Entry) * L3_MAX_VIEWS);
+	int			n,
+				i;
 
 	mlcache_require_loaded();
 	InitMaterializedSRF(fcinfo, 0);
-	LWLockAcquire(mlcache_shared->lock, LW_EXCLUSIVE);
-	for (i = 0; i < L3_MAX_VIEWS; i++)
+	/* Copies: the catalog lookups and the rows are made without the lock. */
+	n = l3_snapshot_entries(copy);
+	for (i = 0; i < n; i++)
 	{
-		L3Entry    *e = &l3_shared->views[i];
+		L3Entry    *e = &copy[i];
 		Datum		values[7];
 		bool		nulls[7] = {false};
 		uint64		token;
 
-		if (e->dbid != MyDatabaseId)
-			continue;
 		if (get_rel_name(e->viewid) == NULL)
 		{
 			/* The view was dropped: forget it. */
-			e->dbid = InvalidOid;
+			l3_forget(e->viewid);
 			continue;
 		}
-		token = pg_atomic_read_u64(&mlcache_shared->gens[mlcache_view_slot(e->dbid, e->viewid)]);
+		token = l3_token(e->dbid, e->viewid);
 		values[0] = ObjectIdGetDatum(e->viewid);
 		values[1] = CStringGetTextDatum(l3_state_name(e, token));
 		values[2] = TimestampTzGetDatum(e->last_refresh);
@@ -935,6 +1063,6 @@ mlcache_views(PG_FUNCTION_ARGS)
 		nulls[6] = (e->error[0] == '\0');
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	LWLockRelease(mlcache_shared->lock);
+	pfree(copy);
 	return (Datum) 0;
 }

@@ -7,8 +7,8 @@
  *	  no lock is ever held across I/O, and the commit path takes no lock.
  *	- mlcache_shared->lock protects the statistics baseline (stats.c) and the
  *	  hygiene queue (worker.c); each of those files says how it uses it.
- *	- epoch and slot_mask are written once, under AddinShmemInitLock, before
- *	  any backend can read them.
+ *	- epoch, slot_mask and the secret are written once, under
+ *	  AddinShmemInitLock, before any backend can read them.
  */
 #include "postgres.h"
 
@@ -18,10 +18,12 @@
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 
+#include "envelope.h"
 #include "guc.h"
 #include "l3.h"
-#include "track.h"
+#include "secret.h"
 #include "shmem.h"
+#include "track.h"
 #include "stats.h"
 #include "worker.h"
 
@@ -83,11 +85,13 @@ mlcache_shmem_startup(void)
 		mlcache_shared->lock = &(GetNamedLWLockTranche("mlcache"))->lock;
 		mlcache_shared->epoch = new_epoch();
 		mlcache_shared->slot_mask = (uint32) mlcache_generation_slots - 1;
+		mlcache_shared->secret_ok = mlcache_secret_load(mlcache_shared->secret);
 		pg_atomic_init_u64(&mlcache_shared->breaker_until, 0);
 		pg_atomic_init_u64(&mlcache_shared->breaker_backoff, 0);
 		for (i = 0; i < (uint32) mlcache_generation_slots; i++)
 			pg_atomic_init_u64(&mlcache_shared->gens[i], 0);
 	}
+	mlcache_envelope_set_secret(mlcache_shared->secret_ok ? mlcache_shared->secret : NULL);
 	mlcache_stats_shmem_startup();
 	mlcache_worker_shmem_startup();
 	mlcache_l3_shmem_startup();

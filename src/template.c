@@ -1,7 +1,8 @@
 /*
  * template.c
  *	  Splitting a watch key template such as "analytics:student:{student_id}:*"
- *	  into literal pieces and {column} placeholders.
+ *	  into literal pieces and {column} placeholders, and escaping the values
+ *	  written into keys.
  *
  * Pure C on purpose: no allocation (the caller gives room for one piece per
  * byte, more than a template can have), no PostgreSQL calls, so the parser
@@ -67,4 +68,34 @@ mlcache_template_split(const char *src, int len, MlcacheTemplatePiece *pieces, i
 	if (i > lit_start)
 		add_piece(pieces, npieces, false, lit_start, i - lit_start);
 	return TEMPLATE_OK;
+}
+
+int
+mlcache_key_escaped_len(const char *s, int len)
+{
+	int			n = len;
+	int			i;
+
+	for (i = 0; i < len; i++)
+		if (s[i] == '%' || s[i] == ':')
+			n += 2;
+	return n;
+}
+
+void
+mlcache_key_escape(const char *s, int len, char *out)
+{
+	int			i;
+
+	for (i = 0; i < len; i++)
+	{
+		if (s[i] == '%' || s[i] == ':')
+		{
+			*out++ = '%';
+			*out++ = s[i] == '%' ? '2' : '3';
+			*out++ = s[i] == '%' ? '5' : 'A';
+		}
+		else
+			*out++ = s[i];
+	}
 }

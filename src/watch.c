@@ -12,6 +12,10 @@
  * transaction's pending set (invalidate.c), which deduplicates it and
  * applies it at commit.
  *
+ * Placeholder values are escaped as fetch() escapes its parameters ('%' as
+ * "%25", ':' as "%3A"), so that a watch renders exactly the keys fetch()
+ * reads.
+ *
  * A rendered key that is not a valid cache key (a control character in the
  * data, or too long) is never an error in the writer's statement: it falls
  * back to the template's static prefix, which covers it.  A NULL in a
@@ -41,6 +45,7 @@
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
 
+#include "fetch.h"
 #include "invalidate.h"
 #include "keys.h"
 #include "l3.h"
@@ -406,7 +411,12 @@ template_seen_datum(Template *t, Datum d)
 	return found;
 }
 
-/* Append column part p's value d as text, as its output function writes it. */
+/*
+ * Append column part p's value d as text, as its output function writes it,
+ * escaped as fetch() escapes its parameters (mlcache_key_append_value): the
+ * keys must be byte for byte the ones fetch() renders.  Integers contain
+ * neither '%' nor ':', so their fast path writes them as they are.
+ */
 static void
 part_render(TemplatePart *p, Datum d, StringInfo buf)
 {
@@ -427,12 +437,16 @@ part_render(TemplatePart *p, Datum d, StringInfo buf)
 			{
 				struct varlena *v = PG_DETOAST_DATUM_PACKED(d);
 
-				appendBinaryStringInfo(buf, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
+				mlcache_key_append_value(buf, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
 				break;
 			}
 		case RENDER_OUTPUT:
-			appendStringInfoString(buf, OutputFunctionCall(&p->out, d));
-			break;
+			{
+				char	   *text = OutputFunctionCall(&p->out, d);
+
+				mlcache_key_append_value(buf, text, strlen(text));
+				break;
+			}
 	}
 }
 
@@ -859,8 +873,10 @@ PG_FUNCTION_INFO_V1(mlcache_invalidate_templates);
 
 /*
  * mlcache._invalidate_templates(keys): at commit, invalidate everything the
- * templates can produce (their static prefixes).  Used by watch(), unwatch()
- * and DDL on watched tables, where the rows involved are unknown.
+ * templates can produce (their static prefixes), and mark every materialized
+ * view of the database dirty.  Used by watch() and by DDL on watched tables,
+ * where the rows involved are unknown: the data may have changed under the
+ * views too (a view listed by the watch, or one the watch does not name).
  */
 Datum
 mlcache_invalidate_templates(PG_FUNCTION_ARGS)
@@ -884,5 +900,6 @@ mlcache_invalidate_templates(PG_FUNCTION_ARGS)
 		fb = template_fallback(&t);
 		mlcache_inval_add(&fb, false);
 	}
+	mlcache_l3_mark_all_dirty();
 	PG_RETURN_VOID();
 }

@@ -106,6 +106,7 @@ shell e-redis-values bash test/redis_values.sh
 shell e-standby bash test/standby.sh
 shell e-schedule bash test/schedule.sh
 shell e-django bash test/django.sh
+shell e-upgrade bash test/upgrade.sh
 # These kill Redis, which can leave the circuit breaker open for a while.
 shell e-crash-restart bash test/crash_restart.sh
 shell e-faults bash test/faults/run.sh --short

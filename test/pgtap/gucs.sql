@@ -4,7 +4,7 @@
 -- superuser-only, hidden mlcache.redis_password; range checks; and the
 -- reserved "mlcache" prefix.  Run as a superuser.
 BEGIN;
-SELECT plan(35);
+SELECT plan(36);
 
 -- The parameters are defined when the library is loaded; it normally is
 -- already (shared_preload_libraries), and then this is a no-op.
@@ -30,6 +30,7 @@ INSERT INTO tap_guc VALUES
  ('mlcache.redis_host',            '127.0.0.1', NULL, 'sighup',     '127.0.0.1', 'string'),
  ('mlcache.redis_port',            '6379',      NULL, 'sighup',     '6379',      'integer'),
  ('mlcache.redis_socket',          NULL,        NULL, 'sighup',     '',          'string'),
+ ('mlcache.redis_username',        '',          NULL, 'sighup',     '',          'string'),
  ('mlcache.redis_database',        '0',         NULL, 'sighup',     '0',         'integer'),
  ('mlcache.redis_connect_timeout', '50',        'ms', 'sighup',     '50',        'integer'),
  ('mlcache.redis_command_timeout', '50',        'ms', 'sighup',     '50',        'integer'),
@@ -43,7 +44,7 @@ INSERT INTO tap_guc VALUES
  ('mlcache.warm_task_timeout',     '30000',     'ms', 'sighup',     '30000',     'integer'),
  ('mlcache.warm_max_attempts',     '5',         NULL, 'sighup',     '5',         'integer');
 
--- One test per parameter; a missing parameter shows as NULL (21).
+-- One test per parameter; a missing parameter shows as NULL (22).
 SELECT is(
     (SELECT format('setting=%s unit=%s context=%s boot_val=%s vartype=%s',
                    CASE WHEN g.setting IS NULL THEN '(not checked)' ELSE quote_literal(s.setting) END,

@@ -1,4 +1,4 @@
--- test/pgtap/objects.sql: the objects extension/mlcache--0.1.0.sql installs.
+-- test/pgtap/objects.sql: the objects extension/mlcache--0.2.0.sql installs.
 --
 -- Schema, extension and version; every function with its exact signature,
 -- argument names and defaults, return type, language, C symbol, volatility,
@@ -6,15 +6,15 @@
 -- membership.  Run by pg_prove in a database where pgtap and mlcache are
 -- installed.
 BEGIN;
-SELECT plan(335);
+SELECT plan(444);
 
 -- ---- schema and extension (4) ----
 SELECT has_schema('mlcache', 'schema mlcache exists');
 SELECT has_extension('mlcache', 'mlcache', 'extension mlcache is installed in schema mlcache');
 SELECT is(
     (SELECT extversion FROM pg_extension WHERE extname = 'mlcache'),
-    '0.1.0',
-    'installed extension version is 0.1.0'
+    '0.2.0',
+    'installed extension version is 0.2.0'
 );
 SELECT is(
     (SELECT default_version FROM pg_available_extensions WHERE name = 'mlcache'),
@@ -24,7 +24,7 @@ SELECT is(
 
 -- ---- functions ----
 -- One row per function of the install script: the single source of truth
--- for every per-function test below (35 C functions x 9 tests = 315; get and set have one signature per arity).
+-- for every per-function test below (47 C functions x 9 tests = 423; get and set have one signature per arity).
 CREATE TEMP TABLE tap_fn (
     ord      int PRIMARY KEY,
     fname    name NOT NULL,
@@ -92,7 +92,26 @@ INSERT INTO tap_fn VALUES
  (26, '_warm_wake', '{}', '', 'void', 'VOLATILE', 'u', 'mlcache_warm_wake', false),
  (27, '_compute_estimate', '{text}', 'name text', 'double precision', 'VOLATILE', 'u', 'mlcache_compute_estimate', true),
  (28, 'refresh_views', '{}', '', 'integer', 'VOLATILE', 'u', 'mlcache_refresh_views', false),
- (29, 'clean_orphans', '{}', '', 'bigint', 'VOLATILE', 'u', 'mlcache_clean_orphans', false);
+ (29, 'clean_orphans', '{}', '', 'bigint', 'VOLATILE', 'u', 'mlcache_clean_orphans', false),
+ (37, 'get', '{text,text,integer,integer,integer,"double precision",text[]}',
+     'key text, query text, l1_ttl integer, l2_ttl integer, max_stale integer, beta double precision, vary_on text[]',
+     'jsonb', 'VOLATILE', 'u', 'mlcache_get_vary', false),
+ (38, '_catalog_watch', '{regclass,text[],regclass[]}', 'tbl regclass, keys text[], views regclass[]',
+     'void', 'VOLATILE', 'u', 'mlcache_catalog_watch', false),
+ (39, '_catalog_unwatch', '{regclass}', 'tbl regclass', 'boolean', 'VOLATILE', 'u', 'mlcache_catalog_unwatch', false),
+ (40, '_param_types', '{text}', 'query text', 'regtype[]', 'VOLATILE', 'u', 'mlcache_param_types', false),
+ (41, 'define', '{text,text,text,integer,integer,regclass,text[],text,text[]}',
+     'name text, query text, key text, l1_ttl integer DEFAULT NULL::integer, l2_ttl integer DEFAULT NULL::integer, l3_view regclass DEFAULT NULL::regclass, l3_columns text[] DEFAULT NULL::text[], l3_value text DEFAULT ''value''::text, vary_on text[] DEFAULT ''{}''::text[]',
+     'void', 'VOLATILE', 'u', 'mlcache_define', false),
+ (42, 'undefine', '{text}', 'name text', 'void', 'VOLATILE', 'u', 'mlcache_undefine', false),
+ (43, 'grant_fetch', '{text,regrole}', 'name text, role regrole', 'void', 'VOLATILE', 'u', 'mlcache_grant_fetch', false),
+ (44, 'revoke_fetch', '{text,regrole}', 'name text, role regrole', 'void', 'VOLATILE', 'u', 'mlcache_revoke_fetch', false),
+ (45, 'set_staleness', '{text,integer,"double precision"}',
+     'name text, max_stale integer DEFAULT 0, beta double precision DEFAULT 0',
+     'void', 'VOLATILE', 'u', 'mlcache_set_staleness', false),
+ (46, 'set_warm_query', '{text,text}', 'name text, query text', 'void', 'VOLATILE', 'u', 'mlcache_set_warm_query', false),
+ (47, '_warm_tasks', '{text[]}', 'query_types text[]', 'setof record', 'VOLATILE', 'u', 'mlcache_warm_tasks', false),
+ (48, '_warm_enqueue', '{text,text[]}', 'name text, params text[]', 'void', 'VOLATILE', 'u', 'mlcache_warm_enqueue', false);
 
 -- Exactly these functions, no more (1).
 SELECT functions_are(
@@ -104,7 +123,7 @@ SELECT functions_are(
           '_check_watch', '_on_ddl_end', '_on_sql_drop',
           'fetch', 'view_status', '_register_view', '_watches_changed', '_check_definition',
           '_definition_changed', 'define', 'undefine', 'grant_fetch', 'revoke_fetch',
-          '_set_readers', '_param_types', '_check_l3', '_health', 'health', 'stats_row',
+          '_catalog_watch', '_catalog_unwatch', '_warm_enqueue', '_param_types', '_check_l3', '_health', 'health', 'stats_row',
           'key_stats', 'tracking_sweep', '_tracking_advance',
           '_warm_wake', '_compute_estimate', 'set_warm_query', '_warm_one', '_warm_tasks', 'warm',
           'refresh_views', 'clean_orphans', 'snapshot_stats', 'sweep', 'schedule_maintenance',
@@ -210,9 +229,13 @@ SELECT ok((SELECT prosecdef FROM pg_proc WHERE oid = 'mlcache._on_ddl_end()'::re
           AND (SELECT prosecdef FROM pg_proc WHERE oid = 'mlcache._on_sql_drop()'::regprocedure),
           'event trigger functions are SECURITY DEFINER (DDL by any user must not fail)');
 SELECT ok((SELECT bool_and(EXISTS (SELECT 1 FROM unnest(proconfig) c WHERE c LIKE 'search_path=%'))
-             FROM pg_proc WHERE pronamespace = 'mlcache'::regnamespace AND prolang <> 13
-               AND proname NOT IN ('define', '_param_types', '_warm_tasks')),
-          'every SQL or plpgsql function of mlcache pins its search_path, but define() and _param_types(), which record the caller''s');
+             FROM pg_proc WHERE pronamespace = 'mlcache'::regnamespace AND prolang <> 13),
+          'every SQL or plpgsql function of mlcache pins its search_path');
+-- (1) SECURITY DEFINER only where a fixed statement needs the catalog's owner.
+SELECT is((SELECT array_agg(proname::text ORDER BY proname) FROM pg_proc
+            WHERE pronamespace = 'mlcache'::regnamespace AND prosecdef),
+          ARRAY['_on_ddl_end', '_on_sql_drop', 'snapshot_stats', 'sweep'],
+          'the only SECURITY DEFINER functions are the event triggers, snapshot_stats() and sweep()');
 
 -- ---- roles (4) ----
 SELECT has_role('mlcache_reader', 'role mlcache_reader exists');

@@ -1,4 +1,6 @@
--- test/pgtap/privileges.sql: who may execute which mlcache function.
+-- test/pgtap/privileges.sql: who may execute which mlcache function, and who
+-- may write mlcache's tables (nobody but their owner: sql/privileges.sql
+-- tries the ways around it).
 --
 -- The install script revokes everything from PUBLIC, gives mlcache_reader
 -- get/set/last_level/invalidate/counters/stats_reset_time and mlcache_admin
@@ -9,7 +11,7 @@
 -- which only take effect at commit.  reset_stats() is never called: it acts
 -- at once, server-wide.  Run as a superuser, with mlcache preloaded.
 BEGIN;
-SELECT plan(179);
+SELECT plan(191);
 
 -- tap_nobody: no grants at all.  tap_usage_only: USAGE on the schema but no
 -- function grant, so a call reaches the function's own ACL.
@@ -32,6 +34,7 @@ INSERT INTO tap_fn VALUES
  (36, 'get',               '{text,text,integer}',          true),
  (37, 'get',               '{text,text,integer,integer}',  true),
  (38, 'get',               '{text,text,integer,integer,integer}', true),
+ (42, 'get',               '{text,text,integer,integer,integer,double precision,text[]}', true),
  (2, 'set',                '{text,jsonb,integer,integer}', true),
  (39, 'set',               '{text,jsonb}',                 true),
  (40, 'set',               '{text,jsonb,integer}',         true),
@@ -47,10 +50,10 @@ INSERT INTO tap_fn VALUES
  (12, 'fetch',             '{text,"\"any\""}',             true),
  (13, 'fetch',             '{text}',                       true),
  (14, 'stats_row',         '{}',                           true),
- (15, 'key_stats',         '{text}',                       true),
+ (15, 'key_stats',         '{text}',                       false),
  (16, 'view_status',       '{}',                           true),
- (17, 'lms_assignment_cache_hit_rate', '{bigint,bigint,name,jsonb,jsonb}', true),
- (18, 'define',            '{text,text,text,integer,integer,regclass,text[],text}', false),
+ (17, 'lms_assignment_cache_hit_rate', '{bigint,bigint,name,jsonb,jsonb}', false),
+ (18, 'define',            '{text,text,text,integer,integer,regclass,text[],text,text[]}', false),
  (19, 'undefine',          '{text}',                       false),
  (20, 'grant_fetch',       '{text,regrole}',               false),
  (21, 'revoke_fetch',      '{text,regrole}',               false),
@@ -68,7 +71,7 @@ INSERT INTO tap_fn VALUES
  (32, 'lms_setup',         '{name,jsonb,jsonb}',           false),
  (33, 'lms_generate',      '{integer,name,double precision,integer}', false);
 
--- ---- the catalog (1 + 4 x 40 + 4 = 165) ----
+-- ---- the catalog (1 + 4 x 41 + 4 + 8 = 177) ----
 SELECT is_empty(
     $$SELECT p.oid::regprocedure
         FROM pg_proc p
@@ -103,6 +106,13 @@ SELECT schema_privs_are('mlcache', 'tap_reader', '{USAGE}',
                         'a member of mlcache_reader has USAGE (only) on schema mlcache');
 SELECT schema_privs_are('mlcache', 'tap_admin', '{USAGE}',
                         'a member of mlcache_admin has USAGE (only) on schema mlcache');
+
+-- mlcache's tables change only through its API: readers and admins read them.
+SELECT table_privs_are('mlcache', t, r, p::name[], format('%s may only %s mlcache.%s', r, p, t))
+  FROM (VALUES ('definitions', 'tap_reader', '{SELECT}'), ('definitions', 'tap_admin', '{SELECT}'),
+               ('watches', 'tap_reader', '{SELECT}'), ('watches', 'tap_admin', '{SELECT}'),
+               ('warm_queue', 'tap_reader', '{}'), ('warm_queue', 'tap_admin', '{}'),
+               ('stats_history', 'tap_reader', '{SELECT}'), ('stats_history', 'tap_admin', '{SELECT}')) v(t, r, p);
 
 -- ---- calls: a role without grants (2) ----
 SET ROLE tap_nobody;

@@ -1,0 +1,23 @@
+/*
+ * catalog.h
+ *	  The only way mlcache's catalog tables (definitions, watches,
+ *	  warm_queue) change: privilege-checked C functions that write them with
+ *	  fixed statements as the tables' owner.
+ */
+#ifndef MLCACHE_CATALOG_H
+#define MLCACHE_CATALOG_H
+
+#include "executor/spi.h"
+
+/*
+ * Run one fixed, parameterised statement through SPI (already connected) as
+ * the owner of mlcache's catalog tables, with search_path pinned to
+ * pg_catalog, pg_temp.  Never pass text that a caller supplied as sql.
+ */
+extern int	mlcache_catalog_exec(const char *sql, int nargs, Oid *types, Datum *values,
+								 const char *nulls);
+
+/* May the current user act as owner of a definition (superuser, or a member)? */
+extern bool mlcache_catalog_may_own(Oid owner);
+
+#endif
