@@ -1,16 +1,40 @@
 #!/usr/bin/python3
-"""Randomized concurrent checker for mlcache's commit freshness (G1-G3).
+"""Randomized concurrent checker for mlcache's commit freshness (G1-G3, G9).
 
 Writers increment rows of a watched table and commit or roll back (also
-rolling back savepoints inside committed transactions); readers read cached
-per-group sums through mlcache.get(), reconnecting now and then so that L2
-is used too.  For every read:
+rolling back savepoints inside committed transactions), and some read their
+group's keys through the cache inside those transactions; readers read
+cached per-group sums through mlcache.get(), reconnecting now and then so
+that L2 is used too.  For every read:
 
     commits that had returned before the read began
         <= value - initial <= commits that had been issued when it ended
 
 The lower bound is G1 (no stale read after COMMIT returned); the upper bound
-catches rolled-back increments (G3).  With --fault redis, a controller
+catches increments that were never committed.  Some readers read in
+REPEATABLE READ transactions: for them the lower bound is taken when their
+transaction began, and every read of a group within one transaction must
+give the same sum.
+
+Rolled-back values (G3) are counted exactly.  A transaction that will roll
+back (and every rolled-back savepoint) adds ROLLED_BACK to a row instead of
+1, far more than all commits of a run can add up to, so a sum of
+ROLLED_BACK or more includes a rolled-back write.  A second table, chk_u,
+is written only by "doomed" writers, always inside transactions or
+savepoints that roll back, so its committed sum is 0 for the whole run.
+They write it and then read, inside the same transaction, keys whose
+values depend on it: chk:u:N, which no watch covers, and chk:all:mix:G,
+which the watch on chk_t covers but which also reads chk_u (the doomed
+writer has written nothing that invalidates it).  What they compute there
+includes their uncommitted rows; each is marked by an increment of its own,
+so a value that includes it, read by anyone (also by the doomed writer's
+own backend after its rollback, or its own transaction after ROLLBACK TO
+SAVEPOINT), is a rolled-back value seen.  The check fails if any is seen,
+and reports how many reads that were.  The doomed writers now and then
+invalidate their unwatched keys in a committed transaction of their own,
+so that those keys are computed again.
+
+With --fault redis, a controller
 SIGSTOPs Redis past the command timeout, resumes it, then kills it and
 starts it again empty, while the checker runs: no read may fail or be stale.
 
@@ -53,6 +77,9 @@ import psycopg2
 
 GROUPS = 3
 ROWS_PER_GROUP = 4
+U_ROWS = 8                 # rows of chk_u, written only by transactions that roll back
+U_KEYS = 4                 # unwatched keys chk:u:0 .. chk:u:3, all reading sum(chk_u)
+ROLLED_BACK = 10 ** 9      # what a write that is rolled back adds to a chk_t row
 MAX_READS_PER_READER = 200000
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -76,6 +103,11 @@ CRASH_FAULTS = ("crash", "worker-kill")
 lock = threading.Lock()    # the lives' counts, levels, latencies, counters below
 violations = []
 errors = []
+rolled_back = []           # reads that returned a value including a rolled-back write
+rolled_back_by = {"watched": 0, "unwatched": 0}   # the same, by the key's kind
+uncommitted_computes = [0]  # doomed writers' reads that computed with their own uncommitted rows
+checked_reads = [0]        # every read checked, readers' and writers' alike
+rr_reads = [0]
 levels = {}
 latencies = []             # ms, every successful read
 slowest = [(0.0, 0.0, "", "")]   # the slowest read: ms, when it began, key, level
@@ -173,6 +205,11 @@ def setup(dbname):
     cur.execute("INSERT INTO chk_t SELECT g, g %% %s, 0 FROM generate_series(0, %s) g",
                 (GROUPS, GROUPS * ROWS_PER_GROUP - 1))
     cur.execute("SELECT mlcache.watch('chk_t', ARRAY['chk:grp:{grp}', 'chk:all:*'])")
+    # Unwatched; its committed sum stays 0: only doomed writers write it, and
+    # they always roll back.
+    cur.execute("DROP TABLE IF EXISTS chk_u")
+    cur.execute("CREATE TABLE chk_u (id int PRIMARY KEY, v bigint NOT NULL)")
+    cur.execute("INSERT INTO chk_u SELECT g, 0 FROM generate_series(0, %s) g", (U_ROWS - 1,))
     cur.execute("SELECT mlcache.clear()")
     # The test server runs with synchronous_commit = off: make the set-up
     # durable, or a crash restart may take the table or the watch with it.
@@ -184,11 +221,61 @@ def group_query(grp):
     return "SELECT coalesce(sum(v), 0) FROM chk_t WHERE grp = %d" % grp
 
 
+U_QUERY = "SELECT coalesce(sum(v), 0) FROM chk_u"
+
+
+def mix_query(grp):
+    return ("SELECT jsonb_build_object('t', (SELECT coalesce(sum(v), 0) FROM chk_t WHERE grp = %d), "
+            "'u', (SELECT coalesce(sum(v), 0) FROM chk_u))" % grp)
+
+
 def cache_keys():
-    return ["chk:grp:%d" % g for g in range(GROUPS)] + ["chk:all:grp:%d" % g for g in range(GROUPS)]
+    return (["chk:grp:%d" % g for g in range(GROUPS)] + ["chk:all:grp:%d" % g for g in range(GROUPS)]
+            + ["chk:all:mix:%d" % g for g in range(GROUPS)] + ["chk:u:%d" % n for n in range(U_KEYS)])
+
+
+def key_info(key):
+    """(query, group or None) of a cache key."""
+    n = int(key.rsplit(":", 1)[1])
+    if key.startswith("chk:u:"):
+        return U_QUERY, None
+    if key.startswith("chk:all:mix:"):
+        return mix_query(n), n
+    return group_query(n), n
+
+
+def random_key(rnd):
+    r = rnd.random()
+    grp = rnd.randrange(GROUPS)
+    if r < 0.35:
+        return "chk:grp:%d" % grp
+    if r < 0.7:
+        return "chk:all:grp:%d" % grp
+    if r < 0.85:
+        return "chk:all:mix:%d" % grp
+    return "chk:u:%d" % rnd.randrange(U_KEYS)
+
+
+def read_key(cur, key, l1_ttl=None):
+    """Read key through the cache: (t, u, level), where t is the chk_t group
+    sum (None for chk:u keys) and u the chk_u sum (None for group keys)."""
+    query, grp = key_info(key)
+    cur.execute("SELECT mlcache.get(%s, %s, %s::integer)::text, mlcache.last_level()", (key, query, l1_ttl))
+    text, level = cur.fetchone()
+    v = json.loads(text)
+    if grp is None:
+        return None, int(v), level
+    if isinstance(v, dict):
+        return int(v["t"]), int(v["u"]), level
+    return int(v), None, level
 
 
 def writer(dbname, seed, pause_ms, slow):
+    """Increments chk_t rows.  A transaction that will commit adds 1 to its
+    row; one that will roll back adds ROLLED_BACK, and so does a savepoint
+    that is rolled back.  Some read their group's keys inside the
+    transaction: the value must include their own increment (a pending
+    invalidation reads around the cache) and nothing rolled back."""
     rnd = random.Random(seed)
     conn, mylife = open_conn(dbname, "chk-writer", autocommit=False)
     if conn is None:
@@ -197,17 +284,27 @@ def writer(dbname, seed, pause_ms, slow):
     while not stop.is_set():
         row = rnd.randrange(GROUPS * ROWS_PER_GROUP)
         grp = row % GROUPS
+        commit = rnd.random() < 0.7
+        inc = 1 if commit else ROLLED_BACK
         try:
-            cur.execute("UPDATE chk_t SET v = v + 1 WHERE id = %s", (row,))
+            cur.execute("UPDATE chk_t SET v = v + %s WHERE id = %s", (inc, row))
             if rnd.random() < 0.3:
                 # An increment inside a rolled-back savepoint must never show.
                 cur.execute("SAVEPOINT s")
                 # (The same row: a second row lock could deadlock writers.)
-                cur.execute("UPDATE chk_t SET v = v + 1000000 WHERE id = %s", (row,))
+                cur.execute("UPDATE chk_t SET v = v + %s WHERE id = %s", (ROLLED_BACK, row))
                 cur.execute("ROLLBACK TO SAVEPOINT s")
+            if rnd.random() < 0.3:
+                key = rnd.choice(["chk:grp:%d", "chk:all:grp:%d", "chk:all:mix:%d"]) % grp
+                with lock:
+                    lo = mylife.returned[grp]
+                t, u, level = read_key(cur, key)
+                with lock:
+                    # Its own increment is in t: a rolled-back one counts once.
+                    check_value(key, t - inc, u, level, lo, mylife.issued[grp], who="writer")
             if slow:
                 time.sleep(0.02)   # idle in transaction: a victim for the crash mode
-            if rnd.random() < 0.7:
+            if commit:
                 with lock:
                     mylife.issued[grp] += 1
                 conn.commit()
@@ -233,17 +330,114 @@ def writer(dbname, seed, pause_ms, slow):
     conn.close()
 
 
-def check_read(key, grp, value, level, lo, hi, ms):
-    """Record a read (caller holds lock)."""
+DOOMED_MODES = ["rollback", "savepoint", "released"]
+
+
+def doomed_writer(dbname, seed, pause_ms):
+    """Writes chk_u, whose committed sum stays 0, only in work that is rolled
+    back, and reads chk:u:N or chk:all:mix:G inside it, so that what it
+    computes includes its uncommitted write.  Each transaction adds an
+    increment of its own, so a read that returns it is known to come from
+    this transaction.  Modes:
+      rollback   write, read, ROLLBACK;
+      savepoint  SAVEPOINT, write, read, ROLLBACK TO SAVEPOINT, read again
+                 (the transaction itself must no longer see it), COMMIT;
+      released   SAVEPOINT, write, RELEASE, read, ROLLBACK.
+    After each transaction it reads the key again in its own backend."""
+    rnd = random.Random(seed)
+    conn, mylife = open_conn(dbname, "chk-doomed", autocommit=False)
+    if conn is None:
+        return
+    cur = conn.cursor()
+    while not stop.is_set():
+        key = "chk:u:%d" % rnd.randrange(U_KEYS) if rnd.random() < 0.6 else \
+            "chk:all:mix:%d" % rnd.randrange(GROUPS)
+        grp = key_info(key)[1]
+        mode = rnd.choice(DOOMED_MODES)
+        mine = rnd.randrange(1, 1000000)
+        try:
+            if rnd.random() < 0.3:
+                # A committed transaction that only invalidates: the key is
+                # computed again, by a doomed writer or by a reader.
+                cur.execute("SELECT mlcache.invalidate(%s)", (key,))
+                conn.commit()
+            if mode != "rollback":
+                cur.execute("SAVEPOINT s")
+            cur.execute("UPDATE chk_u SET v = v + %s WHERE id = %s", (mine, rnd.randrange(U_ROWS)))
+            if mode == "released":
+                cur.execute("RELEASE SAVEPOINT s")
+            doomed_read(cur, mylife, key, grp, mine, inside=True)
+            if mode == "savepoint":
+                cur.execute("ROLLBACK TO SAVEPOINT s")
+                doomed_read(cur, mylife, key, grp, mine, inside=False)
+                conn.commit()
+            else:
+                conn.rollback()
+            doomed_read(cur, mylife, key, grp, mine, inside=False)
+            conn.commit()
+        except psycopg2.Error as e:
+            if lost_to_crash(e, mylife):
+                conn.close()
+                conn, mylife = open_conn(dbname, "chk-doomed", autocommit=False)
+                if conn is None:
+                    return
+                cur = conn.cursor()
+                with lock:
+                    reconnects[0] += 1
+                continue
+            errors.append("doomed writer (%.2fs, %s, life %d of %d, crashing %s): %s" % (now(), type(e).__name__, mylife.n, life[0].n, crashing[0], str(e).strip()))
+            return
+        if pause_ms:
+            time.sleep(rnd.random() * pause_ms / 1000.0)
+    conn.close()
+
+
+def doomed_read(cur, mylife, key, grp, mine, inside):
+    """A doomed writer's read.  inside: its write is live, so u may be its
+    own increment (it computed the value: counted) or 0 (a committed value
+    cached before: an unwatched key may serve it); anything else is someone
+    else's rolled-back write.  Otherwise its write is gone and u must be 0."""
+    with lock:
+        lo = mylife.returned[grp] if grp is not None else 0
+    t, u, level = read_key(cur, key)
+    with lock:
+        hi = mylife.issued[grp] if grp is not None else 0
+        if inside and u == mine:
+            uncommitted_computes[0] += 1
+            u = 0
+        check_value(key, t, u, level, lo, hi, who="doomed writer" + ("" if inside else " after its rollback"))
+
+
+def check_value(key, t, u, level, lo, hi, who="reader"):
+    """Check one read (caller holds lock): t the chk_t group sum or None, u
+    the chk_u sum or None.  A rolled-back write in either is counted in
+    rolled_back; otherwise t must lie within [lo, hi]."""
+    checked_reads[0] += 1
+    if (t is not None and t >= ROLLED_BACK) or u:
+        rolled_back_by["unwatched" if key.startswith("chk:u:") else "watched"] += 1
+        rolled_back.append("key %s: %s read %s from %s, which includes a rolled-back write"
+                           % (key, who, "t=%s u=%s" % (t, u) if t is not None and u is not None
+                              else (t if u is None else u), level))
+        return
+    if t is not None and not lo <= t <= hi:
+        violations.append("key %s: %s read %d from %s, but %d commits had returned before "
+                          "the read and %d were issued by its end" % (key, who, t, level, lo, hi))
+
+
+def record_read(key, level, ms):
+    """Levels and latencies of readers' reads (caller holds lock)."""
     levels[level] = levels.get(level, 0) + 1
     latencies.append(ms)
     if ms > slowest[0][0]:
         slowest[0] = (ms, now() - ms / 1000.0, key, level)
     if level == "l2" and fault_over_at[0] is not None and l2_back_at[0] is None:
         l2_back_at[0] = now()
-    if not lo <= value <= hi:
-        violations.append("key %s: read %d from %s, but %d commits had returned before "
-                          "the read and %d were issued by its end" % (key, value, level, lo, hi))
+
+
+def check_read(key, grp, value, level, lo, hi, ms):
+    """Record and check a read of a group key (caller holds lock)."""
+    record_read(key, level, ms)
+    check_value(key, value, None, level, lo, hi)
 
 
 def reader(dbname, seed):
@@ -259,17 +453,14 @@ def reader(dbname, seed):
             conn, mylife = open_conn(dbname, "chk-reader")
             if conn is None:
                 return
-        grp = rnd.randrange(GROUPS)
-        key = "chk:grp:%d" % grp if rnd.random() < 0.5 else "chk:all:grp:%d" % grp
+        key = random_key(rnd)
+        grp = key_info(key)[1]
         l1_ttl = rnd.choice([None, 60, 0])
         with lock:
-            lo = mylife.returned[grp]
+            lo = mylife.returned[grp] if grp is not None else 0
         t0 = time.monotonic()
         try:
-            cur = conn.cursor()
-            cur.execute("SELECT mlcache.get(%s, %s, %s)::text::bigint, mlcache.last_level()",
-                        (key, group_query(grp), l1_ttl))
-            value, level = cur.fetchone()
+            t, u, level = read_key(conn.cursor(), key, l1_ttl)
         except psycopg2.Error as e:
             if lost_to_crash(e, mylife):
                 conn.close()
@@ -284,11 +475,67 @@ def reader(dbname, seed):
             return
         ms = (time.monotonic() - t0) * 1000.0
         with lock:
-            hi = mylife.issued[grp]
-            check_read(key, grp, value, level, lo, hi, ms)
+            hi = mylife.issued[grp] if grp is not None else 0
+            record_read(key, level, ms)
+            check_value(key, t, u, level, lo, hi)
             if conn.notices:
                 warnings_seen[0] += sum(1 for m in conn.notices if m.startswith("WARNING"))
                 del conn.notices[:]
+    conn.close()
+
+
+def rr_reader(dbname, seed):
+    """Reads in REPEATABLE READ transactions of 1-5 reads.  The snapshot is
+    taken at the transaction's first statement, so the lower bound is what
+    had returned before it; and every read of one group in one transaction
+    must give the same sum."""
+    rnd = random.Random(seed)
+    conn, mylife = open_conn(dbname, "chk-rr-reader", autocommit=False)
+    if conn is None:
+        return
+    conn.set_session(isolation_level="REPEATABLE READ")
+    for n in range(MAX_READS_PER_READER):
+        if stop.is_set():
+            break
+        with lock:
+            lo_txn = list(mylife.returned)
+        seen = {}
+        try:
+            for _ in range(rnd.randrange(1, 6)):
+                key = random_key(rnd)
+                grp = key_info(key)[1]
+                t0 = time.monotonic()
+                t, u, level = read_key(conn.cursor(), key, rnd.choice([None, 0]))
+                ms = (time.monotonic() - t0) * 1000.0
+                with lock:
+                    rr_reads[0] += 1
+                    record_read(key, level, ms)
+                    hi = mylife.issued[grp] if grp is not None else 0
+                    check_value(key, t, u, level, lo_txn[grp] if grp is not None else 0, hi,
+                                who="REPEATABLE READ reader")
+                    if t is not None and seen.setdefault(grp, t) != t:
+                        violations.append("key %s: REPEATABLE READ reader read %d from %s after "
+                                          "%d in the same transaction" % (key, t, level, seen[grp]))
+            conn.commit()
+        except psycopg2.Error as e:
+            if lost_to_crash(e, mylife):
+                conn.close()
+                with lock:
+                    reads_lost_to_crash[0] += 1
+                    reconnects[0] += 1
+                conn, mylife = open_conn(dbname, "chk-rr-reader", autocommit=False)
+                if conn is None:
+                    return
+                conn.set_session(isolation_level="REPEATABLE READ")
+                continue
+            errors.append("REPEATABLE READ reader (%.2fs, %s, life %d of %d, crashing %s): %s" % (now(), type(e).__name__, mylife.n, life[0].n, crashing[0], str(e).strip()))
+            return
+        if rnd.random() < 0.05:
+            conn.close()
+            conn, mylife = open_conn(dbname, "chk-rr-reader", autocommit=False)
+            if conn is None:
+                return
+            conn.set_session(isolation_level="REPEATABLE READ")
     conn.close()
 
 
@@ -991,17 +1238,24 @@ def final_checks(ctx, drain_seconds):
         violations.append("final: the table has %d returned increments missing and %d never "
                           "issued (sums %s, returned %s, issued %s)"
                           % (missing, phantom, sums, cur_life.returned, cur_life.issued))
+    cur.execute("SELECT coalesce(sum(v), 0) FROM chk_u")
+    u_sum = int(cur.fetchone()[0])
+    if u_sum != 0:
+        violations.append("final: chk_u sums to %d: a doomed writer's write was committed" % u_sum)
     bad = 0
     for rep in range(2):
         for key in cache_keys():
-            g = int(key.rsplit(":", 1)[1])
-            cur.execute("SELECT mlcache.get(%s, %s)::text::bigint, mlcache.last_level()",
-                        (key, group_query(g)))
-            v, level = cur.fetchone()
-            if v != sums[g]:
+            g = key_info(key)[1]
+            t, u, level = read_key(cur, key)
+            want_t = sums[g] if g is not None else None
+            if (t is not None and t >= ROLLED_BACK) or u:
                 bad += 1
-                violations.append("final: key %s read %d from %s, the table says %d"
-                                  % (key, v, level, sums[g]))
+                with lock:
+                    check_value(key, t, u, level, 0, 0, who="final read")
+            elif t != want_t:
+                bad += 1
+                violations.append("final: key %s read %s from %s, the table says %s"
+                                  % (key, t, level, want_t))
     out["final_reads_ok"] = bad == 0
     t = time.monotonic()
     pending = None
@@ -1031,6 +1285,10 @@ def main():
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--writers", type=int, default=3)
     ap.add_argument("--readers", type=int, default=4)
+    ap.add_argument("--doomed-writers", type=int, default=2,
+                    help="writers of chk_u that always roll back (see above)")
+    ap.add_argument("--rr-readers", type=int, default=1,
+                    help="readers in REPEATABLE READ transactions")
     ap.add_argument("--fault", choices=list(FAULTS), default="none")
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--writer-pause-ms", type=float, default=None,
@@ -1066,8 +1324,10 @@ def main():
     c.close()
     errors0 = ctx.counter_base["redis_errors"]
 
-    print("coherence check: %d writers, %d readers, %.1f s, fault=%s, seed=%d"
-          % (args.writers, args.readers, args.seconds, args.fault, args.seed), flush=True)
+    print("coherence check: %d writers, %d doomed writers, %d readers, %d REPEATABLE READ "
+          "readers, %.1f s, fault=%s, seed=%d"
+          % (args.writers, args.doomed_writers, args.readers, args.rr_readers, args.seconds,
+             args.fault, args.seed), flush=True)
     T0[0] = time.monotonic()
     ctx.start = T0[0]
     threads = [threading.Thread(target=writer, args=(args.dbname, args.seed + i,
@@ -1076,6 +1336,11 @@ def main():
                for i in range(args.writers)]
     threads += [threading.Thread(target=reader, args=(args.dbname, args.seed + 100 + i))
                 for i in range(args.readers)]
+    threads += [threading.Thread(target=doomed_writer, args=(args.dbname, args.seed + 200 + i,
+                                                            args.writer_pause_ms))
+                for i in range(args.doomed_writers)]
+    threads += [threading.Thread(target=rr_reader, args=(args.dbname, args.seed + 300 + i))
+                for i in range(args.rr_readers)]
     if args.fault == "redis":
         threads.append(threading.Thread(target=redis_faults, args=(args.seconds,)))
     elif args.fault in CONTROLLERS:
@@ -1122,15 +1387,27 @@ def main():
                  final["hygiene_pending_end"]))
         if l2_back_at[0] is not None:
             print("  first L2 hit %.2f s after the fault ended" % (l2_back_at[0] - fault_over_at[0]))
+    print("  %d rolled-back values seen (watched keys %d, unwatched keys %d) in %d reads checked "
+          "(%d REPEATABLE READ); doomed writers computed %d values with their own uncommitted rows"
+          % (len(rolled_back), rolled_back_by["watched"], rolled_back_by["unwatched"],
+             checked_reads[0], rr_reads[0], uncommitted_computes[0]))
     for v in violations[:10]:
         print("  STALE: " + v)
+    for v in rolled_back[:10]:
+        print("  ROLLED BACK: " + v)
     for e in errors[:10]:
         print("  ERROR: " + e)
     if cached == 0:
         print("  no read was answered by the cache: the check proved nothing")
-    ok = not violations and not errors and cached > 0 and commits > 0
-    print("coherence check: %s (%d stale reads, %d errors)"
-          % ("passed" if ok else "FAILED", len(violations), len(errors)), flush=True)
+    proved_g3 = args.doomed_writers == 0 or uncommitted_computes[0] > 0
+    if not proved_g3:
+        print("  no doomed writer computed a value with its uncommitted rows: the rollback check "
+              "proved nothing")
+    ok = not violations and not rolled_back and not errors and cached > 0 and commits > 0 \
+        and proved_g3
+    print("coherence check: %s (%d stale reads, %d rolled-back values seen, %d errors)"
+          % ("passed" if ok else "FAILED", len(violations), len(rolled_back), len(errors)),
+          flush=True)
     if args.result:
         lost_by_pg = sum(c["lost_commits"] for c in ctx.crashes)
         unknown = sum(c["unknown_commits"] for c in ctx.crashes)
@@ -1139,6 +1416,10 @@ def main():
             "description": FAULTS[args.fault], "seconds": args.seconds, "seed": args.seed,
             "ok": ok, "reads": reads, "levels": levels, "commits": commits,
             "stale_reads": len(violations),
+            "rolled_back_values": len(rolled_back), "rolled_back_by_key_kind": rolled_back_by,
+            "rolled_back_examples": rolled_back[:10],
+            "reads_checked": checked_reads[0], "rr_reads": rr_reads[0],
+            "uncommitted_computes": uncommitted_computes[0],
             "reader_errors": sum(1 for e in errors if e.startswith(("reader", "probe"))),
             "other_errors": sum(1 for e in errors if not e.startswith(("reader", "probe"))),
             "violations": violations[:10], "errors": errors[:10],
