@@ -16,6 +16,9 @@
 ALTER TABLE definitions ADD COLUMN vary_on text[] NOT NULL DEFAULT '{}';
 COMMENT ON COLUMN definitions.vary_on IS
 'Names of settings whose current values are part of the definition''s cache keys';
+ALTER TABLE warm_queue ADD COLUMN settings text[];
+COMMENT ON COLUMN warm_queue.settings IS
+'Result-shaping settings (TimeZone, DateStyle, IntervalStyle, extra_float_digits, bytea_output, lc_monetary, lc_numeric) of the session that queued the task, applied while it runs';
 
 -- ---- get() with vary_on ----
 -- vary_on: names of settings whose current values join the cache key (for

@@ -1828,11 +1828,14 @@ CREATE TABLE warm_queue (
     last_error   text,
     created_at   timestamptz NOT NULL DEFAULT now(),
     started_at   timestamptz,
-    finished_at  timestamptz
+    finished_at  timestamptz,
+    settings     text[]
 );
 CREATE INDEX ON warm_queue (state, next_attempt) WHERE state = 'pending';
 COMMENT ON TABLE warm_queue IS
 'Warming tasks for the background worker; retried with exponential backoff';
+COMMENT ON COLUMN warm_queue.settings IS
+'Result-shaping settings (TimeZone, DateStyle, IntervalStyle, extra_float_digits, bytea_output, lc_monetary, lc_numeric) of the session that queued the task, applied while it runs';
 SELECT pg_catalog.pg_extension_config_dump('mlcache.warm_queue', '');
 SELECT pg_catalog.pg_extension_config_dump('mlcache.warm_queue_id_seq', '');
 

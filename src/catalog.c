@@ -54,6 +54,7 @@
 #include "utils/syscache.h"
 
 #include "catalog.h"
+#include "lookup.h"
 #include "shmem.h"
 #include "warm.h"
 
@@ -670,8 +671,14 @@ mlcache_warm_enqueue(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for mlcache definition \"%s\"", name)));
-	mlcache_catalog_exec("INSERT INTO mlcache.warm_queue (definition, params) VALUES ($1, $2)",
-						 2, types, values, NULL);
+	{
+		Oid			itypes[3] = {TEXTOID, TEXTARRAYOID, TEXTARRAYOID};
+		Datum		ivalues[3] = {values[0], values[1], mlcache_result_settings_values()};
+
+		/* The caller's result-shaping settings: the worker computes with them. */
+		mlcache_catalog_exec("INSERT INTO mlcache.warm_queue (definition, params, settings)"
+							 " VALUES ($1, $2, $3)", 3, itypes, ivalues, NULL);
+	}
 	SPI_finish();
 	PG_RETURN_VOID();
 }

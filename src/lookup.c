@@ -239,6 +239,29 @@ lookup_settings_hash(void)
 	return h;
 }
 
+/* The names behind lookup_settings_hash, for whoever must reproduce them. */
+const char *const mlcache_result_settings[MLCACHE_NRESULT_SETTINGS] = {
+	"TimeZone", "DateStyle", "IntervalStyle", "extra_float_digits", "bytea_output",
+	"lc_monetary", "lc_numeric"
+};
+
+/*
+ * The current values of mlcache_result_settings, as a text[] in that order:
+ * queued warming stores them, so that the worker computes what the session
+ * that asked for it would read.
+ */
+Datum
+mlcache_result_settings_values(void)
+{
+	Datum		vals[MLCACHE_NRESULT_SETTINGS];
+	int			i;
+
+	for (i = 0; i < MLCACHE_NRESULT_SETTINGS; i++)
+		vals[i] = CStringGetTextDatum(GetConfigOption(mlcache_result_settings[i], false, false));
+	return PointerGetDatum(construct_array(vals, MLCACHE_NRESULT_SETTINGS, TEXTOID, -1, false,
+										   TYPALIGN_INT));
+}
+
 /*
  * The fingerprint a read really looks for: the source's, with the settings
  * that shape results and the names of the settings it varies on.

@@ -27,6 +27,11 @@ typedef struct MlcacheSource
 	const char *const *vary;	/* their names */
 } MlcacheSource;
 
+/* The settings that shape a result's text; they join every fingerprint. */
+#define MLCACHE_NRESULT_SETTINGS 7
+extern const char *const mlcache_result_settings[MLCACHE_NRESULT_SETTINGS];
+extern Datum mlcache_result_settings_values(void);
+
 extern Jsonb *mlcache_lookup_read(MlcacheKey *k, const MlcacheSource *src,
 								  int l1_ttl, int l2_ttl);
 extern void mlcache_lookup_key_arg(FunctionCallInfo fcinfo, MlcacheKey *k);

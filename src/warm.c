@@ -39,6 +39,7 @@
 #include "catalog.h"
 #include "compute.h"
 #include "guc.h"
+#include "lookup.h"
 #include "shmem.h"
 #include "warm.h"
 
@@ -315,6 +316,7 @@ typedef struct WarmTask
 	int64		id;
 	char	   *definition;
 	Datum		params;			/* text[], in the caller's memory */
+	Datum		settings;		/* text[] of mlcache_result_settings values, or 0 */
 	int			attempts;
 	char	   *error;
 	MemoryContext cxt;			/* where the task's fields live */
@@ -336,7 +338,7 @@ warm_claim(void *arg)
 					" WHERE id = (SELECT id FROM mlcache.warm_queue"
 					"             WHERE state = 'pending' AND next_attempt <= now()"
 					"             ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
-					" RETURNING id, definition, params, attempts", false, 1) != SPI_OK_UPDATE_RETURNING)
+					" RETURNING id, definition, params, attempts, settings", false, 1) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not claim a warming task");
 	if (SPI_processed == 1)
 	{
@@ -351,11 +353,40 @@ warm_claim(void *arg)
 		old = MemoryContextSwitchTo(t->cxt);
 		t->definition = pstrdup(SPI_getvalue(tup, desc, 2));
 		t->params = datumCopy(SPI_getbinval(tup, desc, 3, &isnull), false, -1);
+		t->settings = SPI_getbinval(tup, desc, 5, &isnull);
+		t->settings = isnull ? (Datum) 0 : datumCopy(t->settings, false, -1);
 		MemoryContextSwitchTo(old);
 	}
 	else if (SPI_execute("SELECT count(*) > 0 FROM mlcache.warm_queue WHERE state = 'pending'",
 						 true, 1) == SPI_OK_SELECT)
 		t->waiting = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * Compute with the result-shaping settings of the session that queued the
+ * task (for this transaction only): values differ by them, and the session
+ * reads only what matches its own.  Only the names mlcache knows are set.
+ */
+static void
+warm_apply_settings(WarmTask *t)
+{
+	Datum		names[MLCACHE_NRESULT_SETTINGS];
+	Oid			types[2] = {TEXTARRAYOID, TEXTARRAYOID};
+	Datum		values[2];
+	int			i;
+
+	if (t->settings == (Datum) 0)
+		return;
+	for (i = 0; i < MLCACHE_NRESULT_SETTINGS; i++)
+		names[i] = CStringGetTextDatum(mlcache_result_settings[i]);
+	values[0] = PointerGetDatum(construct_array(names, MLCACHE_NRESULT_SETTINGS, TEXTOID, -1,
+												false, TYPALIGN_INT));
+	values[1] = t->settings;
+	if (SPI_execute_with_args("SELECT pg_catalog.set_config(s.n, s.v, true)"
+							  " FROM unnest($1::text[], $2::text[]) AS s(n, v)"
+							  " WHERE s.n IS NOT NULL AND s.v IS NOT NULL",
+							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not apply a warming task's settings");
 }
 
 static void
@@ -367,6 +398,7 @@ warm_run(void *arg)
 	char	   *timeout = psprintf("SET LOCAL statement_timeout = %d", mlcache_warm_task_timeout);
 
 	SPI_execute(timeout, false, 0);
+	warm_apply_settings(t);
 	if (SPI_execute_with_args("SELECT mlcache.fetch($1, VARIADIC $2)", 2, types, values,
 							  NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "warming task failed");
