@@ -269,5 +269,4 @@ SELECT mlcache.unwatch('mlc_priv.items');
 DROP SCHEMA mlc_priv CASCADE;
 DROP VIEW priv_su_row;
 DROP TABLE priv_secret;
-REVOKE EXECUTE ON FUNCTION expect_error(text) FROM PUBLIC;
 DROP ROLE mlc_priv_app, mlc_priv_other, mlc_priv_member, mlc_priv_reader, mlc_priv_nobody;
