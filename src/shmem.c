@@ -20,17 +20,17 @@
 
 #include "envelope.h"
 #include "guc.h"
-#include "l3.h"
 #include "secret.h"
 #include "shmem.h"
-#include "track.h"
-#include "stats.h"
-#include "worker.h"
 
 MlcacheShared *mlcache_shared = NULL;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* The parts with shared state of their own, in request and start-up order. */
+static const MlcacheShmemPart *shmem_parts = NULL;
+static int	shmem_nparts = 0;
 
 static Size
 gens_size(void)
@@ -42,15 +42,17 @@ gens_size(void)
 static void
 mlcache_shmem_request(void)
 {
+	int			i;
+
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 
 	RequestAddinShmemSpace(gens_size());
-	RequestAddinShmemSpace(mlcache_stats_shmem_size());
-	RequestAddinShmemSpace(mlcache_worker_shmem_size());
-	RequestAddinShmemSpace(mlcache_l3_shmem_size());
-	RequestAddinShmemSpace(mlcache_track_shmem_size());
-	mlcache_track_shmem_request();
+	for (i = 0; i < shmem_nparts; i++)
+		RequestAddinShmemSpace(shmem_parts[i].size());
+	for (i = 0; i < shmem_nparts; i++)
+		if (shmem_parts[i].request)
+			shmem_parts[i].request();
 	RequestNamedLWLockTranche("mlcache", 1);
 }
 
@@ -74,6 +76,7 @@ mlcache_shmem_startup(void)
 {
 	bool		found;
 	uint32		i;
+	int			p;
 
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
@@ -92,17 +95,23 @@ mlcache_shmem_startup(void)
 			pg_atomic_init_u64(&mlcache_shared->gens[i], 0);
 	}
 	mlcache_envelope_set_secret(mlcache_shared->secret_ok ? mlcache_shared->secret : NULL);
-	mlcache_stats_shmem_startup();
-	mlcache_worker_shmem_startup();
-	mlcache_l3_shmem_startup();
-	mlcache_track_shmem_startup();
+	for (p = 0; p < shmem_nparts; p++)
+		shmem_parts[p].startup();
 	LWLockRelease(AddinShmemInitLock);
 }
 
-/* Install the shared-memory hooks; only valid while preloading. */
+/*
+ * Install the shared-memory hooks; only valid while preloading.  parts (a
+ * static array of the caller's) lists the parts with shared state of their
+ * own: each one's size is requested after the generation table, and each
+ * one's start-up runs, in this order, under AddinShmemInitLock after the
+ * segment is set up.  Passing them in keeps shmem.c below every part.
+ */
 void
-mlcache_shmem_init(void)
+mlcache_shmem_init(const MlcacheShmemPart *parts, int nparts)
 {
+	shmem_parts = parts;
+	shmem_nparts = nparts;
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = mlcache_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;

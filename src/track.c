@@ -31,7 +31,6 @@
 #include "guc.h"
 #include "keys.h"
 #include "l2_redis.h"
-#include "lookup.h"
 #include "shmem.h"
 #include "track.h"
 
@@ -285,7 +284,7 @@ mlcache_key_stats(PG_FUNCTION_ARGS)
 	int64		ttl_ms;
 	const char *rkey;
 
-	mlcache_lookup_key_arg(fcinfo, &k);
+	mlcache_key_arg(fcinfo, &k);
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	(void) track_lookup(mlcache_key_hash(&k), &hits, &misses);
