@@ -17,7 +17,7 @@
 #include "guc.h"
 #include "keys.h"
 #include "l2_redis.h"
-#include "l3.h"
+#include "refresher.h"
 #include "shmem.h"
 #include "stats.h"
 #include "hygiene.h"
@@ -70,7 +70,7 @@ mlcache_stats_row(PG_FUNCTION_ARGS)
 	l3h = mlcache_counter_value(MLC_L3_HIT);
 	l3m = mlcache_counter_value(MLC_L3_MISS);
 	mlcache_stats_l1_totals(&entries, &bytes);
-	mlcache_l3_totals(&nviews, &refreshes);
+	mlcache_refresher_totals(&nviews, &refreshes);
 
 	v[0] = Int64GetDatum(l1h);
 	v[1] = Int64GetDatum(l1m);
@@ -196,7 +196,7 @@ mlcache_health(PG_FUNCTION_ARGS)
 
 	mlcache_require_loaded();
 	mlcache_stats_l1_totals(&entries, &bytes);
-	mlcache_l3_totals(&nviews, &refreshes);
+	mlcache_refresher_totals(&nviews, &refreshes);
 	worker_ok = mlcache_hygiene_worker_alive();
 
 	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);

@@ -20,7 +20,7 @@
 #include "utils/wait_event.h"
 
 #include "hygiene.h"
-#include "l3.h"
+#include "refresher.h"
 #include "worker.h"
 
 PGDLLEXPORT void mlcache_worker_main(Datum arg);
@@ -69,7 +69,7 @@ mlcache_worker_main(Datum arg)
 			mlcache_hygiene_reloaded();
 		}
 		MemoryContextReset(loop_cxt);
-		mlcache_l3_launch_refreshers();
+		mlcache_refresher_launch();
 		mlcache_hygiene_work(loop_cxt, owner);
 	}
 	proc_exit(0);
