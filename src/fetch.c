@@ -313,7 +313,8 @@ fetch_def_load(const char *name)
 /*
  * The definition called name, current, and pinned: the caller must
  * fetch_def_unpin() it, also on error.  Raises 42704 if there is none.
- * *changed_here is set when this transaction changed it.
+ * *changed_here is set when this transaction changed it.  Reads the
+ * definition's generation counter atomically: no lock.
  */
 static FetchDef *
 fetch_def_get(const char *name, bool *changed_here)

@@ -135,6 +135,7 @@ hygiene_ring_get(void *dst, uint32 len)
  * that the commit path only copies bytes.  committed is the time of the
  * commit, so that values stored after it are left alone.  Runs in the commit
  * callback: no allocation, no I/O, no ERROR.
+ * Takes ring->mutex for the copy only.
  */
 void
 mlcache_hygiene_enqueue(char kind, const char *ns, int nslen, const char *text,
@@ -177,7 +178,7 @@ mlcache_hygiene_enqueue(char kind, const char *ns, int nslen, const char *text,
 		SetLatch(latch);
 }
 
-/* Records waiting in the ring. */
+/* Records waiting in the ring.  Takes ring->mutex. */
 int
 mlcache_hygiene_queue_length(void)
 {
@@ -191,6 +192,9 @@ mlcache_hygiene_queue_length(void)
 	return n;
 }
 
+/*
+ * Is the worker running?  worker_pid is read without a lock (single writer).
+ */
 bool
 mlcache_hygiene_worker_alive(void)
 {
@@ -238,6 +242,7 @@ hygiene_item(HygieneItem *item, char kind, const char *ns, int nslen,
  * Move queued records into items[nitems..max), allocating in the current
  * memory context.  Records are copied to a local buffer under the spinlock
  * and turned into items after it is released.  Returns the new count.
+ * Takes ring->mutex once per record.
  */
 static int
 hygiene_drain(HygieneItem *items, int nitems, int max)
@@ -456,6 +461,10 @@ hygiene_log_summary(int delivered)
 	last = now;
 }
 
+/*
+ * At the worker's exit; worker_latch and worker_pid have one writer, no
+ * lock.
+ */
 static void
 hygiene_clear_pid(int code, Datum arg)
 {
@@ -477,6 +486,7 @@ static TimestampTz hygiene_retry_at = 0;	/* while backing off: no delivery befor
 /*
  * The worker takes the queue: commits wake it through its latch, and its
  * batch lives in TopMemoryContext.  Called once, by the worker.
+ * worker_latch and worker_pid have one writer (this worker): no lock.
  */
 void
 mlcache_hygiene_attach(void)

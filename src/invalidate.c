@@ -279,6 +279,8 @@ mlcache_inval_pending_count(void)
 /*
  * The commit: bump every pending slot.  No allocation, no I/O, no ERROR.
  * Duplicate slots (hash collisions) are bumped twice, which is harmless.
+ * Bumps the generation counters with atomic adds and queues hygiene
+ * (ring->mutex): no LWLock on the commit path.
  */
 static void
 inval_apply(void)

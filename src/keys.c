@@ -313,6 +313,7 @@ mlcache_key_rkey(MlcacheKey *k)
 /*
  * The key's token: the sum of its generation counters.  The barrier orders
  * these reads before whatever snapshot the caller takes next (see lookup.c).
+ * Atomic reads of the generation table: no lock.
  */
 uint64
 mlcache_key_token(const MlcacheKey *k)

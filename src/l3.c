@@ -107,7 +107,7 @@ mlcache_l3_token(Oid dbid, Oid viewid)
 		pg_atomic_read_u64(&mlcache_shared->gens[mlcache_view_slot(dbid, InvalidOid)]);
 }
 
-/* Register a view of this database (idempotent).  Takes the lock. */
+/* Register a view of this database (idempotent).  Takes mlcache_shared->lock exclusively. */
 static void
 l3_register(Oid viewid)
 {
@@ -135,7 +135,9 @@ l3_register(Oid viewid)
 
 /*
  * Is the view fresh for a read starting now?  Reads the dirty counter, then
- * the fresh token; the caller takes its snapshot afterwards.
+ * the fresh token; the caller takes its snapshot afterwards.  Takes
+ * mlcache_shared->lock shared (and l3_register's exclusive lock after
+ * releasing it).
  */
 static bool
 l3_is_fresh(Oid viewid)

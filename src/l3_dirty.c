@@ -109,6 +109,7 @@ l3dirty_load_table_views(TableViews *tv)
  * Called by the watch trigger: mark, at commit, every view the table feeds
  * as dirty.  The table's list is cached per backend until watch(),
  * unwatch() or a dropped table changes mlcache.watches.
+ * Atomic read of the generation table: no lock.
  */
 void
 mlcache_l3_mark_dirty(Oid relid)

@@ -51,7 +51,7 @@
 
 PGDLLEXPORT void mlcache_refresher_main(Datum arg);
 
-/* Does e need a refresh now?  Caller holds the lock (exclusive). */
+/* Does e need a refresh now?  Caller holds mlcache_shared->lock exclusively. */
 static bool
 refresher_due(L3Entry *e, TimestampTz now)
 {
@@ -74,6 +74,8 @@ refresher_due(L3Entry *e, TimestampTz now)
  * Forget the views and queued warming of databases that no longer exist,
  * so that no refresher is started for them.  The main worker has no
  * database, but pg_database is a shared catalog.  Runs at most every 10 s.
+ * Takes mlcache_shared->lock shared to copy the ids out, then exclusively
+ * to forget, never across the catalog look-ups.
  */
 static void
 refresher_forget_dropped_databases(void)
@@ -123,6 +125,8 @@ refresher_forget_dropped_databases(void)
 /*
  * Called by the main worker each iteration: start a refresher for every
  * database with a view due, unless one runs already.
+ * Takes mlcache_shared->lock exclusively; starts the workers after
+ * releasing it.
  */
 void
 mlcache_refresher_launch(void)
@@ -190,6 +194,7 @@ mlcache_refresher_launch(void)
 /*
  * Claim the next view of this database that is due: its oid, or InvalidOid
  * if none.  *g0 receives its token, read before the refresh's snapshot.
+ * Takes mlcache_shared->lock exclusively.
  */
 static Oid
 refresher_claim(uint64 *g0)
@@ -216,7 +221,10 @@ refresher_claim(uint64 *g0)
 	return found;
 }
 
-/* Run REFRESH MATERIALIZED VIEW CONCURRENTLY in a transaction of its own. */
+/*
+ * Run REFRESH MATERIALIZED VIEW CONCURRENTLY in a transaction of its own.
+ * Holds no mlcache lock (the refresh is I/O).
+ */
 static void
 refresher_refresh_one(Oid viewid)
 {
@@ -253,6 +261,7 @@ refresher_refresh_one(Oid viewid)
  * Record a finished refresh (ok) or its error, under the lock, in the view's
  * entry if it is still registered (mlcache.views() forgets dropped views
  * meanwhile, and the entry may now be another view's).
+ * Takes mlcache_shared->lock exclusively.
  */
 static void
 refresher_record(Oid viewid, bool ok, uint64 g0, TimestampTz start, const char *error)
@@ -291,6 +300,7 @@ refresher_record(Oid viewid, bool ok, uint64 g0, TimestampTz start, const char *
 	LWLockRelease(mlcache_shared->lock);
 }
 
+/* At exit: free this process's refresher slot.  Takes mlcache_shared->lock exclusively. */
 static void
 refresher_exit(int code, Datum arg)
 {
@@ -302,7 +312,10 @@ refresher_exit(int code, Datum arg)
 	LWLockRelease(mlcache_shared->lock);
 }
 
-/* Take a per-database refresher slot; false if another refresher has it. */
+/*
+ * Take a per-database refresher slot; false if another refresher has it.
+ * Takes mlcache_shared->lock exclusively.
+ */
 static bool
 refresher_slot(void)
 {
@@ -364,7 +377,10 @@ refresher_refresh_claimed(Oid viewid, uint64 g0, MemoryContext cxt)
 	PG_END_TRY();
 }
 
-/* The queue of this database is drained for now: stop asking for a worker. */
+/*
+ * The queue of this database is drained for now: stop asking for a worker.
+ * Takes mlcache_shared->lock exclusively.
+ */
 static void
 refresher_warm_done(void)
 {
@@ -383,6 +399,7 @@ PG_FUNCTION_INFO_V1(mlcache_warm_wake);
  * mlcache._warm_wake(): have the worker start this database's background
  * worker, which drains mlcache.warm_queue (also tasks waiting for a retry:
  * the flag stays until the queue has nothing pending).
+ * Takes mlcache_shared->lock exclusively.
  */
 Datum
 mlcache_warm_wake(PG_FUNCTION_ARGS)
@@ -465,7 +482,7 @@ mlcache_refresher_main(Datum arg)
 
 /*
  * Copy this database's registered entries into out (room for L3_MAX_VIEWS);
- * returns how many.  Takes the lock; the copies point to nothing shared.
+ * returns how many.  Takes mlcache_shared->lock shared; the copies point to nothing shared.
  */
 static int
 refresher_snapshot_entries(L3Entry *out)
@@ -483,7 +500,7 @@ refresher_snapshot_entries(L3Entry *out)
 
 /*
  * Forget the entry of a view that no longer exists (if it is still that
- * view's).  Takes the lock.
+ * view's).  Takes mlcache_shared->lock exclusively.
  */
 static void
 refresher_forget(Oid viewid)
@@ -497,7 +514,10 @@ refresher_forget(Oid viewid)
 	LWLockRelease(mlcache_shared->lock);
 }
 
-/* This database's registered views, and refreshes since the server started. */
+/*
+ * This database's registered views, and refreshes since the server started.
+ * Takes mlcache_shared->lock shared.
+ */
 void
 mlcache_refresher_totals(int *nviews, int64 *refreshes)
 {
@@ -523,6 +543,7 @@ PG_FUNCTION_INFO_V1(mlcache_refresh_views);
  * mlcache.refresh_views(): ask for a refresh of every view of this
  * database, fresh or not; the worker does them off this transaction.
  * Returns how many.  Readers keep using fresh views until then.
+ * Takes mlcache_shared->lock exclusively.
  */
 Datum
 mlcache_refresh_views(PG_FUNCTION_ARGS)
@@ -545,6 +566,7 @@ mlcache_refresh_views(PG_FUNCTION_ARGS)
 
 PG_FUNCTION_INFO_V1(mlcache_views);
 
+/* Works on a copy: no lock. */
 static const char *
 refresher_state_name(const L3Entry *e, uint64 token)
 {
@@ -564,6 +586,8 @@ refresher_state_name(const L3Entry *e, uint64 token)
 /*
  * mlcache.views(): this database's registered views with their state, last
  * refresh, its duration, refresh count, failures and last error.
+ * Reads copies made under mlcache_shared->lock (shared); no lock held while
+ * building rows.
  */
 Datum
 mlcache_views(PG_FUNCTION_ARGS)
