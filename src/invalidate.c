@@ -19,18 +19,18 @@
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "miscadmin.h"
 #include "common/hashfn.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "hygiene.h"
 #include "invalidate.h"
 #include "keys.h"
 #include "shmem.h"
 #include "stats.h"
-#include "hygiene.h"
 
 typedef struct PendingTarget
 {

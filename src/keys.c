@@ -461,8 +461,8 @@ mlcache_key_arg(FunctionCallInfo fcinfo, MlcacheKey *k)
 
 /*
  * Append a value substituted into a key, escaped ('%' as "%25", ':' as
- * "%3A"; see template.h, whose escaping it uses).  Used for fetch()'s parameters and by the watch
- * triggers, which must produce the same bytes.
+ * "%3A"; see template.h, whose escaping it uses).  Used for fetch()'s
+ * parameters and by the watch triggers, which must produce the same bytes.
  */
 void
 mlcache_key_append_value(StringInfo buf, const char *s, int len)

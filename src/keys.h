@@ -1,7 +1,8 @@
 /*
  * keys.h
- *	  Cache keys: validation, the Redis key, and the generation slots a key
- *	  depends on.
+ *	  Cache keys: validation, the Redis key, the generation slots a key
+ *	  depends on, values rendered into keys, and the key and TTL arguments
+ *	  the SQL functions share.
  */
 #ifndef MLCACHE_KEYS_H
 #define MLCACHE_KEYS_H
