@@ -53,7 +53,7 @@
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
-#include "catalog.h"
+#include "catalog_exec.h"
 #include "lookup.h"
 #include "shmem.h"
 #include "warm.h"
@@ -74,54 +74,6 @@ typedef struct CatalogDef
 	int			nparams;
 	char	   *search_path;
 } CatalogDef;
-
-/* The owner of mlcache's catalog tables (the role that created the extension). */
-static Oid
-catalog_owner(void)
-{
-	Oid			nsp = get_namespace_oid("mlcache", false);
-	Oid			relid = get_relname_relid("definitions", nsp);
-	HeapTuple	tup;
-	Oid			owner;
-
-	if (!OidIsValid(relid))
-		elog(ERROR, "mlcache.definitions does not exist");
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
-int
-mlcache_catalog_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
-{
-	Oid			save_user;
-	int			save_sec;
-	int			nest;
-	int			rc;
-
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(catalog_owner(),
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	nest = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
-	AtEOXact_GUC(true, nest);
-	SetUserIdAndSecContext(save_user, save_sec);
-	if (rc < 0)
-		elog(ERROR, "could not write mlcache's catalog: %s", SPI_result_code_string(rc));
-	return rc;
-}
-
-bool
-mlcache_catalog_may_own(Oid owner)
-{
-	/* has_privs_of_role() is true for superusers. */
-	return has_privs_of_role(GetUserId(), owner);
-}
 
 /* Argument i as a C string; 23502 if it is NULL. */
 static char *

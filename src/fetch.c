@@ -33,7 +33,6 @@
 #include "utils/snapmgr.h"
 
 #include "compute.h"
-#include "fetch.h"
 #include "guc.h"
 #include "invalidate.h"
 #include "keys.h"
@@ -101,48 +100,10 @@ static HTAB *fetch_defs = NULL;
 /* Replaced definitions no call uses any more, freed at the next fetch. */
 static FetchDef *fetch_garbage = NULL;
 
-/*
- * The generation slot of a definition (or of another per-database catalog,
- * such as mlcache.watches) named name.  Definitions belong to the database,
- * not to the key namespace: the slot is hashed with the database's oid, so
- * that sessions using different mlcache.key_prefix settings see the same
- * changes.  A collision only causes a spurious reload.
- */
-uint32
-mlcache_def_slot(const char *name, int len)
-{
-	uint64		h = hash_bytes_extended((const unsigned char *) name, len,
-										((uint64) MyDatabaseId << 8) | MLCACHE_TARGET_DEF);
-
-	h &= mlcache_shared->slot_mask;
-	return h == 0 ? 1 : (uint32) h;
-}
-
 static uint32
 fetch_def_slot(const char *name)
 {
 	return mlcache_def_slot(name, strlen(name));
-}
-
-/*
- * Append a value substituted into a key, escaped ('%' as "%25", ':' as
- * "%3A"; see template.h).  Used for fetch()'s parameters and by the watch
- * triggers, which must produce the same bytes.
- */
-void
-mlcache_key_append_value(StringInfo buf, const char *s, int len)
-{
-	int			n = mlcache_key_escaped_len(s, len);
-
-	if (n == len)
-	{
-		appendBinaryStringInfo(buf, s, len);
-		return;
-	}
-	enlargeStringInfo(buf, n);
-	mlcache_key_escape(s, len, buf->data + buf->len);
-	buf->len += n;
-	buf->data[buf->len] = '\0';
 }
 
 /* Free a definition no call uses: its kept plans, then its memory. */
@@ -352,7 +313,8 @@ fetch_def_load(const char *name)
 /*
  * The definition called name, current, and pinned: the caller must
  * fetch_def_unpin() it, also on error.  Raises 42704 if there is none.
- * *changed_here is set when this transaction changed it.
+ * *changed_here is set when this transaction changed it.  Reads the
+ * definition's generation counter atomically: no lock.
  */
 static FetchDef *
 fetch_def_get(const char *name, bool *changed_here)

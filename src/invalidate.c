@@ -20,18 +20,17 @@
 
 #include "access/xact.h"
 #include "common/hashfn.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "hygiene.h"
 #include "invalidate.h"
 #include "keys.h"
-#include "l3.h"
-#include "lookup.h"
 #include "shmem.h"
 #include "stats.h"
-#include "worker.h"
 
 typedef struct PendingTarget
 {
@@ -280,6 +279,8 @@ mlcache_inval_pending_count(void)
 /*
  * The commit: bump every pending slot.  No allocation, no I/O, no ERROR.
  * Duplicate slots (hash collisions) are bumped twice, which is harmless.
+ * Bumps the generation counters with atomic adds and queues hygiene
+ * (ring->mutex): no LWLock on the commit path.
  */
 static void
 inval_apply(void)
@@ -295,15 +296,34 @@ inval_apply(void)
 		PendingTarget *p = &pend[i];
 
 		if (p->rname != NULL)
-			mlcache_worker_enqueue_hygiene(MLCACHE_HYGIENE_RNAME, p->ns, p->nslen,
-										   p->rname, p->rnamelen, p->scan, now);
+			mlcache_hygiene_enqueue(MLCACHE_HYGIENE_RNAME, p->ns, p->nslen,
+									p->rname, p->rnamelen, p->scan, now);
 		else if (p->kind == MLCACHE_TARGET_KEY || p->kind == MLCACHE_TARGET_PREFIX ||
 				 p->kind == MLCACHE_TARGET_ALL)
-			mlcache_worker_enqueue_hygiene(p->kind, p->ns, p->nslen,
-										   p->text, p->len, p->scan, now);
+			mlcache_hygiene_enqueue(p->kind, p->ns, p->nslen,
+									p->text, p->len, p->scan, now);
 	}
 }
 
+/*
+ * PREPARE TRANSACTION with pending invalidations or sets (lookup.c) is
+ * refused: both take effect at COMMIT.
+ */
+void
+mlcache_inval_refuse_prepare(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("cannot prepare a transaction that has pending mlcache invalidations or sets"),
+			 errdetail("Cache invalidations take effect at COMMIT, which PREPARE TRANSACTION would separate from the commit of its data."),
+			 errhint("Run the statements that invalidate cached keys in a transaction that is committed directly.")));
+}
+
+/*
+ * Apply the pending invalidations at COMMIT, forget them at the end of any
+ * transaction.  lookup.c has callbacks of its own for the pending sets (see
+ * there for why their order is safe).
+ */
 static void
 inval_xact_callback(XactEvent event, void *arg)
 {
@@ -311,29 +331,20 @@ inval_xact_callback(XactEvent event, void *arg)
 		return;
 	switch (event)
 	{
-		case XACT_EVENT_PRE_COMMIT:
-			mlcache_lookup_flush_sets();
-			break;
 		case XACT_EVENT_COMMIT:
 			if (npend > 0)
 				inval_apply();
 			inval_reset();
-			mlcache_lookup_reset_sets();
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
 			inval_reset();
-			mlcache_lookup_reset_sets();
 			break;
 		case XACT_EVENT_PRE_PREPARE:
-			if (npend > 0 || mlcache_lookup_pending_sets() > 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("cannot prepare a transaction that has pending mlcache invalidations or sets"),
-						 errdetail("Cache invalidations take effect at COMMIT, which PREPARE TRANSACTION would separate from the commit of its data."),
-						 errhint("Run the statements that invalidate cached keys in a transaction that is committed directly.")));
+			if (npend > 0)
+				mlcache_inval_refuse_prepare();
 			break;
 		default:
 			break;
@@ -349,10 +360,6 @@ inval_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	int			i,
 				kept = 0;
 
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-		mlcache_lookup_discard_sets(level);
-	else if (event == SUBXACT_EVENT_COMMIT_SUB)
-		mlcache_lookup_promote_sets(level);
 	if (npend == 0)
 		return;
 	if (event == SUBXACT_EVENT_COMMIT_SUB)
@@ -379,6 +386,26 @@ mlcache_inval_init(void)
 {
 	RegisterXactCallback(inval_xact_callback, NULL);
 	RegisterSubXactCallback(inval_subxact_callback, NULL);
+}
+
+/*
+ * Mark, at commit, the dirty counter of view viewid of this database
+ * (InvalidOid: all its views; see l3.c).  invalidate(), invalidate_pattern(),
+ * clear() and DDL on watched tables mark all of them, since the data they
+ * stand for may feed any view: one counter, no list of views to read.
+ */
+void
+mlcache_inval_views(Oid viewid)
+{
+	MlcacheTarget t;
+
+	t.kind = MLCACHE_TARGET_VIEW;
+	t.text = OidIsValid(viewid) ? psprintf("%u/%u", MyDatabaseId, viewid)
+		: psprintf("%u/*", MyDatabaseId);
+	t.len = strlen(t.text);
+	t.slot = mlcache_view_slot(MyDatabaseId, viewid);
+	t.hash = 0;
+	mlcache_inval_add(&t, false);
 }
 
 static text *
@@ -411,7 +438,7 @@ mlcache_invalidate(PG_FUNCTION_ARGS)
 	mlcache_target_init(&t, MLCACHE_TARGET_KEY, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
 	mlcache_inval_add(&t, false);
 	/* The data behind the key may feed a materialized view (L3). */
-	mlcache_l3_mark_all_dirty();
+	mlcache_inval_views(InvalidOid);
 	PG_RETURN_VOID();
 }
 
@@ -434,7 +461,7 @@ mlcache_invalidate_pattern(PG_FUNCTION_ARGS)
 	bool		added;
 
 	added = mlcache_inval_add(&t, true);
-	mlcache_l3_mark_all_dirty();
+	mlcache_inval_views(InvalidOid);
 	PG_RETURN_INT64(added ? 1 : 0);
 }
 
@@ -449,6 +476,6 @@ mlcache_clear(PG_FUNCTION_ARGS)
 	mlcache_require_loaded();
 	mlcache_target_init(&t, MLCACHE_TARGET_ALL, "", 0);
 	mlcache_inval_add(&t, true);
-	mlcache_l3_mark_all_dirty();
+	mlcache_inval_views(InvalidOid);
 	PG_RETURN_VOID();
 }

@@ -27,12 +27,15 @@
 #include "common/hashfn.h"
 #include "common/sha2.h"
 #include "miscadmin.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 
 #include "guc.h"
 #include "keys.h"
-#include "l1.h"
 #include "shmem.h"
+#include "template.h"
+
+void		(*mlcache_namespace_changed_hook) (void) = NULL;
 
 static char *ns_text = NULL;
 static int	ns_len = 0;
@@ -102,7 +105,8 @@ mlcache_namespace(int *len)
 									  UINT64CONST(0x6d6c6361636865));
 		ns_version = mlcache_prefix_config_version;
 		/* L1 is keyed by the caller's key alone: start it afresh. */
-		mlcache_l1_clear();
+		if (mlcache_namespace_changed_hook)
+			mlcache_namespace_changed_hook();
 	}
 	*len = ns_len;
 	return ns_text;
@@ -309,6 +313,7 @@ mlcache_key_rkey(MlcacheKey *k)
 /*
  * The key's token: the sum of its generation counters.  The barrier orders
  * these reads before whatever snapshot the caller takes next (see lookup.c).
+ * Atomic reads of the generation table: no lock.
  */
 uint64
 mlcache_key_token(const MlcacheKey *k)
@@ -402,4 +407,75 @@ mlcache_glob_escape(const char *s, int len)
 		appendStringInfoChar(&buf, s[i]);
 	}
 	return buf.data;
+}
+
+/*
+ * The generation slot of a definition (or of another per-database catalog,
+ * such as mlcache.watches) named name.  Definitions belong to the database,
+ * not to the key namespace: the slot is hashed with the database's oid, so
+ * that sessions using different mlcache.key_prefix settings see the same
+ * changes.  A collision only causes a spurious reload.
+ */
+uint32
+mlcache_def_slot(const char *name, int len)
+{
+	uint64		h = hash_bytes_extended((const unsigned char *) name, len,
+										((uint64) MyDatabaseId << 8) | MLCACHE_TARGET_DEF);
+
+	h &= mlcache_shared->slot_mask;
+	return h == 0 ? 1 : (uint32) h;
+}
+
+/* Check a TTL argument: NULL means the GUC default, negative is an error. */
+int
+mlcache_ttl_arg(FunctionCallInfo fcinfo, int argno, const char *name, int dflt)
+{
+	int32		ttl;
+
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return dflt;
+	ttl = PG_GETARG_INT32(argno);
+	if (ttl < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be negative", name),
+				 errdetail("A TTL of 0 means the value is not kept at that level; a max_stale of 0 never serves a stale value.")));
+	return ttl;
+}
+
+/* Check and decode the key argument (argument 0). */
+void
+mlcache_key_arg(FunctionCallInfo fcinfo, MlcacheKey *k)
+{
+	text	   *t;
+
+	mlcache_require_loaded();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("cache key must not be null")));
+	t = PG_GETARG_TEXT_PP(0);
+	mlcache_check_key(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), "cache key");
+	mlcache_key_init(k, text_to_cstring(t), VARSIZE_ANY_EXHDR(t));
+}
+
+/*
+ * Append a value substituted into a key, escaped ('%' as "%25", ':' as
+ * "%3A"; see template.h, whose escaping it uses).  Used for fetch()'s
+ * parameters and by the watch triggers, which must produce the same bytes.
+ */
+void
+mlcache_key_append_value(StringInfo buf, const char *s, int len)
+{
+	int			n = mlcache_key_escaped_len(s, len);
+
+	if (n == len)
+	{
+		appendBinaryStringInfo(buf, s, len);
+		return;
+	}
+	enlargeStringInfo(buf, n);
+	mlcache_key_escape(s, len, buf->data + buf->len);
+	buf->len += n;
+	buf->data[buf->len] = '\0';
 }

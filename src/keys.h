@@ -1,10 +1,14 @@
 /*
  * keys.h
- *	  Cache keys: validation, the Redis key, and the generation slots a key
- *	  depends on.
+ *	  Cache keys: validation, the Redis key, the generation slots a key
+ *	  depends on, values rendered into keys, and the key and TTL arguments
+ *	  the SQL functions share.
  */
 #ifndef MLCACHE_KEYS_H
 #define MLCACHE_KEYS_H
+
+#include "fmgr.h"
+#include "lib/stringinfo.h"
 
 /* Keys longer than this are stored in Redis under a SHA-256 of the key. */
 #define MLCACHE_MAX_PLAIN_KEY	200
@@ -58,5 +62,17 @@ extern const char *mlcache_namespace(int *len);
 extern char *mlcache_glob_escape(const char *s, int len);
 extern char *mlcache_redis_name(const char *ns, int nlen, const char *key, int keylen, int *rlen);
 extern char *mlcache_prefix_glob(const char *ns, int nlen, const char *prefix, int plen);
+extern uint32 mlcache_def_slot(const char *name, int len);
+extern void mlcache_key_append_value(StringInfo buf, const char *s, int len);
+
+/* Argument checks shared by the SQL entry points. */
+extern void mlcache_key_arg(FunctionCallInfo fcinfo, MlcacheKey *k);
+extern int	mlcache_ttl_arg(FunctionCallInfo fcinfo, int argno, const char *name, int dflt);
+
+/*
+ * Called when the session's key namespace changes (set by l1.c, whose cache
+ * is keyed by the caller's key alone); NULL: nothing to do.
+ */
+extern void (*mlcache_namespace_changed_hook) (void);
 
 #endif

@@ -200,3 +200,13 @@ mlcache_l1_usage(int64 *entries, int64 *bytes)
 	*entries = l1_entries;
 	*bytes = (int64) l1_bytes;
 }
+
+/*
+ * Clear L1 whenever the session's key namespace changes (keys.c calls the
+ * hook): entries are keyed by the caller's key alone.  Called from _PG_init.
+ */
+void
+mlcache_l1_init(void)
+{
+	mlcache_namespace_changed_hook = mlcache_l1_clear;
+}

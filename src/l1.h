@@ -26,6 +26,7 @@ typedef struct MlcacheStamp
 extern Jsonb *mlcache_l1_get(const MlcacheKey *k, MlcacheStamp *stamp);
 extern void mlcache_l1_put(const MlcacheKey *k, Jsonb *value, const MlcacheStamp *stamp);
 extern void mlcache_l1_remove(const MlcacheKey *k);
+extern void mlcache_l1_init(void);
 extern void mlcache_l1_clear(void);
 extern void mlcache_l1_usage(int64 *entries, int64 *bytes);
 

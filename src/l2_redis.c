@@ -96,6 +96,8 @@ mlcache_l2_disconnect(void)
 /*
  * True while the breaker tells every backend to skip Redis, and always when
  * there is no cluster secret to authenticate values with.
+ * Atomic read of breaker_until; secret_ok is written once at start-up: no
+ * lock.
  */
 bool
 mlcache_l2_breaker_open(void)
@@ -110,6 +112,7 @@ mlcache_l2_breaker_open(void)
 /*
  * Record a failure: drop the connection, count it and open (or keep open) the
  * breaker.  what says which step failed; detail is hiredis' text.
+ * The breaker is opened by compare-and-swap on breaker_until: no lock.
  */
 static void
 l2_failure(const char *what, const char *detail)
@@ -148,7 +151,10 @@ l2_failure(const char *what, const char *detail)
 	}
 }
 
-/* A command went through: close the breaker if it was open. */
+/*
+ * A command went through: close the breaker if it was open.  The breaker is
+ * closed by compare-and-swap on breaker_until: no lock.
+ */
 static void
 l2_success(void)
 {
@@ -746,6 +752,7 @@ mlcache_l2_ping(double *rtt_ms)
 /*
  * "closed", "open" (Redis skipped), "half-open" (the next call retries) or
  * "disabled" (no usable cluster secret: Redis is never used).
+ * Atomic read: no lock.
  */
 const char *
 mlcache_l2_breaker_state(void)

@@ -29,9 +29,5 @@ extern void mlcache_l3_unload(MlcacheL3 *l3);
 extern bool mlcache_l3_configured(const MlcacheL3 *l3);
 extern Jsonb *mlcache_l3_read(MlcacheL3 *l3, Datum *values, const char *nulls,
 							  int nparams, Oid *types);
-extern void mlcache_l3_mark_dirty(Oid relid);
-extern void mlcache_l3_mark_all_dirty(void);
-extern void mlcache_l3_launch_refreshers(void);
-extern void mlcache_l3_totals(int *nviews, int64 *refreshes);
 
 #endif

@@ -796,39 +796,6 @@ lookup_compute_query(void *arg, int64 *compute_us)
 	return mlcache_compute((const char *) arg, compute_us);
 }
 
-/* Check a TTL argument: NULL means the GUC default, negative is an error. */
-int
-mlcache_lookup_ttl_arg(FunctionCallInfo fcinfo, int argno, const char *name, int dflt)
-{
-	int32		ttl;
-
-	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
-		return dflt;
-	ttl = PG_GETARG_INT32(argno);
-	if (ttl < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be negative", name),
-				 errdetail("A TTL of 0 means the value is not kept at that level; a max_stale of 0 never serves a stale value.")));
-	return ttl;
-}
-
-/* Check and decode the key argument (argument 0). */
-void
-mlcache_lookup_key_arg(FunctionCallInfo fcinfo, MlcacheKey *k)
-{
-	text	   *t;
-
-	mlcache_require_loaded();
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("cache key must not be null")));
-	t = PG_GETARG_TEXT_PP(0);
-	mlcache_check_key(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), "cache key");
-	mlcache_key_init(k, text_to_cstring(t), VARSIZE_ANY_EXHDR(t));
-}
-
 /*
  * vary_on's setting names from a text[] argument: non-null, at most
  * MLCACHE_MAX_VARY.  *n receives how many.
@@ -877,20 +844,20 @@ lookup_get(FunctionCallInfo fcinfo, int nargs, const char *const *vary, int nvar
 	int			l1_ttl,
 				l2_ttl;
 
-	mlcache_lookup_key_arg(fcinfo, &k);
+	mlcache_key_arg(fcinfo, &k);
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("cache query must not be null")));
 	query = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	l1_ttl = nargs > 2 ? mlcache_lookup_ttl_arg(fcinfo, 2, "l1_ttl", mlcache_l1_ttl) : mlcache_l1_ttl;
-	l2_ttl = nargs > 3 ? mlcache_lookup_ttl_arg(fcinfo, 3, "l2_ttl", mlcache_l2_ttl) : mlcache_l2_ttl;
+	l1_ttl = nargs > 2 ? mlcache_ttl_arg(fcinfo, 2, "l1_ttl", mlcache_l1_ttl) : mlcache_l1_ttl;
+	l2_ttl = nargs > 3 ? mlcache_ttl_arg(fcinfo, 3, "l2_ttl", mlcache_l2_ttl) : mlcache_l2_ttl;
 	src.fingerprint = mlcache_fingerprint("get", query);
 	src.roleid = GetUserId();
 	src.compute = lookup_compute_query;
 	src.l3 = NULL;
 	src.arg = query;
-	src.max_stale = nargs > 4 ? mlcache_lookup_ttl_arg(fcinfo, 4, "max_stale", 0) : 0;
+	src.max_stale = nargs > 4 ? mlcache_ttl_arg(fcinfo, 4, "max_stale", 0) : 0;
 	src.beta = (nargs > 5 && !PG_ARGISNULL(5)) ? PG_GETARG_FLOAT8(5) : 0;
 	src.nvary = nvary;
 	src.vary = vary;
@@ -958,7 +925,7 @@ mlcache_set(PG_FUNCTION_ARGS)
 	PendingSet *ps;
 	MemoryContext old;
 
-	mlcache_lookup_key_arg(fcinfo, &k);
+	mlcache_key_arg(fcinfo, &k);
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -966,8 +933,8 @@ mlcache_set(PG_FUNCTION_ARGS)
 				 errhint("Store the JSON null, 'null'::jsonb, instead.")));
 	old = MemoryContextSwitchTo(TopTransactionContext);
 	ps = palloc(sizeof(PendingSet));
-	ps->l1_ttl = mlcache_lookup_ttl_arg(fcinfo, 2, "l1_ttl", mlcache_l1_ttl);
-	ps->l2_ttl = mlcache_lookup_ttl_arg(fcinfo, 3, "l2_ttl", mlcache_l2_ttl);
+	ps->l1_ttl = mlcache_ttl_arg(fcinfo, 2, "l1_ttl", mlcache_l1_ttl);
+	ps->l2_ttl = mlcache_ttl_arg(fcinfo, 3, "l2_ttl", mlcache_l2_ttl);
 	ps->key = pnstrdup(k.key, k.keylen);
 	ps->keylen = k.keylen;
 	ps->value = copy_jsonb(PG_GETARG_JSONB_P(1));
@@ -989,8 +956,8 @@ mlcache_set(PG_FUNCTION_ARGS)
  * PRE_COMMIT: perform the transaction's set() calls, in order.  A key the
  * transaction also invalidates is not stored: the invalidation wins.
  */
-void
-mlcache_lookup_flush_sets(void)
+static void
+lookup_flush_sets(void)
 {
 	ListCell   *lc;
 
@@ -1011,15 +978,15 @@ mlcache_lookup_flush_sets(void)
 	pending_sets = NIL;
 }
 
-void
-mlcache_lookup_reset_sets(void)
+static void
+lookup_reset_sets(void)
 {
 	pending_sets = NIL;
 }
 
 /* A subtransaction at level aborted: forget its sets. */
-void
-mlcache_lookup_discard_sets(int level)
+static void
+lookup_discard_sets(int level)
 {
 	ListCell   *lc;
 
@@ -1033,8 +1000,8 @@ mlcache_lookup_discard_sets(int level)
 }
 
 /* A subtransaction at level committed: its sets belong to its parent. */
-void
-mlcache_lookup_promote_sets(int level)
+static void
+lookup_promote_sets(int level)
 {
 	ListCell   *lc;
 
@@ -1047,8 +1014,73 @@ mlcache_lookup_promote_sets(int level)
 	}
 }
 
-int
-mlcache_lookup_pending_sets(void)
+
+/*
+ * The transaction's set() calls: performed at PRE_COMMIT, forgotten at the
+ * end of the transaction, refused by PREPARE TRANSACTION.
+ *
+ * Order with invalidate.c's callback.  PostgreSQL calls xact callbacks in
+ * reverse registration order (xact.c: RegisterXactCallback prepends,
+ * CallXactCallbacks walks from the head), and _PG_init registers this one
+ * before invalidate.c's, so within each event it runs after that one, as
+ * the single callback of invalidate.c did before.  The order does not
+ * matter anyway: the sets are flushed at PRE_COMMIT and consult the pending
+ * invalidations (mlcache_inval_touches), which invalidate.c resets only at
+ * COMMIT, ABORT or PREPARE, events that PostgreSQL raises for every callback
+ * after PRE_COMMIT has been raised for all of them.  At PRE_PREPARE both
+ * callbacks refuse with the same error, so pending invalidations or pending
+ * sets stop a PREPARE whichever runs first.
+ */
+static void
+lookup_xact_callback(XactEvent event, void *arg)
 {
-	return list_length(pending_sets);
+	if (mlcache_shared == NULL)
+		return;
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			lookup_flush_sets();
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			lookup_reset_sets();
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			if (list_length(pending_sets) > 0)
+				mlcache_inval_refuse_prepare();
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * Drop what an aborted subtransaction set; hand a committed one's up.  The
+ * sets are independent of invalidate.c's pending targets, so the order of
+ * the two subtransaction callbacks does not matter.
+ */
+static void
+lookup_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		lookup_discard_sets(level);
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		lookup_promote_sets(level);
+}
+
+/*
+ * Register the callbacks; called from _PG_init while preloading, before
+ * mlcache_inval_init (see lookup_xact_callback for why the order is safe).
+ */
+void
+mlcache_lookup_init(void)
+{
+	RegisterXactCallback(lookup_xact_callback, NULL);
+	RegisterSubXactCallback(lookup_subxact_callback, NULL);
 }

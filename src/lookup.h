@@ -34,13 +34,7 @@ extern Datum mlcache_result_settings_values(void);
 
 extern Jsonb *mlcache_lookup_read(MlcacheKey *k, const MlcacheSource *src,
 								  int l1_ttl, int l2_ttl);
-extern void mlcache_lookup_key_arg(FunctionCallInfo fcinfo, MlcacheKey *k);
-extern int	mlcache_lookup_ttl_arg(FunctionCallInfo fcinfo, int argno, const char *name, int dflt);
 extern uint64 mlcache_fingerprint(const char *kind, const char *text);
-extern void mlcache_lookup_flush_sets(void);
-extern void mlcache_lookup_reset_sets(void);
-extern void mlcache_lookup_discard_sets(int level);
-extern void mlcache_lookup_promote_sets(int level);
-extern int	mlcache_lookup_pending_sets(void);
+extern void mlcache_lookup_init(void);
 
 #endif

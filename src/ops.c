@@ -17,10 +17,10 @@
 #include "guc.h"
 #include "keys.h"
 #include "l2_redis.h"
-#include "l3.h"
+#include "refresher.h"
 #include "shmem.h"
 #include "stats.h"
-#include "worker.h"
+#include "hygiene.h"
 
 /* SCAN calls (of COUNT 1000) spent counting this database's Redis keys. */
 #define KEY_COUNT_STEPS 100
@@ -70,7 +70,7 @@ mlcache_stats_row(PG_FUNCTION_ARGS)
 	l3h = mlcache_counter_value(MLC_L3_HIT);
 	l3m = mlcache_counter_value(MLC_L3_MISS);
 	mlcache_stats_l1_totals(&entries, &bytes);
-	mlcache_l3_totals(&nviews, &refreshes);
+	mlcache_refresher_totals(&nviews, &refreshes);
 
 	v[0] = Int64GetDatum(l1h);
 	v[1] = Int64GetDatum(l1m);
@@ -94,7 +94,7 @@ mlcache_stats_row(PG_FUNCTION_ARGS)
 	v[17] = Int64GetDatum(mlcache_counter_value(MLC_BYPASS));
 	v[18] = Int64GetDatum(mlcache_counter_value(MLC_REJECTED_FILL));
 	v[19] = Int64GetDatum(mlcache_counter_value(MLC_INVALIDATION));
-	v[20] = Int64GetDatum(mlcache_worker_queue_length());
+	v[20] = Int64GetDatum(mlcache_hygiene_queue_length());
 	v[21] = Int64GetDatum(mlcache_counter_value(MLC_HYGIENE_DROPPED));
 	v[22] = Int64GetDatum(mlcache_counter_value(MLC_L2_ERROR));
 	v[23] = CStringGetTextDatum(mlcache_l2_breaker_state());
@@ -196,8 +196,8 @@ mlcache_health(PG_FUNCTION_ARGS)
 
 	mlcache_require_loaded();
 	mlcache_stats_l1_totals(&entries, &bytes);
-	mlcache_l3_totals(&nviews, &refreshes);
-	worker_ok = mlcache_worker_alive();
+	mlcache_refresher_totals(&nviews, &refreshes);
+	worker_ok = mlcache_hygiene_worker_alive();
 
 	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
 	jb_key(&st, "l1");
@@ -217,7 +217,7 @@ mlcache_health(PG_FUNCTION_ARGS)
 	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
 	jb_bool(&st, "alive", worker_ok);
 	pushJsonbValue(&st, WJB_END_OBJECT, NULL);
-	jb_num(&st, "invalidations_pending", mlcache_worker_queue_length());
+	jb_num(&st, "invalidations_pending", mlcache_hygiene_queue_length());
 	jb_str(&st, "status", (l2_ok && worker_ok) ? "ok" : "degraded");
 	res = pushJsonbValue(&st, WJB_END_OBJECT, NULL);
 	PG_RETURN_JSONB_P(JsonbValueToJsonb(res));

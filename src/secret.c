@@ -177,8 +177,9 @@ secret_create(uint8 *secret)
  * Load the cluster secret into secret (MLCACHE_SECRET_LEN bytes), creating
  * the file if there is none.  Runs where the working directory is the data
  * directory (the postmaster, or a single-user backend) while shared memory
- * is initialised.  Returns false, having reported why, if there is no
- * usable secret; secret is then undefined.
+ * is initialised, under AddinShmemInitLock (shmem.c).  Returns false,
+ * having reported why, if there is no usable secret; secret is then
+ * undefined.
  */
 bool
 mlcache_secret_load(uint8 *secret)

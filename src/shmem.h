@@ -25,7 +25,15 @@ typedef struct MlcacheShared
 
 extern MlcacheShared *mlcache_shared;
 
-extern void mlcache_shmem_init(void);
+/* A part with shared state of its own (see mlcache_shmem_init). */
+typedef struct MlcacheShmemPart
+{
+	Size		(*size) (void);	/* bytes it needs */
+	void		(*request) (void);	/* more requests (tranches), or NULL */
+	void		(*startup) (void);	/* attach; AddinShmemInitLock held */
+} MlcacheShmemPart;
+
+extern void mlcache_shmem_init(const MlcacheShmemPart *parts, int nparts);
 extern void mlcache_require_loaded(void);
 
 #endif

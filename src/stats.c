@@ -136,6 +136,10 @@ mlcache_stats_shmem_startup(void)
 	}
 }
 
+/*
+ * Add n to counter c in this backend's own row (one writer: no lock); rows
+ * without a BackendId share row 0, added to atomically.
+ */
 void
 mlcache_count_n(MlcacheCounter c, uint64 n)
 {
@@ -152,13 +156,17 @@ mlcache_count_n(MlcacheCounter c, uint64 n)
 	pg_atomic_write_u64(cell, pg_atomic_read_u64(cell) + n);
 }
 
+/* See mlcache_count_n: no lock. */
 void
 mlcache_count(MlcacheCounter c)
 {
 	mlcache_count_n(c, 1);
 }
 
-/* The slot of a fingerprint, claiming a free one if create; NULL if none. */
+/*
+ * The slot of a fingerprint, claiming a free one if create; NULL if none.  A
+ * free slot is claimed by compare-and-swap: no lock.
+ */
 static ComputeStat *
 compute_slot(uint64 fingerprint, bool create)
 {
@@ -183,7 +191,10 @@ compute_slot(uint64 fingerprint, bool create)
 	return NULL;
 }
 
-/* Record one computation of fingerprint that took us microseconds. */
+/*
+ * Record one computation of fingerprint that took us microseconds.  Atomic
+ * adds: no lock.
+ */
 void
 mlcache_stats_record_compute(uint64 fingerprint, int64 us)
 {
@@ -195,7 +206,10 @@ mlcache_stats_record_compute(uint64 fingerprint, int64 us)
 	pg_atomic_fetch_add_u64(&c->total_us, (uint64) Max(us, 0));
 }
 
-/* Average compute time of fingerprint in ms, or -1 if never recorded. */
+/*
+ * Average compute time of fingerprint in ms, or -1 if never recorded.
+ * Atomic reads: no lock.
+ */
 double
 mlcache_stats_compute_ms(uint64 fingerprint)
 {
@@ -209,6 +223,7 @@ mlcache_stats_compute_ms(uint64 fingerprint)
 
 static bool l1_gauge_registered = false;
 
+/* At exit: this backend's own row, no lock. */
 static void
 stats_zero_l1_gauges(int code, Datum arg)
 {
@@ -218,6 +233,7 @@ stats_zero_l1_gauges(int code, Datum arg)
 /*
  * Publish this backend's L1 size.  Processes without a row of their own
  * (no BackendId) have no L1 worth showing and are skipped.
+ * This backend's own row: no lock.
  */
 void
 mlcache_stats_set_l1(int64 entries, int64 bytes)
@@ -237,7 +253,7 @@ mlcache_stats_set_l1(int64 entries, int64 bytes)
 	pg_atomic_write_u64(&row->l1_bytes, (uint64) bytes);
 }
 
-/* L1 entries and bytes summed over all backends. */
+/* L1 entries and bytes summed over all backends.  Atomic reads: no lock. */
 void
 mlcache_stats_l1_totals(int64 *entries, int64 *bytes)
 {
@@ -252,6 +268,10 @@ mlcache_stats_l1_totals(int64 *entries, int64 *bytes)
 	}
 }
 
+/*
+ * Sum of counter c over all rows (atomic reads).  Caller holds
+ * mlcache_shared->lock (any mode) when it pairs the sum with the baseline.
+ */
 static uint64
 counter_sum(MlcacheCounter c)
 {
@@ -263,7 +283,7 @@ counter_sum(MlcacheCounter c)
 	return sum;
 }
 
-/* Current value of one counter since the last reset.  Takes the lock shared. */
+/* Current value of one counter since the last reset.  Takes mlcache_shared->lock shared. */
 uint64
 mlcache_counter_value(MlcacheCounter c)
 {
@@ -301,7 +321,7 @@ mlcache_counters(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* When the counters were last reset.  Takes the lock shared. */
+/* When the counters were last reset.  Takes mlcache_shared->lock shared. */
 TimestampTz
 mlcache_stats_reset_at(void)
 {
@@ -324,7 +344,10 @@ mlcache_stats_reset_time(PG_FUNCTION_ARGS)
 
 PG_FUNCTION_INFO_V1(mlcache_reset_stats);
 
-/* mlcache.reset_stats(): record the current sums as the new baseline. */
+/*
+ * mlcache.reset_stats(): record the current sums as the new baseline.  Takes
+ * mlcache_shared->lock exclusively.
+ */
 Datum
 mlcache_reset_stats(PG_FUNCTION_ARGS)
 {

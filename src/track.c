@@ -10,10 +10,12 @@
  * last 24 hours.  Nothing here touches Redis: an L1 hit costs a shared lock,
  * a hash lookup and a spinlock.
  *
- * Locking: track_lock (its own LWLock) in shared mode to look entries up and
- * count, exclusive to insert, evict or sweep; each entry's counters are
- * protected by its spinlock.  A test-only hour offset (_tracking_advance)
- * is read without a lock.
+ * Locking (see the table in shmem.c): track_shared->lock (the LWLock of
+ * tranche "mlcache tracking") in shared mode to look entries up and count,
+ * exclusive to insert, evict or sweep; each entry's counters are protected
+ * by its spinlock, taken under track_shared->lock held shared (holding it
+ * exclusively excludes every spinlock holder).  A test-only hour offset
+ * (_tracking_advance) is an atomic, read without a lock.
  */
 #include "postgres.h"
 
@@ -31,7 +33,6 @@
 #include "guc.h"
 #include "keys.h"
 #include "l2_redis.h"
-#include "lookup.h"
 #include "shmem.h"
 #include "track.h"
 
@@ -95,7 +96,10 @@ mlcache_track_shmem_startup(void)
 								&info, HASH_ELEM | HASH_BLOBS);
 }
 
-/* The current hour number, shifted by the test-only offset. */
+/*
+ * The current hour number, shifted by the test-only offset.  hour_offset is
+ * an atomic: no lock.
+ */
 static int64
 track_hour(void)
 {
@@ -103,7 +107,11 @@ track_hour(void)
 		(int64) pg_atomic_read_u64(&track_shared->hour_offset);
 }
 
-/* Reads of an entry in the last 24 hours.  Caller holds its spinlock. */
+/*
+ * Reads of an entry in the last 24 hours.  Caller holds its spinlock, or
+ * track_shared->lock exclusively (which no holder of an entry's spinlock
+ * can hold at the same time: they all hold it shared).
+ */
 static uint64
 track_total(const TrackEntry *e, int64 now)
 {
@@ -129,8 +137,8 @@ track_cmp_u64(const void *a, const void *b)
  * Make room: evict the 5% of entries read least in the last 24 hours (at
  * least one).  Evicting in batches keeps a stream of new keys from scanning
  * the whole table for each one, which made every read of an untracked key
- * cost O(track_max) once the table was full.  Caller holds the lock
- * exclusively.
+ * cost O(track_max) once the table was full.  Caller holds
+ * track_shared->lock exclusively.
  */
 static void
 track_evict(int64 now)
@@ -169,6 +177,7 @@ track_evict(int64 now)
 	}
 }
 
+/* Caller holds track_shared->lock (any mode); takes e->mutex. */
 static void
 track_add(TrackEntry *e, int64 now, bool hit)
 {
@@ -188,7 +197,11 @@ track_add(TrackEntry *e, int64 now, bool hit)
 	SpinLockRelease(&e->mutex);
 }
 
-/* Count one read of k: a hit in any level, or a miss that computed. */
+/*
+ * Count one read of k: a hit in any level, or a miss that computed.  Takes
+ * track_shared->lock shared (exclusive to insert or evict), then the entry's
+ * spinlock.
+ */
 void
 mlcache_track(const MlcacheKey *k, uint64 hash, bool hit)
 {
@@ -236,6 +249,7 @@ mlcache_track(const MlcacheKey *k, uint64 hash, bool hit)
 /*
  * Hits and misses of a key in the last 24 hours; false if it is not
  * tracked.
+ * Takes track_shared->lock shared, then the entry's spinlock.
  */
 static bool
 track_lookup(uint64 hash, uint64 *hits, uint64 *misses)
@@ -285,7 +299,7 @@ mlcache_key_stats(PG_FUNCTION_ARGS)
 	int64		ttl_ms;
 	const char *rkey;
 
-	mlcache_lookup_key_arg(fcinfo, &k);
+	mlcache_key_arg(fcinfo, &k);
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	(void) track_lookup(mlcache_key_hash(&k), &hits, &misses);
@@ -302,7 +316,11 @@ mlcache_key_stats(PG_FUNCTION_ARGS)
 
 PG_FUNCTION_INFO_V1(mlcache_tracking_sweep);
 
-/* mlcache.tracking_sweep(): forget keys with no read in 24 hours. */
+/*
+ * mlcache.tracking_sweep(): forget keys with no read in 24 hours.  Takes
+ * track_shared->lock exclusively: the entries are read without their
+ * spinlocks (see track_total).
+ */
 Datum
 mlcache_tracking_sweep(PG_FUNCTION_ARGS)
 {
@@ -331,6 +349,7 @@ PG_FUNCTION_INFO_V1(mlcache_tracking_advance);
  * mlcache._tracking_advance(hours): a testing aid that moves the tracking
  * clock forward for the whole server, so that 24-hour retention can be
  * tested without waiting a day.  Superuser only.
+ * hour_offset is an atomic: no lock.
  */
 Datum
 mlcache_tracking_advance(PG_FUNCTION_ARGS)

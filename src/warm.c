@@ -36,7 +36,7 @@
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
-#include "catalog.h"
+#include "catalog_exec.h"
 #include "compute.h"
 #include "guc.h"
 #include "lookup.h"

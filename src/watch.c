@@ -45,10 +45,9 @@
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
 
-#include "fetch.h"
 #include "invalidate.h"
 #include "keys.h"
-#include "l3.h"
+#include "l3_dirty.h"
 #include "template.h"
 #include "shmem.h"
 
@@ -900,6 +899,6 @@ mlcache_invalidate_templates(PG_FUNCTION_ARGS)
 		fb = template_fallback(&t);
 		mlcache_inval_add(&fb, false);
 	}
-	mlcache_l3_mark_all_dirty();
+	mlcache_inval_views(InvalidOid);
 	PG_RETURN_VOID();
 }

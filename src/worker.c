@@ -1,486 +1,39 @@
 /*
  * worker.c
- *	  mlcache's background worker: removes invalidated keys from Redis after
- *	  commit, and publishes them for other consumers.
- *
- * Committing backends append records to a byte ring in shared memory from
- * their commit callback: a spinlock, a memcpy and SetLatch, nothing that can
- * fail or allocate (G4).  When the ring is full the record is dropped and
- * counted: correctness never depends on Redis being cleaned, since the
- * generation counters already made the values unreachable, and their TTL
- * still bounds how long they take space.
- *
- * The worker drains the ring into its own memory, folds duplicates, then
- * UNLINKs keys (a few Lua calls per batch, pipelined), SCANs and UNLINKs
- * patterns, and PUBLISHes the batch's keys and patterns on
- * "<namespace>invalidations", newline-separated, in as few messages as
- * fit.  While Redis is down it keeps the batch and retries with exponential
- * backoff; a batch that outgrows its bound is dropped and counted.
- *
- * Locking: ring fields are protected by ring->mutex (a spinlock, held only
- * for copies).  worker_latch and worker_pid are written by the worker and
- * read without a lock (a stale value only delays a wake-up).
+ *	  mlcache's background worker: one per server, with no database.  Every
+ *	  iteration it starts the L3 refreshers that are due (l3.c) and does the
+ *	  Redis hygiene work (hygiene.c).
  */
 #include "postgres.h"
 
 #include <signal.h>
 
-#include "common/hashfn.h"
-#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
-#include "storage/proc.h"
-#include "storage/shmem.h"
-#include "storage/spin.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
-#include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
-#include "guc.h"
-#include "keys.h"
-#include "l2_redis.h"
-#include "l3.h"
-#include "shmem.h"
-#include "stats.h"
+#include "hygiene.h"
+#include "refresher.h"
 #include "worker.h"
-
-#define RING_SIZE		(1024 * 1024)
-#define RECORD_HEADER	16		/* uint16 text length, namespace length, flags, kind, 3 unused, int64 time */
-#define MAX_NS			255		/* longer namespaces are not queued */
-#define MAX_BATCH		65536	/* records the worker holds while Redis is down */
-#define BATCH_DELAY_MS	10		/* gathering time before a batch is drained */
-#define PUBLISH_MAX		65536	/* bytes per PUBLISH message (one text may exceed it) */
-
-typedef struct MlcacheRing
-{
-	slock_t		mutex;
-	uint32		head;			/* next byte to write */
-	uint32		tail;			/* next byte to read */
-	uint32		used;
-	uint32		records;
-	Latch	   *worker_latch;
-	pid_t		worker_pid;
-	char		data[RING_SIZE];
-} MlcacheRing;
-
-static MlcacheRing *ring = NULL;
-
-typedef struct HygieneItem
-{
-	char	   *text;			/* Redis name, or SCAN pattern */
-	char	   *channel;		/* shared by the items of one namespace */
-	bool		is_pattern;
-	bool		scan;			/* SCAN for the pattern (else only PUBLISH) */
-	uint64		hash;			/* of text and channel: sorts duplicates together */
-	TimestampTz committed;		/* commit time */
-} HygieneItem;
 
 PGDLLEXPORT void mlcache_worker_main(Datum arg);
 
-Size
-mlcache_worker_shmem_size(void)
-{
-	return sizeof(MlcacheRing);
-}
-
-/* Called with AddinShmemInitLock held. */
-void
-mlcache_worker_shmem_startup(void)
-{
-	bool		found;
-
-	ring = ShmemInitStruct("mlcache hygiene ring", sizeof(MlcacheRing), &found);
-	if (!found)
-	{
-		SpinLockInit(&ring->mutex);
-		ring->head = ring->tail = ring->used = ring->records = 0;
-		ring->worker_latch = NULL;
-		ring->worker_pid = 0;
-	}
-}
-
-/* Copy into the ring at head, wrapping.  Caller holds ring->mutex. */
-static void
-ring_put(const void *src, uint32 len)
-{
-	uint32		first = Min(len, RING_SIZE - ring->head);
-
-	memcpy(ring->data + ring->head, src, first);
-	memcpy(ring->data, (const char *) src + first, len - first);
-	ring->head = (ring->head + len) % RING_SIZE;
-}
-
-/* Copy out of the ring at tail, wrapping.  Caller holds ring->mutex. */
-static void
-ring_get(void *dst, uint32 len)
-{
-	uint32		first = Min(len, RING_SIZE - ring->tail);
-
-	memcpy(dst, ring->data + ring->tail, first);
-	memcpy((char *) dst + first, ring->data, len - first);
-	ring->tail = (ring->tail + len) % RING_SIZE;
-}
-
 /*
- * Queue an invalidated target of namespace ns for removal from Redis and for
- * PUBLISH: a key (kind MLCACHE_TARGET_KEY), a prefix (MLCACHE_TARGET_PREFIX),
- * the whole namespace (MLCACHE_TARGET_ALL, text empty) or a ready Redis name
- * (MLCACHE_HYGIENE_RNAME).  The worker builds Redis names and patterns, so
- * that the commit path only copies bytes.  committed is the time of the
- * commit, so that values stored after it are left alone.  Runs in the commit
- * callback: no allocation, no I/O, no ERROR.
- */
-void
-mlcache_worker_enqueue_hygiene(char kind, const char *ns, int nslen, const char *text,
-							   int len, bool scan, TimestampTz committed)
-{
-	uint32		need = RECORD_HEADER + nslen + len;
-	unsigned char hdr[RECORD_HEADER];
-	bool		queued = false;
-	bool		was_empty = false;
-	Latch	   *latch;
-
-	if (ring == NULL)
-		return;
-	if (len <= MLCACHE_HYGIENE_MAX_TEXT && nslen <= MAX_NS)
-	{
-		memset(hdr, 0, RECORD_HEADER);
-		hdr[0] = len & 0xff;
-		hdr[1] = (len >> 8) & 0xff;
-		hdr[2] = (unsigned char) nslen;
-		hdr[3] = scan ? 1 : 0;
-		hdr[4] = (unsigned char) kind;
-		memcpy(hdr + 8, &committed, sizeof(committed));
-		SpinLockAcquire(&ring->mutex);
-		if (ring->used + need <= RING_SIZE)
-		{
-			was_empty = (ring->records == 0);
-			ring_put(hdr, RECORD_HEADER);
-			ring_put(ns, nslen);
-			ring_put(text, len);
-			ring->used += need;
-			ring->records++;
-			queued = true;
-		}
-		SpinLockRelease(&ring->mutex);
-	}
-	mlcache_count(queued ? MLC_HYGIENE_QUEUED : MLC_HYGIENE_DROPPED);
-	/* The worker drains everything once woken: wake it for the first record. */
-	latch = ring->worker_latch;
-	if (was_empty && latch != NULL)
-		SetLatch(latch);
-}
-
-/* Records waiting in the ring. */
-int
-mlcache_worker_queue_length(void)
-{
-	int			n;
-
-	if (ring == NULL)
-		return 0;
-	SpinLockAcquire(&ring->mutex);
-	n = ring->records;
-	SpinLockRelease(&ring->mutex);
-	return n;
-}
-
-bool
-mlcache_worker_alive(void)
-{
-	pid_t		pid;
-
-	if (ring == NULL)
-		return false;
-	pid = ring->worker_pid;
-	return pid != 0 && kill(pid, 0) == 0;
-}
-
-/*
- * The item for one record: its Redis name or SCAN pattern, and its channel
- * "<namespace>invalidations", shared with the previous item when the
- * namespace is the same.
- */
-static void
-worker_item(HygieneItem *item, char kind, const char *ns, int nslen,
-			const char *text, int len, bool scan, TimestampTz committed,
-			char **last_ns, char **last_channel)
-{
-	int			rlen;
-
-	if (*last_ns == NULL || strlen(*last_ns) != nslen || memcmp(*last_ns, ns, nslen) != 0)
-	{
-		*last_ns = pnstrdup(ns, nslen);
-		*last_channel = psprintf("%sinvalidations", *last_ns);
-	}
-	item->channel = *last_channel;
-	item->is_pattern = (kind == MLCACHE_TARGET_PREFIX || kind == MLCACHE_TARGET_ALL);
-	if (kind == MLCACHE_HYGIENE_RNAME)
-		item->text = pnstrdup(text, len);
-	else if (kind == MLCACHE_TARGET_KEY)
-		item->text = mlcache_redis_name(ns, nslen, text, len, &rlen);
-	else
-		item->text = mlcache_prefix_glob(ns, nslen, text, kind == MLCACHE_TARGET_ALL ? 0 : len);
-	item->scan = scan;
-	item->committed = committed;
-	item->hash = hash_bytes_extended((const unsigned char *) item->text, strlen(item->text),
-									 hash_bytes((const unsigned char *) item->channel,
-												strlen(item->channel)));
-}
-
-/*
- * Move queued records into items[nitems..max), allocating in the current
- * memory context.  Records are copied to a local buffer under the spinlock
- * and turned into items after it is released.  Returns the new count.
- */
-static int
-worker_drain(HygieneItem *items, int nitems, int max)
-{
-	char		text[MLCACHE_HYGIENE_MAX_TEXT + 1];
-	char		ns[MAX_NS + 1];
-	char	   *last_ns = NULL;
-	char	   *last_channel = NULL;
-
-	for (;;)
-	{
-		unsigned char hdr[RECORD_HEADER];
-		uint32		len,
-					nslen;
-		TimestampTz committed;
-
-		if (nitems >= max)
-			break;
-		SpinLockAcquire(&ring->mutex);
-		if (ring->records == 0)
-		{
-			SpinLockRelease(&ring->mutex);
-			break;
-		}
-		ring_get(hdr, RECORD_HEADER);
-		len = hdr[0] | (hdr[1] << 8);
-		nslen = hdr[2];
-		ring_get(ns, nslen);
-		ring_get(text, len);
-		ring->used -= RECORD_HEADER + nslen + len;
-		ring->records--;
-		SpinLockRelease(&ring->mutex);
-
-		memcpy(&committed, hdr + 8, sizeof(committed));
-		worker_item(&items[nitems], (char) hdr[4], ns, nslen, text, len,
-					(hdr[3] & 1) != 0, committed, &last_ns, &last_channel);
-		nitems++;
-	}
-	return nitems;
-}
-
-/*
- * Order a batch so that duplicates (same kind, text and channel) are
- * adjacent, the latest commit last.
- */
-static int
-hygiene_cmp(const void *a, const void *b)
-{
-	const HygieneItem *x = a;
-	const HygieneItem *y = b;
-	int			c;
-
-	if (x->is_pattern != y->is_pattern)
-		return x->is_pattern ? 1 : -1;
-	if (x->hash != y->hash)
-		return x->hash < y->hash ? -1 : 1;
-	if ((c = strcmp(x->text, y->text)) != 0)
-		return c;
-	if ((c = strcmp(x->channel, y->channel)) != 0)
-		return c;
-	if (x->committed != y->committed)
-		return x->committed < y->committed ? -1 : 1;
-	return 0;
-}
-
-/*
- * Collapse a batch: the same key or pattern invalidated by many commits is
- * removed (or SCANned) once, with the latest commit time, and published
- * once.  Returns the new length.
- */
-static int
-worker_dedup(HygieneItem *items, int n)
-{
-	int			i,
-				kept = 0;
-
-	if (n < 2)
-		return n;
-	qsort(items, n, sizeof(HygieneItem), hygiene_cmp);
-	for (i = 0; i < n; i++)
-	{
-		if (kept > 0 && items[kept - 1].is_pattern == items[i].is_pattern &&
-			items[kept - 1].hash == items[i].hash &&
-			strcmp(items[kept - 1].text, items[i].text) == 0 &&
-			strcmp(items[kept - 1].channel, items[i].channel) == 0)
-		{
-			items[kept - 1] = items[i];
-			continue;
-		}
-		items[kept++] = items[i];
-	}
-	return kept;
-}
-
-/* Make c the PUBLISH of msg on channel. */
-static void
-worker_publish_cmd(MlcacheL2Cmd *c, const char *channel, const char *msg)
-{
-	mlcache_l2_cmd_init(c, 3);
-	c->argv[0] = "PUBLISH";
-	c->argv[1] = channel;
-	c->argv[2] = msg;
-}
-
-/*
- * The PUBLISH commands for a batch: per channel, the texts joined by
- * newlines (keys and patterns never contain control characters), at most
- * PUBLISH_MAX bytes per message.  Returns how many commands it added.
- */
-static int
-worker_publishes(HygieneItem *items, int n, MlcacheL2Cmd *cmds)
-{
-	int			ncmds = 0;
-	bool	   *done = palloc0(sizeof(bool) * n);
-	int			i,
-				j;
-
-	for (i = 0; i < n; i++)
-	{
-		StringInfoData msg;
-
-		if (done[i])
-			continue;
-		initStringInfo(&msg);
-		for (j = i; j < n; j++)
-		{
-			if (done[j] || strcmp(items[j].channel, items[i].channel) != 0)
-				continue;
-			if (msg.len > 0 && msg.len + 1 + strlen(items[j].text) > PUBLISH_MAX)
-			{
-				worker_publish_cmd(&cmds[ncmds++], items[i].channel, msg.data);
-				initStringInfo(&msg);
-			}
-			if (msg.len > 0)
-				appendStringInfoChar(&msg, '\n');
-			appendStringInfoString(&msg, items[j].text);
-			done[j] = true;
-		}
-		worker_publish_cmd(&cmds[ncmds++], items[i].channel, msg.data);
-	}
-	return ncmds;
-}
-
-/*
- * Deliver a batch: remove the keys (one EVAL per MLCACHE_L2_KEYS_PER_EVAL,
- * each key compared with its own commit time) and PUBLISH every item, all
- * pipelined, then SCAN each pattern marked for it and remove what it
- * matches.  Only values computed before the invalidating commit are removed
- * (mlcache_l2_cmd_unlink_older).  Returns true if all of it went through.
- */
-static bool
-worker_deliver(HygieneItem *items, int n)
-{
-	/* At most one EVAL and one PUBLISH per item. */
-	MlcacheL2Cmd *cmds = palloc0(sizeof(MlcacheL2Cmd) * 2 * n);
-	const char **keys = palloc(sizeof(char *) * n);
-	const char **befores = palloc(sizeof(char *) * n);
-	char	  **committed = palloc(sizeof(char *) * n);	/* items' commit times, as text */
-	int			nkeys = 0,
-				ncmds = 0,
-				neval,
-				i;
-	int64		removed = 0;
-
-	for (i = 0; i < n; i++)
-	{
-		committed[i] = psprintf(INT64_FORMAT, (int64) items[i].committed);
-		if (items[i].is_pattern)
-			continue;
-		keys[nkeys] = items[i].text;
-		befores[nkeys] = committed[i];
-		nkeys++;
-	}
-	for (i = 0; i < nkeys; i += MLCACHE_L2_KEYS_PER_EVAL)
-		mlcache_l2_cmd_unlink_older(&cmds[ncmds++], keys + i, befores + i,
-									Min(nkeys - i, MLCACHE_L2_KEYS_PER_EVAL));
-	neval = ncmds;
-	ncmds += worker_publishes(items, n, cmds + ncmds);
-	if (mlcache_l2_pipeline(cmds, ncmds) != L2_OK)
-		return false;
-	for (i = 0; i < neval; i++)
-		removed += cmds[i].result;
-	for (i = 0; i < n; i++)
-	{
-		int64		got = 0;
-
-		if (items[i].is_pattern && items[i].scan)
-		{
-			if (mlcache_l2_scan_unlink(items[i].text, committed[i], &got) != L2_OK)
-				return false;
-			removed += got;
-		}
-	}
-	mlcache_count_n(MLC_REDIS_UNLINKED, removed);
-	return true;
-}
-
-/*
- * A LOG line summing up the invalidations delivered to Redis, at most once a
- * minute however many batches there were.
- */
-static void
-worker_log_summary(int delivered)
-{
-	static int64 since_last = 0;
-	static TimestampTz last = 0;
-	TimestampTz now = GetCurrentTimestamp();
-
-	since_last += delivered;
-	if (last != 0 && now - last < 60 * USECS_PER_SEC)
-		return;
-	ereport(LOG,
-			(errmsg("mlcache delivered %lld invalidations to Redis%s",
-					(long long) since_last, last == 0 ? "" : " in the last minute")));
-	since_last = 0;
-	last = now;
-}
-
-static void
-worker_clear_pid(int code, Datum arg)
-{
-	if (ring != NULL && ring->worker_pid == MyProcPid)
-	{
-		ring->worker_latch = NULL;
-		ring->worker_pid = 0;
-	}
-}
-
-/*
- * The worker's main loop.  It holds the current batch across iterations
- * while Redis fails, retrying with exponential backoff; everything else is
- * allocated in a context reset every iteration.
+ * The worker's main loop.  Hygiene holds the current batch across
+ * iterations while Redis fails, retrying with exponential backoff;
+ * everything else is allocated in a context reset every iteration.
  */
 void
 mlcache_worker_main(Datum arg)
 {
 	MemoryContext loop_cxt;
-	MemoryContext batch_cxt;
-	HygieneItem *items;
-	int			nitems = 0;
-	int64		folded = 0;		/* duplicate records folded into the held batch */
-	long		backoff_ms = 0;
-	TimestampTz retry_at = 0;	/* while backing off: no delivery before this */
 	ResourceOwner owner;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -497,30 +50,14 @@ mlcache_worker_main(Datum arg)
 	 */
 	owner = ResourceOwnerCreate(NULL, "mlcache worker");
 
-	ring->worker_latch = MyLatch;
-	ring->worker_pid = MyProcPid;
-	on_shmem_exit(worker_clear_pid, (Datum) 0);
-
+	mlcache_hygiene_attach();
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "mlcache worker loop",
 									 ALLOCSET_DEFAULT_SIZES);
-	batch_cxt = AllocSetContextCreate(TopMemoryContext, "mlcache worker batch",
-									  ALLOCSET_DEFAULT_SIZES);
-	items = MemoryContextAlloc(TopMemoryContext, sizeof(HygieneItem) * MAX_BATCH);
 
 	while (!ShutdownRequestPending)
 	{
-		long		timeout_ms = 1000L;
-
-		if (retry_at != 0)
-		{
-			long		secs;
-			int			usecs;
-
-			TimestampDifference(GetCurrentTimestamp(), retry_at, &secs, &usecs);
-			timeout_ms = Max(secs * 1000L + usecs / 1000, 1L);
-		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 timeout_ms, PG_WAIT_EXTENSION);
+						 mlcache_hygiene_timeout(), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (ShutdownRequestPending)
@@ -529,67 +66,11 @@ mlcache_worker_main(Datum arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
-			/* mlcache.redis_retry_interval may have changed: retry now, back off afresh. */
-			if (retry_at != 0)
-			{
-				backoff_ms = 0;
-				retry_at = GetCurrentTimestamp();
-			}
+			mlcache_hygiene_reloaded();
 		}
 		MemoryContextReset(loop_cxt);
-		mlcache_l3_launch_refreshers();
-
-		/* Let a burst of commits gather into one batch. */
-		if (nitems == 0 && mlcache_worker_queue_length() > 0)
-			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 BATCH_DELAY_MS, PG_WAIT_EXTENSION);
-
-		MemoryContextSwitchTo(batch_cxt);
-		CurrentResourceOwner = owner;
-		nitems = worker_drain(items, nitems, MAX_BATCH);
-		MemoryContextSwitchTo(loop_cxt);
-		if (nitems == 0)
-			continue;
-
-		/* Every queued record is done once its batch is; duplicates too. */
-		{
-			int			before = nitems;
-
-			nitems = worker_dedup(items, nitems);
-			folded += before - nitems;
-		}
-
-		/*
-		 * Backing off: commits still wake us, and their records join the held
-		 * batch (folding duplicates, keeping the ring from filling), but the
-		 * next delivery waits for the retry time unless the batch is full.
-		 */
-		if (retry_at != 0 && nitems < MAX_BATCH && GetCurrentTimestamp() < retry_at)
-			continue;
-		if (worker_deliver(items, nitems))
-		{
-			mlcache_count_n(MLC_HYGIENE_DONE, folded + nitems);
-			worker_log_summary(folded + nitems);
-			folded = 0;
-			nitems = 0;
-			backoff_ms = 0;
-			retry_at = 0;
-			MemoryContextReset(batch_cxt);
-			SetLatch(MyLatch);	/* more may have arrived meanwhile */
-			continue;
-		}
-		mlcache_count(MLC_HYGIENE_RETRIES);
-		backoff_ms = Min(Max(backoff_ms * 2, (long) mlcache_redis_retry_interval),
-						 10L * mlcache_redis_retry_interval);
-		retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), backoff_ms);
-		if (nitems >= MAX_BATCH)
-		{
-			/* The batch is full and Redis still fails: leave it to the TTLs. */
-			mlcache_count_n(MLC_HYGIENE_DROPPED, folded + nitems);
-			folded = 0;
-			nitems = 0;
-			MemoryContextReset(batch_cxt);
-		}
+		mlcache_refresher_launch();
+		mlcache_hygiene_work(loop_cxt, owner);
 	}
 	proc_exit(0);
 }

@@ -107,6 +107,7 @@ shell e-standby bash test/standby.sh
 shell e-schedule bash test/schedule.sh
 shell e-django bash test/django.sh
 shell e-upgrade bash test/upgrade.sh
+shell e-include-cycles /usr/bin/python3 test/include_cycles.py
 # These kill Redis, which can leave the circuit breaker open for a while.
 shell e-crash-restart bash test/crash_restart.sh
 shell e-faults bash test/faults/run.sh --short

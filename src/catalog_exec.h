@@ -1,11 +1,11 @@
 /*
- * catalog.h
+ * catalog_exec.h
  *	  The only way mlcache's catalog tables (definitions, watches,
- *	  warm_queue) change: privilege-checked C functions that write them with
- *	  fixed statements as the tables' owner.
+ *	  warm_queue) are written: fixed statements run as the tables' owner, by
+ *	  privilege-checked C functions (catalog.c, warm.c).
  */
-#ifndef MLCACHE_CATALOG_H
-#define MLCACHE_CATALOG_H
+#ifndef MLCACHE_CATALOG_EXEC_H
+#define MLCACHE_CATALOG_EXEC_H
 
 #include "executor/spi.h"
 
