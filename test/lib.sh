@@ -68,12 +68,6 @@ as_pg() {
 # redis_where [WHERE]: the socket path or port to use.
 redis_where() { echo "${1:-${MLCACHE_TMP:?is not set}/redis.sock}"; }
 redis_dir() { echo "${1:-${MLCACHE_TMP:?is not set}/redis}"; }
-# redis_cli_to WHERE ARGS...: redis-cli on a socket path or a loopback port.
-redis_cli_to() {
-	local where=$1
-	shift
-	if [[ $where == */* ]]; then redis-cli -s "$where" "$@"; else redis-cli -h 127.0.0.1 -p "$where" "$@"; fi
-}
 rcli() {
 	local sock=${MLCACHE_REDIS_SOCKET:?is not set}
 	if [[ -n ${MLCACHE_RCLI_TIMEOUT:-} ]]; then
@@ -82,7 +76,13 @@ rcli() {
 		redis-cli -s "$sock" "$@"
 	fi
 }
-redis_ping() { [[ $(timeout 2 redis_cli_to "$(redis_where "${1:-}")" PING 2>/dev/null) == PONG ]]; }
+# redis_ping [WHERE]: PONG within 2 s, on a socket path or a loopback port.
+redis_ping() {
+	local where to
+	where=$(redis_where "${1:-}")
+	if [[ $where == */* ]]; then to=(-s "$where"); else to=(-h 127.0.0.1 -p "$where"); fi
+	[[ $(timeout 2 redis-cli "${to[@]}" PING 2>/dev/null) == PONG ]]
+}
 redis_pid() {
 	local pid
 	pid=$(cat "$(redis_dir "${2:-}")/redis.pid" 2>/dev/null) || return 1
