@@ -30,6 +30,8 @@
 # Nothing here asserts: targets are reported as met or not met.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=test/lib.sh
+. test/lib.sh
 : "${MLCACHE_TMP:?is not set: run this under test/harness.sh}"
 
 secs=${BENCH_SECONDS:-10}
@@ -43,8 +45,7 @@ db=mlcache_bench
 out=bench/results/latest.md
 work=$MLCACHE_TMP/bench
 mkdir -p "$work" bench/results
-psql() { command psql -X -q -t -A -v ON_ERROR_STOP=1 -d "$db" "$@"; }
-rcli() { redis-cli -s "$MLCACHE_REDIS_SOCKET" "$@"; }
+psql() { psql_db "$db" "$@"; }
 log() { printf '%s\n' "$*" >&2; }
 commands=()
 # What tps() runs, one line each (it runs in command substitutions, whose
@@ -73,7 +74,7 @@ ms() {
 # secs_since T0: seconds elapsed since T0 (a date +%s.%N), with one decimal.
 secs_since() { awk -v t0="$1" -v t1="$(date +%s.%N)" 'BEGIN {printf "%.1f", t1 - t0}'; }
 
-command psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+fresh_db "$db"
 psql -c 'CREATE EXTENSION mlcache'
 
 # ----------------------------------------------------------------- read --
@@ -98,10 +99,8 @@ log "  $n_subs submissions, $per_asg per assignment (generated in ${gen_s} s, se
 # L3 on its own: the same view, with L1 and L2 off.
 psql -c "SELECT mlcache.define('bench_l3', (SELECT query FROM mlcache.definitions WHERE name = 'assignment_stats'),
          'bench_l3:{1}', 0, 0, 'lms.mlcache_assignment_stats', ARRAY['assignment_id'])" >/dev/null
-for ((i = 0; i < 600; i++)); do   # bounded (2 min): wait for the views to be fresh
-	[[ $(psql -c "SELECT count(*) FILTER (WHERE state <> 'fresh') FROM mlcache.views") == 0 ]] && break
-	sleep 0.2
-done
+views_fresh() { [[ $(psql -c "SELECT count(*) FILTER (WHERE state <> 'fresh') FROM mlcache.views") == 0 ]]; }
+wait_for 120 views_fresh || true
 value=$(psql -c "SELECT mlcache.fetch('assignment_stats', $aid)")
 printf 'SELECT 1;\n' >"$work/floor.sql"
 printf "SELECT mlcache.get('bench:l1', 'SELECT 1');\n" >"$work/l1.sql"
@@ -135,11 +134,9 @@ if command -v memcached >/dev/null && [[ -e $(pg_config --sharedir)/extension/pg
 	# whether it ends or test/harness.sh stops it.
 	memcached -l 127.0.0.1 -p "$mcport" -U 0 -u memcache &
 	mcpid=$!
-	trap 'kill "$mcpid" 2>/dev/null || true' EXIT
-	for ((i = 0; i < 50; i++)); do # bounded (5 s): wait for it to listen
-		(exec 3<>"/dev/tcp/127.0.0.1/$mcport") 2>/dev/null && break
-		sleep 0.1
-	done
+	on_exit quiet kill "$mcpid"
+	mc_listens() { (exec 3<>"/dev/tcp/127.0.0.1/$mcport") 2>/dev/null; }
+	wait_for 5 mc_listens || true
 	psql -c "ALTER DATABASE $db SET session_preload_libraries = 'pgmemcache'" \
 		-c "ALTER DATABASE $db SET pgmemcache.default_servers = '127.0.0.1:$mcport'" >/dev/null
 	psql -c 'CREATE EXTENSION pgmemcache' >/dev/null

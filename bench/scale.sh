@@ -19,6 +19,8 @@
 # Nothing here asserts.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=test/lib.sh
+. test/lib.sh
 : "${MLCACHE_TMP:?is not set: run this under test/harness.sh}"
 
 secs=${BENCH_SECONDS:-5}
@@ -31,8 +33,9 @@ out=bench/results/scale.md
 work=$MLCACHE_TMP/scale
 mkdir -p "$work" bench/results
 db=
-psql() { command psql -X -q -t -A -v ON_ERROR_STOP=1 -d "$db" "$@"; }
+psql() { psql_db "$db" "$@"; }
 log() { printf '%s\n' "$*" >&2; }
+views_fresh() { [[ $(psql -c "SELECT count(*) FILTER (WHERE state <> 'fresh') FROM mlcache.views") == 0 ]]; }
 secs_since() { awk -v t0="$1" -v t1="$(date +%s.%N)" 'BEGIN {printf "%.1f", t1 - t0}'; }
 ran=$work/commands.txt
 : >"$ran"
@@ -89,7 +92,7 @@ for i in "${!scales[@]}"; do
 	scale=${scales[i]}
 	db=mlcache_scale_$scale
 	log "bench-scale: scale $scale, $campus students per campus (database $db)"
-	command psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+	fresh_db "$db"
 	psql -c 'CREATE EXTENSION mlcache' -c "SELECT mlcache.lms_create_schema('lms')" >/dev/null
 	t0=$(date +%s.%N)
 	psql -c "SELECT mlcache.lms_generate(scale => $scale, students_per_campus => $campus)" >/dev/null
@@ -111,11 +114,7 @@ for i in "${!scales[@]}"; do
 		psql -c "SELECT mlcache.define('scale_l3_$x', $q, 'scale_l3_$x:{1}', 0, 0, 'lms.${view[$x]}', ARRAY['${param[$x]}'])" \
 			-c "SELECT mlcache.define('scale_miss_$x', $q, 'scale_miss_$x:{1}', 300, 300)" >/dev/null
 	done
-	for ((k = 0; k < 1500; k++)); do # bounded (5 min): wait for the views to be fresh
-		[[ $(psql -c "SELECT count(*) FILTER (WHERE state <> 'fresh') FROM mlcache.views") == 0 ]] && break
-		sleep 0.2
-	done
-	((k < 1500)) || log "  warning: the views are not all fresh after 5 min"
+	wait_for 300 views_fresh || log "  warning: the views are not all fresh after 5 min"
 	lo[asg]=1 hi[asg]=$na lo[stu]=$((nt + 1)) hi[stu]=$((nt + ns))
 	# The L1 key: the assignment, and the student, with the most submissions.
 	fixed[asg]=$(psql -c 'SELECT assignment_id FROM lms.submissions GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1')

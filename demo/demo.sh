@@ -18,6 +18,8 @@ set -euo pipefail
 : "${MLCACHE_TMP:?is not set: run this with make demo (test/harness.sh)}"
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=test/lib.sh
+. "$here/../test/lib.sh"
 db=mlcache_demo
 python=/usr/bin/python3 # the interpreter that sees Debian's python3-psycopg2
 data=$MLCACHE_TMP/demo
@@ -30,7 +32,7 @@ command -v gnuplot >/dev/null || die "gnuplot is missing: apt-get install -y gnu
 "$python" -c 'import psycopg2' 2>/dev/null || die "psycopg2 is missing: apt-get install -y python3-psycopg2"
 
 echo "${bold}mlcache demo: an LMS dashboard reading through L1 (backend memory), L2 (Redis) and L3 (materialized views)${reset}"
-echo "PostgreSQL $(psql -X -At -c 'SHOW server_version'), Redis $(redis-cli -s "$MLCACHE_REDIS_SOCKET" INFO server |
+echo "PostgreSQL $(psql -X -At -c 'SHOW server_version'), Redis $(rcli INFO server |
 	sed -n 's/^redis_version:\([^[:space:]]*\).*/\1/p'), $(nproc) cores; SCALE=${SCALE:-2} DEMO_SECONDS=${DEMO_SECONDS:-60}"
 
 dropdb --if-exists "$db" 2>/dev/null || true

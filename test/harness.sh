@@ -2,25 +2,16 @@
 # test/harness.sh CMD [ARGS...]: run CMD with throwaway Redis and PostgreSQL servers up, then always tear them down.
 #
 # CMD gets: MLCACHE_TMP (private temp dir), PGHOST=$MLCACHE_TMP, PGPORT=55432, PGUSER=postgres,
-# PGDATABASE=postgres, MLCACHE_PGDATA, MLCACHE_REDIS_SOCKET; test/servers.sh drives the servers.
+# PGDATABASE=postgres, MLCACHE_PGDATA, MLCACHE_REDIS_SOCKET; test/lib.sh drives the servers.
 # MLCACHE_KEEP_TMP=1 keeps the temp dir; MLCACHE_PRELOAD= (empty) skips preloading mlcache.
 # The exit status is CMD's (130/143 on SIGINT/SIGTERM); on failure the server logs' tails go to stderr.
 # shellcheck disable=SC2317 # functions reached only through the EXIT trap are not dead code
+# shellcheck disable=SC2119 # test/lib.sh functions take optional arguments
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-servers() { bash "$here/servers.sh" "$@"; }
-alive() { local s; s=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $s != Z* ]]; }
-all_dead() {
-	local p
-	for p in "$@"; do ! alive "$p" || return 1; done
-}
-# tree PID: PID and all its descendants, deepest first.
-tree() {
-	local c
-	for c in $(pgrep -P "$1"); do tree "$c"; done
-	echo "$1"
-}
+# shellcheck source=test/lib.sh
+. "$here/lib.sh"
 
 MLCACHE_TMP=$(mktemp -d /tmp/mlcache.XXXXXX) || exit 1
 chmod 755 "$MLCACHE_TMP" # postgres (server) and redis must reach the sockets here
@@ -30,20 +21,16 @@ export MLCACHE_PGDATA=$MLCACHE_TMP/pgdata MLCACHE_REDIS_SOCKET=$MLCACHE_TMP/redi
 unset PGHOSTADDR PGSERVICE PGOPTIONS PGDATA
 
 child=
+# cleanup: on_exit runs it on every exit path (signals become exit 130/143/129).
 cleanup() {
-	local rc=$? pids f n
-	trap - EXIT INT TERM HUP
-	trap '' INT TERM HUP PIPE # finish the clean-up even if signalled again or stderr is gone
+	local rc=$lib_exit_rc pids f
 	if [[ -n $child ]] && alive "$child"; then
 		# CMD is still running (we were signalled): SIGTERM its whole tree, SIGKILL after 10 s.
-		pids=$(tree "$child")
+		pids=$(proc_tree "$child")
 		# shellcheck disable=SC2086
 		kill -TERM $pids 2>/dev/null
-		for ((n = 0; n < 100; n++)); do
-			# shellcheck disable=SC2086
-			all_dead $pids && break
-			sleep 0.1
-		done
+		# shellcheck disable=SC2086
+		wait_for 10 all_dead $pids
 		# shellcheck disable=SC2086
 		kill -KILL $pids 2>/dev/null
 	fi
@@ -54,23 +41,19 @@ cleanup() {
 			tail -n 40 "$f" >&2
 		done
 	fi
-	servers stop-all-pg
-	servers stop-redis
+	pg_stop_all
+	redis_stop
 	if [[ ${MLCACHE_KEEP_TMP:-} == 1 ]]; then
 		echo "harness.sh: kept $MLCACHE_TMP" >&2
 	else
 		rm -rf --one-file-system "$MLCACHE_TMP"
 	fi
-	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+on_exit cleanup
 
-servers start-redis || exit 1
-servers init-pg || exit 1
-servers start-pg || exit 1
+redis_start || exit 1
+pg_init || exit 1
+pg_start || exit 1
 
 # CMD runs in the background so that a signal to this script is handled at once; it keeps our
 # stdin (if any) and gets default SIGINT/SIGQUIT back (bash ignores them in background jobs).

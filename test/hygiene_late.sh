@@ -4,10 +4,12 @@
 # a key is invalidated and refilled, then lets it run.  Run under
 # test/harness.sh; exits non-zero on failure.
 set -euo pipefail
+# shellcheck source=test/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 db=mlcache_hygiene
-psql() { command psql -X -q -t -A -v ON_ERROR_STOP=1 -d "$db" "$@"; }
+psql() { psql_db "$db" "$@"; }
 
-command psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+fresh_db "$db"
 psql -c 'CREATE EXTENSION mlcache'
 pid=$(psql -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'mlcache worker'")
 [[ -n $pid ]] || { echo "hygiene_late: no mlcache worker running" >&2; exit 1; }
@@ -15,7 +17,7 @@ counter() { psql -c "SELECT value FROM mlcache.counters() WHERE counter = '$1'";
 
 psql -c "SELECT mlcache.get('late:k', 'SELECT 1')" >/dev/null
 kill -STOP "$pid"
-trap 'kill -CONT "$pid" 2>/dev/null || true' EXIT
+on_exit quiet kill -CONT "$pid"
 queued=$(counter hygiene_queued)
 psql -c "SELECT mlcache.invalidate('late:k')" >/dev/null
 # Refill while the worker is held: the fresh value is in Redis before the
@@ -23,10 +25,8 @@ psql -c "SELECT mlcache.invalidate('late:k')" >/dev/null
 level=$(psql -c "SELECT mlcache.get('late:k', 'SELECT 2'), mlcache.last_level()")
 [[ $level == "2|compute" ]] || { echo "hygiene_late: refill gave '$level'" >&2; exit 1; }
 kill -CONT "$pid"
-for ((i = 0; i < 500; i++)); do   # bounded: 10 s
-	(($(counter hygiene_done) + $(counter hygiene_dropped) >= queued + 1)) && break
-	sleep 0.02
-done
+delivered() { (($(counter hygiene_done) + $(counter hygiene_dropped) >= queued + 1)); }
+wait_for 10 delivered || true
 (($(counter hygiene_done) >= queued + 1)) || { echo "hygiene_late: worker did not deliver" >&2; exit 1; }
 level=$(psql -c "SELECT mlcache.get('late:k', 'SELECT 2'), mlcache.last_level()")
 if [[ $level != "2|l2" ]]; then

@@ -8,24 +8,22 @@
 # the worker's queue).  Run under test/harness.sh; exits non-zero
 # on failure.
 set -euo pipefail
+# shellcheck source=test/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 db=mlcache_publish
 ns="mlcache:$db:"
 nkeys=600 # more than MLCACHE_L2_KEYS_PER_EVAL (512): two EVALs
-psql() { command psql -X -q -t -A -v ON_ERROR_STOP=1 -d "$db" "$@"; }
-rcli() { redis-cli -s "$MLCACHE_REDIS_SOCKET" "$@"; }
+psql() { psql_db "$db" "$@"; }
 fail() { echo "publish: $*" >&2; exit 1; }
 counter() { psql -c "SELECT value FROM mlcache.counters() WHERE counter = '$1'"; }
 
-command psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+fresh_db "$db"
 psql -c 'CREATE EXTENSION mlcache'
 out=$MLCACHE_TMP/publish.out
 timeout 60 redis-cli -s "$MLCACHE_REDIS_SOCKET" --csv SUBSCRIBE "${ns}invalidations" >"$out" 2>&1 &
 sub=$!
-trap 'kill "$sub" 2>/dev/null || true' EXIT
-for ((i = 0; i < 100; i++)); do # bounded: 5 s
-	grep -q '^"subscribe"' "$out" && break
-	sleep 0.05
-done
+on_exit quiet kill "$sub"
+wait_for 5 grep -q '^"subscribe"' "$out" || true
 grep -q '^"subscribe"' "$out" || fail "redis-cli did not subscribe"
 
 psql -c "SELECT count(mlcache.get('pub:k' || g, 'SELECT ' || g)) FROM generate_series(1, $nkeys) g" >/dev/null
@@ -43,10 +41,8 @@ psql -c "BEGIN" \
 	-c "SELECT count(mlcache.invalidate('pub:k' || g)) FROM generate_series(1, $nkeys) g" \
 	-c "SELECT mlcache.invalidate_pattern('pub:p:*'), mlcache.invalidate_pattern('pub:a]b:*')" \
 	-c "SELECT mlcache.invalidate('$long1'), mlcache.invalidate('$long2')" -c "COMMIT" >/dev/null
-for ((i = 0; i < 500; i++)); do # bounded: 10 s
-	(($(counter hygiene_done) + $(counter hygiene_dropped) >= queued + nkeys + 4)) && break
-	sleep 0.02
-done
+delivered() { (($(counter hygiene_done) + $(counter hygiene_dropped) >= queued + nkeys + 4)); }
+wait_for 10 delivered || true
 (($(counter hygiene_done) >= queued + nkeys + 4)) || fail "the worker did not deliver the commit"
 
 left=$(rcli --scan --pattern "${ns}pub:k*" | wc -l)
@@ -57,10 +53,7 @@ left=$(rcli --scan --pattern "${ns}#*" | wc -l)
 	fail "redis_unlinked grew by $(($(counter redis_unlinked) - unlinked)), expected $((nkeys + 2))"
 
 # Every message seen so far, split into its texts.
-for ((i = 0; i < 100; i++)); do # bounded: 5 s; the PUBLISH follows the UNLINKs
-	grep -q "pub:p:\\*" "$out" && break
-	sleep 0.05
-done
+wait_for 5 grep -q "pub:p:\\*" "$out" || true # the PUBLISH follows the UNLINKs
 texts=$(grep '^"message"' "$out" | sed -e 's/^"message","[^"]*","//' -e 's/"$//' -e 's/\\n/\n/g' -e 's/\\\\/\\/g')
 messages=$(grep -c '^"message"' "$out" || true)
 got=$(grep -c "^${ns}pub:k[0-9]*\$" <<<"$texts" || true)

@@ -11,14 +11,16 @@
 # cluster secret file: created mode 0600, never logged; a corrupt or
 # world-readable one turns L2 off; a removed one is replaced.
 # Run under test/harness.sh; exits non-zero on failure.
+# shellcheck disable=SC2119 # test/lib.sh functions take optional arguments
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=test/lib.sh
+. "$here/lib.sh"
 db=mlcache_values
-psql() { command psql -X -q -t -A -v ON_ERROR_STOP=1 -d "$db" "$@"; }
-rcli() { redis-cli -s "$MLCACHE_REDIS_SOCKET" "$@"; }
+psql() { psql_db "$db" "$@"; }
 fail() { echo "redis_values: $*" >&2; exit 1; }
 
-command psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+fresh_db "$db"
 psql -c 'CREATE EXTENSION mlcache'
 rkey="mlcache:$db:val:k"
 query="SELECT 42"
@@ -68,8 +70,8 @@ echo "redis_values: clean_orphans removed the foreign value and kept the current
 # keeps its own namespace, and one's patterns and clean-ups never reach the
 # other's keys.
 db2="$db:y"
-command psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$db2\"" -c "CREATE DATABASE \"$db2\""
-psql2() { command psql -X -q -t -A -v ON_ERROR_STOP=1 -d "$db2" "$@"; }
+fresh_db "$db2"
+psql2() { psql_db "$db2" "$@"; }
 psql2 -c 'CREATE EXTENSION mlcache'
 psql2 -c "SELECT mlcache.get('k', 'SELECT 7', 0)" >/dev/null
 psql -c "SELECT mlcache.get('y:k', 'SELECT 8', 0)" >/dev/null
@@ -77,10 +79,8 @@ psql -c "SELECT mlcache.get('y:k', 'SELECT 8', 0)" >/dev/null
 [[ $(rcli EXISTS "mlcache:$db:y:k") == 1 ]] || fail "the first database's key y:k is not in Redis"
 psql -c "SELECT mlcache.invalidate_pattern('*')" -c "SELECT mlcache.clear()" >/dev/null
 psql -c 'SELECT mlcache.clean_orphans()' >/dev/null
-for ((i = 0; i < 50; i++)); do   # bounded: let the worker's clean-up run
-	[[ $(rcli EXISTS "mlcache:$db:y:k") == 0 ]] && break
-	sleep 0.1
-done
+gone() { [[ $(rcli EXISTS "$1") == 0 ]]; }
+wait_for 5 gone "mlcache:$db:y:k" || true # let the worker's clean-up run
 [[ $(rcli EXISTS "mlcache:$db:y:k") == 0 ]] || fail "invalidate_pattern('*') left the first database's key in Redis"
 got=$(psql2 -c "SELECT mlcache.get('k', 'SELECT 7', 0), mlcache.last_level()")
 [[ $got == "7|l2" ]] || fail "the first database's pattern and clean-up reached the second's key (read '$got')"
@@ -153,27 +153,21 @@ acl_user=mlc_test_user
 set_login() {
 	psql -c "ALTER SYSTEM SET mlcache.redis_username = '$1'" \
 		-c "ALTER SYSTEM SET mlcache.redis_password = '$2'" -c "SELECT pg_reload_conf()" >/dev/null
-	for ((i = 0; i < 100; i++)); do
-		[[ $(psql -c "SELECT current_setting('mlcache.redis_username') || '/' || current_setting('mlcache.redis_password')") == "$1/$2" ]] && return 0
-		sleep 0.05
-	done
-	fail "the new Redis login was not loaded"
+	wait_for 5 login_is "$1/$2" || fail "the new Redis login was not loaded"
 }
+login_is() { [[ $(psql -c "SELECT current_setting('mlcache.redis_username') || '/' || current_setting('mlcache.redis_password')") == "$1" ]]; }
 # l2_back: wait (bounded: 30 s) until a fill reaches Redis again.
-l2_back() {
-	for ((i = 0; i < 300; i++)); do
-		psql -c "SELECT mlcache.invalidate('val:k')" -c "SELECT mlcache.get('val:k', '$query', 0)" >/dev/null
-		[[ $(read_level) == "42|l2" ]] && return 0
-		sleep 0.1
-	done
-	return 1
+l2_back() { wait_for 30 l2_refilled; }
+l2_refilled() {
+	psql -c "SELECT mlcache.invalidate('val:k')" -c "SELECT mlcache.get('val:k', '$query', 0)" >/dev/null
+	[[ $(read_level) == "42|l2" ]]
 }
 restore_login() {
 	psql -c "ALTER SYSTEM RESET mlcache.redis_username" -c "ALTER SYSTEM RESET mlcache.redis_password" \
 		-c "SELECT pg_reload_conf()" >/dev/null || true
 	rcli ACL DELUSER "$acl_user" >/dev/null || true
 }
-trap restore_login EXIT
+on_exit restore_login
 # Only what the README says mlcache needs: its keys, its channel, its commands.
 rcli ACL SETUSER "$acl_user" on '>mlc-test-pw' '~mlcache:*' '&mlcache:*' \
 	+get +set +eval +scan +unlink +publish +ping +info +pttl +select >/dev/null
@@ -184,10 +178,7 @@ set_login "$acl_user" mlc-test-pw
 l2_back || fail "no value went through Redis as ACL user $acl_user"
 errors0=$(counter redis_errors)
 psql -c "SELECT mlcache.invalidate('val:k')" >/dev/null
-for ((i = 0; i < 100; i++)); do # bounded: the worker's clean-up (EVAL, UNLINK)
-	[[ $(rcli EXISTS "$rkey") == 0 ]] && break
-	sleep 0.05
-done
+wait_for 5 gone "$rkey" || true # the worker's clean-up (EVAL, UNLINK)
 [[ $(rcli EXISTS "$rkey") == 0 ]] || fail "the worker did not remove the invalidated key as ACL user $acl_user"
 psql -c "SELECT mlcache.clean_orphans()" >/dev/null
 [[ $(psql -c "SELECT mlcache.health()->'l2'->>'status' || ' ' || (l2_keys IS NOT NULL) || ' ' || (l2_used_memory IS NOT NULL) FROM mlcache.stats") == "ok true true" ]] ||
@@ -204,17 +195,13 @@ out=$(psql -c "SELECT mlcache.get('val:k', '$query', 0), mlcache.last_level()" 2
 (($(counter redis_errors) > errors0)) || fail "the refused login was not counted in redis_errors"
 echo "redis_values: a wrong Redis password gives a computed value, a counted Redis error, and no ERROR"
 restore_login
-trap - EXIT
-for ((i = 0; i < 100; i++)); do
-	[[ $(psql -c "SELECT current_setting('mlcache.redis_username')") == "" ]] && break
-	sleep 0.05
-done
+on_exit_pop
+wait_for 5 login_is / || true
 l2_back || fail "Redis was not used again after the login was reset"
 
 # ---- the cluster secret file ----
 secret=$MLCACHE_PGDATA/mlcache.secret
 log=$MLCACHE_PGDATA/server.log
-servers() { bash "$here/servers.sh" "$@"; }
 state() { psql -c "SELECT breaker_state FROM mlcache.stats"; }
 [[ -f $secret && $(stat -c %a "$secret") == 600 && $(stat -c %s "$secret") == 65 ]] ||
 	fail "the secret file is not there with mode 600 and 65 bytes"
@@ -227,10 +214,10 @@ hex=$(head -c 64 "$secret")
 restart_with() {
 	local what=$1
 	shift
-	servers stop-pg
+	pg_stop
 	"$@"
 	logged=$(stat -c %s "$log")
-	servers start-pg
+	pg_start
 	echo "redis_values: restarted with $what"
 }
 # A broken file must never outlive this test: on failure, remove it and restart.
@@ -238,9 +225,9 @@ repair() {
 	local s
 	s=$(state 2>/dev/null) || s=down
 	[[ $s == disabled || $s == down ]] || return 0
-	servers stop-pg && rm -f "$secret" && servers start-pg
+	pg_stop && rm -f "$secret" && pg_start
 }
-trap repair EXIT
+on_exit repair
 expect_disabled() {
 	local what=$1 got
 	[[ $(state) == disabled ]] || fail "$what: breaker_state is '$(state)', expected disabled"
@@ -263,5 +250,5 @@ restart_with "the secret file removed" rm -f "$secret"
 	fail "no new secret file was created"
 [[ $(state) != disabled ]] || fail "L2 is still off with a new secret file"
 l2_back || fail "L2 did not work with the new secret"
-trap - EXIT
+on_exit_pop
 echo "redis_values: a removed secret file is replaced by a new secret, and L2 works again"

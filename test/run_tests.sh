@@ -12,13 +12,15 @@
 #                               last output, so earlier failures are announced before it starts
 # A failed phase does not stop the others; the exit status is 1 if any failed.
 # MLCACHE_PHASE_TIMEOUT (seconds, default 1200) bounds each make/pg_prove run.
+# shellcheck disable=SC2119 # test/lib.sh functions take optional arguments
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 : "${MLCACHE_TMP:?is not set: run this under test/harness.sh}"
 
 limit=${MLCACHE_PHASE_TIMEOUT:-1200}
 failed=()
-servers() { bash test/servers.sh "$@"; }
+# shellcheck source=test/lib.sh
+. test/lib.sh
 header() { printf '\n==== mlcache test phase %s ====\n' "$*"; }
 # makevar NAME: a variable's value as the Makefile sets it.
 # shellcheck disable=SC2016 # $($*) is for make, not the shell
@@ -61,18 +63,18 @@ read -ra down <<<"$(makevar REGRESS_DOWN)"
 if any_file sql/%.sql "${down[@]}"; then
 	# Let the worker deliver what earlier phases queued, so that this phase's
 	# first read is the one that finds Redis gone (bounded: 10 s).
-	for ((i = 0; i < 200; i++)); do
+	drained() {
 		[[ $(psql -X -t -A -d postgres -c "SELECT coalesce(sum(value) FILTER (WHERE counter = 'hygiene_queued')
 			- sum(value) FILTER (WHERE counter IN ('hygiene_done', 'hygiene_dropped')), 0)
-			FROM mlcache.counters()" 2>/dev/null) == 0 ]] && break
-		sleep 0.05
-	done
-	if servers stop-redis; then
+			FROM mlcache.counters()" 2>/dev/null) == 0 ]]
+	}
+	wait_for 10 drained
+	if redis_stop; then
 		installcheck b REGRESS="${down[*]}" ISOLATION=
 	else
 		failed+=(b)
 	fi
-	servers start-redis || failed+=(b-restart-redis)
+	redis_start || failed+=(b-restart-redis)
 else
 	echo "skipped: no sql/*.sql for REGRESS_DOWN"
 fi
@@ -81,12 +83,12 @@ fi
 header "c: not preloaded (second cluster on port 55433)"
 if [[ -f sql/noload.sql ]]; then
 	noload=$MLCACHE_TMP/noload
-	if servers init-pg "$noload" 55433 no && servers start-pg "$noload"; then
+	if pg_init "$noload" 55433 no && pg_start "$noload"; then
 		PGPORT=55433 installcheck c REGRESS=noload ISOLATION=
 	else
 		failed+=(c)
 	fi
-	servers stop-pg "$noload" || failed+=(c-stop)
+	pg_stop "$noload" || failed+=(c-stop)
 else
 	echo "skipped: no sql/noload.sql"
 fi

@@ -3,7 +3,9 @@
 # pg_cron (preloaded by the test server, cron.database_name = postgres),
 # idempotently, and a job's command runs by hand.  Run under test/harness.sh.
 set -euo pipefail
-psql() { command psql -X -q -t -A -v ON_ERROR_STOP=1 -d postgres "$@"; }
+# shellcheck source=test/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+psql() { psql_db postgres "$@"; }
 fail() { echo "schedule: $*" >&2; exit 1; }
 
 psql -c 'CREATE EXTENSION IF NOT EXISTS pg_cron' -c 'CREATE EXTENSION IF NOT EXISTS mlcache'

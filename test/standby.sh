@@ -5,23 +5,24 @@
 # server with pg_basebackup.  Run under test/harness.sh.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=test/lib.sh
+. "$here/lib.sh"
 db=mlcache_standby
 standby=$MLCACHE_TMP/standby
 fail() { echo "standby: $*" >&2; exit 1; }
-primary() { psql -X -q -t -A -v ON_ERROR_STOP=1 -d "$db" "$@"; }
-replica() { psql -X -q -t -A -v ON_ERROR_STOP=1 -p 55434 -d "$db" "$@"; }
-as_pg() { if ((EUID == 0)); then runuser -u postgres -- "$@"; else "$@"; fi; }
+primary() { psql_db "$db" "$@"; }
+replica() { psql_db "$db" -p 55434 "$@"; }
 read_k() { "$1" -c "SELECT mlcache.get('sb:sum', 'SELECT sum(v) FROM t'), mlcache.last_level()"; }
 counter() { "$1" -c "SELECT value FROM mlcache.counters() WHERE counter = '$2'"; }
 
-psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+fresh_db "$db"
 primary -c 'CREATE EXTENSION mlcache' -c 'CREATE TABLE t (v int)' -c 'INSERT INTO t VALUES (1)' \
 	-c "SELECT mlcache.watch('t', ARRAY['sb:*'])" -c 'CHECKPOINT' >/dev/null
-as_pg "$(pg_config --bindir)/pg_basebackup" -h "$MLCACHE_TMP" -p "$PGPORT" -U postgres \
+as_pg "$(pg_bin pg_basebackup)" -h "$MLCACHE_TMP" -p "$PGPORT" -U postgres \
 	-D "$standby" -R -X stream -c fast
 echo "port = 55434" | as_pg tee "$standby/mlcache_test.conf" >/dev/null
-bash "$here/servers.sh" start-pg "$standby"
-trap 'bash "$here/servers.sh" stop-pg "$standby" || true' EXIT
+on_exit pg_stop "$standby"
+pg_start "$standby"
 
 [[ $(replica -c 'SELECT pg_is_in_recovery()') == t ]] || fail "the copy is not a standby"
 b0=$(counter replica bypasses)
@@ -33,10 +34,8 @@ got="$(read_k primary) $(read_k primary)"
 
 # A write on the primary reaches the standby's reads as soon as it is replayed.
 primary -c 'UPDATE t SET v = 2' >/dev/null
-for ((i = 0; i < 100; i++)); do   # bounded: 10 s for replay
-	[[ $(replica -c 'SELECT sum(v) FROM t') == 2 ]] && break
-	sleep 0.1
-done
+replayed() { [[ $(replica -c 'SELECT sum(v) FROM t') == 2 ]]; }
+wait_for 10 replayed || true
 [[ $(read_k replica) == "2|compute" ]] || fail "the standby did not read the replayed value"
 # Writes and watches are refused there, as any write is.
 replica -c "SELECT mlcache.watch('t', ARRAY['x'])" >/dev/null 2>&1 && fail "watch() worked on a standby"

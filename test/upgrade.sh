@@ -15,6 +15,8 @@
 # the first failed check.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
+# shellcheck source=test/lib.sh
+. test/lib.sh
 : "${MLCACHE_TMP:?is not set: run this under test/harness.sh}"
 
 old=mlcache_upgrade_old
@@ -24,7 +26,7 @@ fail() {
 	echo "test/upgrade.sh: FAIL: $*" >&2
 	exit 1
 }
-q() { psql -X -q -v ON_ERROR_STOP=1 -t -A -d "$1" -c "$2"; }
+q() { psql_db "$1" -c "$2"; }
 # check DB LABEL SQL EXPECTED: the query's output must be EXPECTED.
 check() {
 	local got
@@ -37,7 +39,8 @@ for db in $old $new; do
 	dropdb --if-exists "$db" && createdb "$db" || fail "could not create $db"
 done
 psql -X -q -d postgres -c "DROP ROLE IF EXISTS $role" || fail "could not drop $role"
-trap 'dropdb --if-exists $old; dropdb --if-exists $new; psql -X -q -d postgres -c "DROP ROLE IF EXISTS $role"' EXIT
+drop_all() { dropdb --if-exists $old; dropdb --if-exists $new; psql -X -q -d postgres -c "DROP ROLE IF EXISTS $role"; }
+on_exit drop_all
 
 # ---- 1. a filled 0.1.0 installation ----
 psql -X -q -v ON_ERROR_STOP=1 -d $old <<SQL || fail "could not fill 0.1.0"

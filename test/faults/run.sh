@@ -39,9 +39,12 @@
 #                           each read answered or cancelled (57014) within 2 s
 #   10 worker-kill          the mlcache worker (SIGSTOPped with clean-ups pending) killed
 #                           with SIGKILL: crash restart, the worker and its clean-ups resume
+# shellcheck disable=SC2119 # test/lib.sh functions take optional arguments
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=test/lib.sh
+. "$root/test/lib.sh"
 : "${MLCACHE_TMP:?is not set: run this under test/harness.sh (make faults)}"
 
 short=0
@@ -76,22 +79,19 @@ mkdir -p "$out"
 rm -f "$out"/*.json
 
 PY=/usr/bin/python3 # the one that sees Debian's python3-psycopg2
-servers() { bash "$root/test/servers.sh" "$@"; }
-rcli() { timeout 5 redis-cli -s "$MLCACHE_REDIS_SOCKET" "$@"; }
+MLCACHE_RCLI_TIMEOUT=5 # rcli: no case may hang on a stopped Redis
+pg_q() { psql_db postgres "$@"; }
 conf=$MLCACHE_PGDATA/mlcache_test.conf
 
 # Put the servers back in shape between cases, whatever the last one left.
 restore() {
-	local i
-	servers resume-redis >/dev/null 2>&1 || true
+	quiet redis_signal CONT || true
 	rm -f "$MLCACHE_TMP/redis/dump.rdb"
-	servers start-redis || return 1
+	redis_start || return 1
 	rcli CONFIG SET maxmemory 0 >/dev/null
 	rcli CONFIG SET maxmemory-policy noeviction >/dev/null
-	for ((i = 0; i < 300; i++)); do # bounded: 30 s (a crash restart may still be running)
-		psql -X -q -t -A -d postgres -c 'SELECT 1' >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
+	# bounded: 30 s (a crash restart may still be running)
+	wait_for 30 quiet pg_q -c 'SELECT 1' && return 0
 	echo "faults: PostgreSQL does not answer" >&2
 	return 1
 }
@@ -102,14 +102,14 @@ had_conf=0
 cleanup() {
 	if [[ -n $retry ]]; then
 		if ((had_conf)); then cp -p "$out/mlcache_test.conf.orig" "$conf"; else rm -f "$conf"; fi
-		psql -X -q -t -A -d postgres -c 'SELECT pg_reload_conf()' >/dev/null 2>&1 || true
+		quiet pg_q -c 'SELECT pg_reload_conf()' || true
 	fi
 }
-trap cleanup EXIT
+on_exit cleanup
 if [[ -n $retry ]]; then
 	echo "mlcache.redis_retry_interval = $retry   # test/faults/run.sh --short" >>"$conf"
 	chown postgres "$conf" 2>/dev/null || true
-	psql -X -q -t -A -d postgres -c 'SELECT pg_reload_conf()' >/dev/null
+	pg_q -c 'SELECT pg_reload_conf()' >/dev/null
 fi
 
 cases=(
