@@ -196,13 +196,15 @@ lookup_lease_valid(uint64 x)
 	return ok;
 }
 
-/* Is x a lease that is committed for good (not this transaction's own)? */
+/*
+ * Is x, a lease lookup_lease_valid accepted, committed for good?  Only this
+ * transaction's own lease is valid without being committed.
+ */
 static bool
 lookup_lease_settled(uint64 x)
 {
 	return x != 0 &&
-		!TransactionIdIsCurrentTransactionId(XidFromFullTransactionId(FullTransactionIdFromU64(x))) &&
-		lookup_lease_valid(x);
+		!TransactionIdIsCurrentTransactionId(XidFromFullTransactionId(FullTransactionIdFromU64(x)));
 }
 
 /*
