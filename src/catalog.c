@@ -575,20 +575,19 @@ catalog_may_fetch(void)
 {
 	HeapTuple	tup = SPI_tuptable->vals[0];
 	TupleDesc	desc = SPI_tuptable->tupdesc;
-	Oid			user = GetUserId();
 	bool		isnull;
-	Datum	   *readers;
+	Datum	   *elems;
+	Oid		   *readers;
 	int			n,
 				i;
 
-	if (has_privs_of_role(user, DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull))))
-		return true;
 	deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 2, &isnull)),
-					  OIDOID, sizeof(Oid), true, TYPALIGN_INT, &readers, NULL, &n);
+					  OIDOID, sizeof(Oid), true, TYPALIGN_INT, &elems, NULL, &n);
+	readers = palloc(sizeof(Oid) * Max(n, 1));
 	for (i = 0; i < n; i++)
-		if (has_privs_of_role(user, DatumGetObjectId(readers[i])))
-			return true;
-	return false;
+		readers[i] = DatumGetObjectId(elems[i]);
+	return mlcache_catalog_may_fetch(DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull)),
+									 readers, n);
 }
 
 PG_FUNCTION_INFO_V1(mlcache_warm_enqueue);

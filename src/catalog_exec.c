@@ -75,3 +75,21 @@ mlcache_catalog_may_own(Oid owner)
 	/* has_privs_of_role() is true for superusers. */
 	return has_privs_of_role(GetUserId(), owner);
 }
+
+/*
+ * May the current user fetch a definition: the rights of its owner, or of a
+ * role the owner granted FETCH to (fetch() and the warm queue ask alike).
+ */
+bool
+mlcache_catalog_may_fetch(Oid owner, const Oid *readers, int nreaders)
+{
+	Oid			user = GetUserId();
+	int			i;
+
+	if (has_privs_of_role(user, owner))
+		return true;
+	for (i = 0; i < nreaders; i++)
+		if (has_privs_of_role(user, readers[i]))
+			return true;
+	return false;
+}

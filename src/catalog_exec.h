@@ -20,4 +20,7 @@ extern int	mlcache_catalog_exec(const char *sql, int nargs, Oid *types, Datum *v
 /* May the current user act as owner of a definition (superuser, or a member)? */
 extern bool mlcache_catalog_may_own(Oid owner);
 
+/* May the current user fetch a definition (as its owner, or as a reader)? */
+extern bool mlcache_catalog_may_fetch(Oid owner, const Oid *readers, int nreaders);
+
 #endif

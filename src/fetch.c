@@ -32,6 +32,7 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
+#include "catalog_exec.h"
 #include "compute.h"
 #include "guc.h"
 #include "invalidate.h"
@@ -377,14 +378,8 @@ fetch_def_get(const char *name, bool *changed_here)
 static void
 fetch_check_acl(FetchDef *d)
 {
-	Oid			user = GetUserId();
-	int			i;
-
-	if (superuser() || has_privs_of_role(user, d->owner))
+	if (mlcache_catalog_may_fetch(d->owner, d->readers, d->nreaders))
 		return;
-	for (i = 0; i < d->nreaders; i++)
-		if (has_privs_of_role(user, d->readers[i]))
-			return;
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("permission denied for mlcache definition \"%s\"", d->name),
