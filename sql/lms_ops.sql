@@ -53,7 +53,7 @@ SELECT name, warm_query IS NOT NULL AS has_warm_query FROM mlcache.definitions
 SELECT greatest((SELECT max(viewed_at) FROM lms.material_views), (SELECT max(submitted_at) FROM lms.submissions))
        AS ref \gset
 SELECT :'ref'::timestamptz AT TIME ZONE 'UTC' AS reference_time;
-SELECT definition, count(*) AS sets, min(params::text) AS first, max(params::text) AS last
+SELECT definition, count(*) AS sets, min(params[1]::bigint) AS min_id, max(params[1]::bigint) AS max_id
   FROM mlcache._warm_tasks(ARRAY(SELECT name FROM mlcache.lms_definitions())) GROUP BY 1 ORDER BY 1;
 -- Recent assignments: created in the last 14 days or due within 7 days;
 -- active students: a view or a submission in the last 24 hours.

@@ -149,8 +149,28 @@ SET ROLE w_other;
 SELECT count(*) AS other_sees FROM mlcache.warm_tasks WHERE job = :job;
 RESET ROLE;
 DELETE FROM mlcache.warm_queue;
+
+-- A task is bounded by mlcache.warm_task_timeout in the worker (here 200
+-- ms, one attempt): a set that would run for 60 s fails with the timeout.
+SELECT mlcache.define('w_slow', 'SELECT $1::int + (SELECT count(*) FROM (SELECT pg_sleep(60) WHERE $1::int = 2) s)', 'w:slow:{1}');
+SELECT mlcache.fetch('w_slow', 1);   -- timed: warm_sets need not run a set itself
+ALTER SYSTEM SET mlcache.warm_task_timeout = '200ms';
+ALTER SYSTEM SET mlcache.warm_max_attempts = 1;
+SELECT pg_reload_conf();
+-- The worker's latch is set by the reload signal: it rereads the file well
+-- within this pause.
+SELECT pg_sleep(0.5);
+SET mlcache.warm_sync_limit = 0;
+SELECT mlcache.warm_sets('w_slow', '[2]') ->> 'job' AS job \gset
+RESET mlcache.warm_sync_limit;
+CALL wait_until(format($$EXISTS (SELECT FROM mlcache.warm_tasks WHERE job = %s AND state = 'failed')$$, :job));
+SELECT state, attempts, last_error FROM mlcache.warm_tasks WHERE job = :job;
+ALTER SYSTEM RESET mlcache.warm_task_timeout;
+ALTER SYSTEM RESET mlcache.warm_max_attempts;
+SELECT pg_reload_conf();
+DELETE FROM mlcache.warm_queue;
 SELECT mlcache.undefine('w_bad'), mlcache.undefine('w_student'), mlcache.undefine('w_total'),
-       mlcache.undefine('w_block');
+       mlcache.undefine('w_block'), mlcache.undefine('w_slow');
 DROP ROLE w_app;
 DROP ROLE w_other;
 DROP PROCEDURE wait_queue();
