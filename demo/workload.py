@@ -397,14 +397,25 @@ def warm(cur):
     mlcache.warm_tasks), and a teacher's dashboard at login (lms_warm_teacher)."""
     out()
     header("1b. Warming before peak hours")
-    cur.execute("SELECT definition, count(*) FROM mlcache._warm_tasks(NULL) GROUP BY 1 ORDER BY 1")
+    cur.execute("SELECT definition, count(*) FROM mlcache._warm_tasks(NULL::text[]) GROUP BY 1 ORDER BY 1")
     table([[d, fmt_int(n)] for d, n in cur.fetchall()], ["warm query of", "parameter sets"], ["l", "r"])
     out(f"   {DIM}(lms_setup's warm queries: recent assignments, students active in the last day of the "
         f"data, their courses){RESET}")
     t = time.perf_counter()
-    cur.execute("SELECT mlcache.warm(NULL, 50)")
+    cur.execute("SELECT mlcache.warm()")
     res = cur.fetchone()[0]
-    out(f"   SELECT mlcache.warm(NULL, 50) -> {json.dumps(res)}  ({time.perf_counter() - t:.1f} s)")
+    out(f"   SELECT mlcache.warm() -> {json.dumps(res)}  ({time.perf_counter() - t:.1f} s)")
+    out(f"   {DIM}(in the call: the estimate, from recorded compute times, is under mlcache.warm_sync_limit){RESET}")
+    # The same through the worker's queue, as when the estimate is over the limit: one job,
+    # batches of 200, each batch one transaction in the worker.
+    cur.execute("SELECT mlcache.clear()")
+    cur.execute("SET mlcache.warm_sync_limit = 0")
+    t = time.perf_counter()
+    cur.execute("SELECT mlcache.warm(NULL, 200)")
+    res = cur.fetchone()[0]
+    cur.execute("RESET mlcache.warm_sync_limit")
+    out(f"   again, cache cleared, with SET mlcache.warm_sync_limit = 0 (queued):")
+    out(f"   SELECT mlcache.warm(NULL, 200) -> {json.dumps(res)}")
     job = res.get("job")
     if job is not None:
         last = None
@@ -415,12 +426,13 @@ def warm(cur):
                         " FROM mlcache.warm_tasks WHERE job = %s", (job,))
             done, total, bdone, batches, failed = cur.fetchone()
             if (done, failed) != last:
-                out(f"   job {job}: {fmt_int(done)}/{fmt_int(total)} tasks done, batch {bdone}/{batches}"
-                    + (f", {failed} failed" if failed else "") + f"  ({time.perf_counter() - t:.1f} s)")
+                out(f"   mlcache.warm_tasks, job {job}: {fmt_int(done)}/{fmt_int(total)} tasks done, "
+                    f"{bdone}/{batches} batches" + (f", {failed} failed" if failed else "")
+                    + f"  ({time.perf_counter() - t:.1f} s)")
                 last = (done, failed)
             if done + failed >= total:
                 break
-            time.sleep(0.5)
+            time.sleep(0.2)
     cur.execute("SELECT author_id FROM lms.assignments GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")
     teacher = cur.fetchone()[0]
     cur.execute("SELECT mlcache.lms_warm_teacher(%s)", (teacher,))
