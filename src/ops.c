@@ -188,6 +188,7 @@ health_standby(JsonbParseState **st)
 {
 	MlcacheWalStatus ws;
 
+	mlcache_wal_resolve();		/* report the state a read would see */
 	mlcache_wal_status(&ws);
 	jb_key(st, "standby");
 	pushJsonbValue(st, WJB_BEGIN_OBJECT, NULL);

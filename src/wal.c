@@ -627,6 +627,7 @@ static void
 wal_log_state(bool on, bool heartbeat)
 {
 	xl_mlcache_state xl;
+	XLogRecPtr	lsn;
 
 	xl.on = on ? 1 : 0;
 	xl.on_since = wal->on_since;
@@ -634,7 +635,9 @@ wal_log_state(bool on, bool heartbeat)
 	XLogRegisterData((char *) &xl, sizeof(xl));
 	if (heartbeat)
 		XLogSetRecordFlags(XLOG_MARK_UNIMPORTANT);
-	(void) XLogInsert(MLCACHE_RMGR_ID, XLOG_MLCACHE_STATE);
+	lsn = XLogInsert(MLCACHE_RMGR_ID, XLOG_MLCACHE_STATE);
+	/* No commit follows to flush it, and WAL senders send only flushed WAL. */
+	XLogFlush(lsn);
 }
 
 /* How many WAL senders are connected (a hint, read without their locks). */
