@@ -38,7 +38,10 @@
  * Barriers.  Some invalidations a standby cannot know: those of transactions
  * whose INVAL record came before the point where its replay started (a base
  * backup, a restart), those committed while the primary did not log them,
- * and those whose record did not fit the table.  For these the standby sets
+ * and those whose record did not fit the table (and, in a recovery that
+ * accepts no reads, hot_standby off or crash recovery, every one: nothing
+ * is tracked there, and the end of recovery bumps every slot once).  For
+ * these the standby sets
  * a barrier xid: it reads around the cache until every xid before the
  * barrier has ended (its snapshots' xmin has passed it), then bumps every
  * slot once, and caches again.  The standby also reads around the cache
@@ -72,6 +75,7 @@
 #include "access/xlog_internal.h"
 #include "access/xloginsert.h"
 #include "access/xlogreader.h"
+#include "access/xlogutils.h"
 #include "miscadmin.h"
 #include "replication/slot.h"
 #include "replication/walsender_private.h"
@@ -445,11 +449,31 @@ wal_redo_inval(XLogReaderState *record)
 	uint32		i;
 
 	pg_atomic_fetch_add_u64(&wal->replayed, 1);
+	if (standbyState == STANDBY_DISABLED)
+	{
+		/*
+		 * No hot standby (or crash recovery): nobody reads before recovery
+		 * ends, and then the barrier makes mlcache_rmgr_cleanup bump every
+		 * slot once, which covers whatever committed meanwhile.
+		 */
+		TransactionId next = xl->xid;
+
+		TransactionIdAdvance(next);
+		LWLockAcquire(wal->lock, LW_EXCLUSIVE);
+		wal_set_barrier(next);
+		LWLockRelease(wal->lock);
+		return;
+	}
 	slots = palloc(sizeof(uint32) * Max(xl->nhashes, 1));
 	for (i = 0; i < xl->nhashes; i++)
 		slots[i] = mlcache_slot_of(xl->hashes[i]);
-	/* Make room: entries readers have not resolved yet. */
-	if (pg_atomic_read_u32(&wal->nused) > WAL_MAX_INDOUBT / 2)
+	/*
+	 * Make room: entries readers have not resolved yet.  Only once the
+	 * known-assigned xids are complete (hot standby snapshot ready): before,
+	 * an xid missing from them is not proof that it ended.
+	 */
+	if (pg_atomic_read_u32(&wal->nused) > WAL_MAX_INDOUBT / 2 &&
+		standbyState == STANDBY_SNAPSHOT_READY)
 		wal_resolve_entries();
 	LWLockAcquire(wal->lock, LW_EXCLUSIVE);
 	if (!wal_insert(xl->xid, slots, xl->nhashes))
