@@ -65,6 +65,15 @@ wait_for 10 replayed || fail "the update was not replayed"
 (($(counter replica stale_rejected) > s0)) || fail "the outdated value was not rejected by its token"
 [[ $(read_k replica) == "2|l2" ]] || fail "the new value was not cached"
 replica -c "SELECT mlcache.watch('t', ARRAY['x'])" >/dev/null 2>&1 && fail "watch() worked on a standby"
+# A transaction that only invalidates (no data change, so no xid of its own) reaches the standby too.
+calm() { replica -c "SELECT mlcache.get('calm:k', 'SELECT sum(v) FROM calm'), mlcache.last_level()"; }
+[[ "$(calm) $(calm)" == "7|compute 7|l2" ]] || fail "calm:k was not cached"
+w0=$(primary -c "SELECT mlcache.health()->'standby'->>'records_written'")
+primary -c "SELECT mlcache.invalidate('calm:k')" >/dev/null
+wait_for 10 replayed || fail "the invalidation was not replayed"
+[[ $(calm) == "7|compute" ]] || fail "an invalidate() on the primary did not reach the standby"
+(($(primary -c "SELECT mlcache.health()->'standby'->>'records_written'") == w0 + 1)) ||
+	fail "the primary did not count one invalidation record"
 echo "standby: 1. the standby caches and follows replayed commits"
 
 # ---- 2. writers on the primary, readers on the standby ----
