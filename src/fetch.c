@@ -347,7 +347,9 @@ fetch_def_get(const char *name, bool *changed_here)
 	if (!found)
 		e->def = NULL;
 	*changed_here = mlcache_inval_slot_pending(slot);
-	if (e->def != NULL && (e->def->gen != gen || *changed_here))
+	/* A standby that cannot follow the primary's invalidations reloads (wal.c). */
+	if (e->def != NULL && (e->def->gen != gen || *changed_here ||
+						   mlcache_wal_bypass_reason() != NULL))
 	{
 		FetchDef   *old = e->def;
 

@@ -74,6 +74,19 @@ wait_for 10 replayed || fail "the invalidation was not replayed"
 [[ $(calm) == "7|compute" ]] || fail "an invalidate() on the primary did not reach the standby"
 (($(primary -c "SELECT mlcache.health()->'standby'->>'records_written'") == w0 + 1)) ||
 	fail "the primary did not count one invalidation record"
+# A definition redefined on the primary is reloaded by a standby session that had loaded it.
+primary -c "SELECT mlcache.define('sb_def', 'SELECT sum(v) FROM calm', 'sbdef')" >/dev/null
+wait_for 10 replayed || fail "the definition was not replayed"
+coproc SESS { replica 2>&1; }
+echo "SELECT mlcache.fetch('sb_def');" >&"${SESS[1]}"
+read -r -t 20 first <&"${SESS[0]}" || fail "no answer from the standby session"
+primary -c "SELECT mlcache.define('sb_def', 'SELECT sum(v) * 10 FROM calm', 'sbdef')" >/dev/null
+wait_for 10 replayed || fail "the new definition was not replayed"
+echo "SELECT mlcache.fetch('sb_def');" >&"${SESS[1]}"
+read -r -t 20 second <&"${SESS[0]}" || fail "no second answer from the standby session"
+echo '\q' >&"${SESS[1]}"
+wait "$SESS_PID" 2>/dev/null || true
+[[ "$first $second" == "7 70" ]] || fail "a standby session kept an outdated definition: $first $second"
 echo "standby: 1. the standby caches and follows replayed commits"
 
 # ---- 2. writers on the primary, readers on the standby ----
