@@ -77,6 +77,7 @@ wait_for 10 replayed || fail "the invalidation was not replayed"
 # A definition redefined on the primary is reloaded by a standby session that had loaded it.
 primary -c "SELECT mlcache.define('sb_def', 'SELECT sum(v) FROM calm', 'sbdef')" >/dev/null
 wait_for 10 replayed || fail "the definition was not replayed"
+replica -c 'SELECT mlcache.health()' >/dev/null # resolves the definition's commit now
 coproc SESS { replica 2>&1; }
 echo "SELECT mlcache.fetch('sb_def');" >&"${SESS[1]}"
 read -r -t 20 first <&"${SESS[0]}" || fail "no answer from the standby session"
