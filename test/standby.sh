@@ -79,6 +79,7 @@ primary -c "SELECT mlcache.define('sb_def', 'SELECT sum(v) FROM calm', 'sbdef')"
 wait_for 10 replayed || fail "the definition was not replayed"
 replica -c 'SELECT mlcache.health()' >/dev/null # resolves the definition's commit now
 coproc SESS { replica 2>&1; }
+sess_pid=$SESS_PID # bash unsets SESS_PID when the coprocess ends
 echo "SELECT mlcache.fetch('sb_def');" >&"${SESS[1]}"
 read -r -t 20 first <&"${SESS[0]}" || fail "no answer from the standby session"
 primary -c "SELECT mlcache.define('sb_def', 'SELECT sum(v) * 10 FROM calm', 'sbdef')" >/dev/null
@@ -86,7 +87,7 @@ wait_for 10 replayed || fail "the new definition was not replayed"
 echo "SELECT mlcache.fetch('sb_def');" >&"${SESS[1]}"
 read -r -t 20 second <&"${SESS[0]}" || fail "no second answer from the standby session"
 echo '\q' >&"${SESS[1]}"
-wait "$SESS_PID" 2>/dev/null || true
+wait "$sess_pid" 2>/dev/null || true
 [[ "$first $second" == "7 70" ]] || fail "a standby session kept an outdated definition: $first $second"
 echo "standby: 1. the standby caches and follows replayed commits"
 
