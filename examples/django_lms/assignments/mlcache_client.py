@@ -148,18 +148,22 @@ def invalidate_analytics(entity, entity_id):
 
 # What the application's role needs beyond mlcache_reader (fetch of the
 # definitions granted to it, mlcache.stats, last_level, invalidate of one
-# key): EXECUTE on these single functions, each for one endpoint.  Not
-# mlcache_admin, which would also let it define, watch, warm every
-# definition's warm query and reset the statistics.
+# key): EXECUTE on these functions, each for one endpoint, as a DBA may
+# grant single functions.  Not mlcache_admin, which would also let it
+# define, watch, warm other roles' warm queries, read every key's
+# statistics through its own SQL and reset the statistics.  Some of these
+# SQL functions call internal ones with the caller's rights, which are
+# granted with them (marked "needed by").
 APP_GRANTS = [
-    "mlcache.health()",                        # GET health/
-    "mlcache._health()", "mlcache._warm_one(text, text[])",  # TEMP 0.2.0
+    "mlcache.health()", "mlcache._health()",   # GET health/ (health() needed by)
     "mlcache.clear()",                         # DELETE clear/
-    "mlcache.invalidate_pattern(text, boolean)",        # DELETE invalidate_key/ with a glob
+    "mlcache.invalidate_pattern(text)",        # DELETE invalidate_key/ with a glob;
+                                               # needed by lms_invalidate_analytics
     "mlcache.lms_invalidate_analytics(text, bigint)",  # POST invalidate_analytics/
-    "mlcache.warm(text, text[])",              # POST warm/
-    # GET cache_hit_rate/: the pack's function runs with the caller's
-    # rights and reads key_stats of the assignment's key.
+    # POST warm/: one parameter set is one fetch, which the role may do anyway.
+    "mlcache.warm(text, text[])", "mlcache._require_loaded()", "mlcache._warm_one(text, text[])",
+    # GET cache_hit_rate/: the pack's function reads key_stats of the
+    # assignment's key, for the user the application vouches for.
     "mlcache.lms_assignment_cache_hit_rate(bigint, bigint, name, jsonb, jsonb)",
     "mlcache.key_stats(text)",
 ]

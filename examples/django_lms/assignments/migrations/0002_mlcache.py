@@ -5,7 +5,10 @@ five definitions and the watches (statement-level triggers that invalidate at
 commit, so ORM saves, queryset.update() and raw SQL all invalidate).  It
 needs the tables, hence this migration comes after the models' (and after
 auth's, since auth_user is the pack's users table).  CREATE
-EXTENSION needs a superuser (or the extension installed beforehand).
+EXTENSION mlcache_lms CASCADE (the pack, and the core it requires) needs a
+superuser, or both installed beforehand.  When settings.MLCACHE_APP_ROLE
+names the role the application connects as, it gets exactly what the
+endpoints use (mlcache_client.grant_app_role), never mlcache_admin.
 """
 import json
 
@@ -40,7 +43,7 @@ class Migration(migrations.Migration):
     dependencies = [("assignments", "0001_initial"), ("auth", "0012_alter_user_first_name_max_length")]
 
     operations = [
-        migrations.RunSQL("CREATE EXTENSION IF NOT EXISTS mlcache", migrations.RunSQL.noop),
+        migrations.RunSQL("CREATE EXTENSION IF NOT EXISTS mlcache_lms CASCADE", migrations.RunSQL.noop),
         migrations.RunSQL([(SETUP, MAPPING), WARM], TEARDOWN),
         migrations.RunPython(grant, migrations.RunPython.noop),
     ]
