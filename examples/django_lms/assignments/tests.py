@@ -22,7 +22,7 @@ from datetime import timedelta
 import psycopg2
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import BadRequest, PermissionDenied
 from django.db import close_old_connections, connection, transaction
 from django.test import TransactionTestCase
 from django.utils import timezone
@@ -331,6 +331,7 @@ class AccessTests(CacheTestCase):
                 response = self.json(other, url, {})
                 self.assertEqual(response.status_code, 405, (other, url))
                 self.assertEqual(response["Allow"], method)
+                self.assertEqual(response.json(), {"error": f"method {other} not allowed"})
 
     def test_cache_hit_rate_is_for_the_author_only(self):
         url = self.lms.url + "cache_hit_rate/"
@@ -498,7 +499,6 @@ class InvalidateAnalyticsTests(CacheTestCase):
 
     def test_sql_function_rejects_an_unknown_entity(self):
         """The pack function itself says 22023, which the client turns into a 400."""
-        from django.core.exceptions import BadRequest
         with self.assertRaises(BadRequest):
             cache.invalidate_analytics("school", 1)
 

@@ -18,7 +18,7 @@ import json
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import BadRequest, PermissionDenied
-from django.http import Http404, HttpResponseNotAllowed, JsonResponse
+from django.http import Http404, JsonResponse
 
 from . import mlcache_client as cache
 from .models import Assignment, Course
@@ -30,7 +30,9 @@ def endpoint(method, staff=False):
         @functools.wraps(view)
         def checked(request, *args, **kwargs):
             if request.method != method:
-                return HttpResponseNotAllowed([method])
+                response = JsonResponse({"error": f"method {request.method} not allowed"}, status=405)
+                response["Allow"] = method
+                return response
             if not request.user.is_authenticated:
                 response = JsonResponse({"error": "authentication required"}, status=401)
                 response["WWW-Authenticate"] = 'Session realm="api"'
