@@ -15,7 +15,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lhiredis
 
 # pg_regress pairs in sql/ and expected/, run with Redis up.
-REGRESS = setup get levels ttl l1_memory keys bad_input invalidate watch worker define l3 ops track warm maintenance stale privileges revoke settings rls lms lms_cache lms_ops
+REGRESS = setup get levels ttl l1_memory keys bad_input invalidate watch worker define l3 ops track warm maintenance stale privileges revoke settings rls lms lms_cache lms_ops lms_invalidate
 
 # Run separately by test/run_tests.sh with Redis stopped.
 REGRESS_DOWN = setup redis_down

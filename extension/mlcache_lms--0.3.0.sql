@@ -1274,5 +1274,63 @@ REVOKE ALL ON FUNCTION lms_warm_teacher(bigint, name, jsonb, jsonb, integer) FRO
 -- For the application's role: it warms only what it may fetch.
 GRANT EXECUTE ON FUNCTION lms_warm_teacher(bigint, name, jsonb, jsonb, integer) TO mlcache_reader;
 
+-- ---------------------------------------------------------------------------
+-- Invalidating one entity's analytics: every pack key about a user
+-- (student), an assignment or a course, by the key layout of
+-- lms_definitions(), for an application's "recompute this" action and for
+-- changes that no watch sees.
+-- ---------------------------------------------------------------------------
+
+-- Invalidate at commit every pack key about one entity and return the keys
+-- and globs, in this order:
+--   user, student  analytics:user:{id}:*  (the student and progress keys)
+--   assignment     assignment_stats:{id}, analytics:assignment:{id}
+--   course         analytics:engagement:{id}, analytics:user:*:progress:{id}
+-- Literal keys go to mlcache.invalidate, globs to invalidate_pattern (which
+-- narrows the course's glob to its literal prefix analytics:user:, so a
+-- course costs every user's keys their cached values).  Like any explicit
+-- invalidation it marks the database's L3 views dirty, so the next read
+-- recomputes.  An unknown entity type is 22023, a NULL argument 22004.  It
+-- runs with the caller's rights: besides mlcache_admin, a role granted
+-- EXECUTE on it and on mlcache.invalidate_pattern(text) may call it.
+CREATE FUNCTION lms_invalidate_analytics(entity text, id bigint)
+RETURNS text[]
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    keys text[];
+    k text;
+BEGIN
+    IF entity IS NULL OR id IS NULL THEN
+        RAISE EXCEPTION 'entity and id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    keys := CASE entity
+            WHEN 'user' THEN ARRAY['analytics:user:' || id || ':*']
+            WHEN 'student' THEN ARRAY['analytics:user:' || id || ':*']
+            WHEN 'assignment' THEN ARRAY['assignment_stats:' || id, 'analytics:assignment:' || id]
+            WHEN 'course' THEN ARRAY['analytics:engagement:' || id, 'analytics:user:*:progress:' || id]
+            END;
+    IF keys IS NULL THEN
+        RAISE EXCEPTION 'unknown entity type "%"', entity USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Use user, student, assignment or course.';
+    END IF;
+    FOREACH k IN ARRAY keys LOOP
+        IF strpos(k, '*') > 0 THEN
+            PERFORM mlcache.invalidate_pattern(k);
+        ELSE
+            PERFORM mlcache.invalidate(k);
+        END IF;
+    END LOOP;
+    RETURN keys;
+END
+$$;
+
+COMMENT ON FUNCTION lms_invalidate_analytics(text, bigint) IS
+'Invalidate at commit every LMS pack key about a user (student), an assignment or a course; returns the keys and globs';
+
+REVOKE ALL ON FUNCTION lms_invalidate_analytics(text, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lms_invalidate_analytics(text, bigint) TO mlcache_admin;
+
 -- Nothing for PUBLIC, whatever the pack created above.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA mlcache FROM PUBLIC;

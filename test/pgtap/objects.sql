@@ -140,7 +140,7 @@ SELECT functions_are(
           'lms_resolve', 'lms_setup', 'lms_table', 'lms_template',
           'lms_template_analytics_assignment', 'lms_template_analytics_engagement', 'lms_template_analytics_progress', 'lms_template_analytics_student',
           'lms_template_assignment_stats', 'lms_watch_keys', 'lms_watches', 'lms_assignment_cache_hit_rate', 'lms_warm_teacher',
-          'lms_warm_template', 'lms_view_entities'],
+          'lms_warm_template', 'lms_view_entities', 'lms_invalidate_analytics'],
     'schema mlcache has exactly the functions of the install scripts of mlcache and mlcache_lms'
 );
 
