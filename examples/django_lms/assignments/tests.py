@@ -200,7 +200,8 @@ class ReadTests(CacheTestCase):
         self.assertEqual(health["status"], "ok")
         self.assertEqual(health["l2"]["status"], "ok")
         self.assertTrue(health["worker"]["alive"])
-        self.assertEqual(health["l3"]["view_count"], 3)
+        # The five pack views, and any other view this database registered.
+        self.assertGreaterEqual(health["l3"]["view_count"], 5)
 
     def test_warm(self):
         response = self.json("POST", "/api/cache/warm/", {"name": "assignment_stats",
