@@ -10,7 +10,7 @@ DATA = $(wildcard extension/*.sql)
 
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src
-SHLIB_LINK = -lhiredis
+SHLIB_LINK = -lhiredis -lcrypto
 
 # pg_regress pairs in sql/ and expected/, run with Redis up.
 REGRESS = setup get levels ttl l1_memory keys bad_input invalidate watch worker define l3 ops track warm maintenance stale privileges revoke settings rls lms lms_cache lms_ops
