@@ -40,7 +40,7 @@ META.json: META.json.in mlcache.control
 
 all: META.json
 
-.PHONY: test demo bench bench-scale faults fuzz
+.PHONY: test demo bench bench-profile bench-scale faults fuzz
 # The two set-up commands: each installs missing packages, builds, installs,
 # starts throwaway PostgreSQL and Redis servers, runs, and stops them again.
 test:
@@ -61,6 +61,15 @@ bench:
 	$(MAKE) all
 	$(MAKE) install
 	bash test/harness.sh bash bench/bench.sh
+
+# perf profiles of an L1 hit, an L2 hit, pgmemcache and a watched single-row
+# commit, one backend each (bench/profile.sh; needs perf and root or
+# perf_event_paranoid <= 1); written to bench/results/profile/.
+bench-profile:
+	bash test/deps.sh
+	$(MAKE) all
+	$(MAKE) install
+	bash test/harness.sh bash bench/profile.sh
 
 # Read latency (live, L1 hit, L3 hit, first miss) at two data sizes; see
 # bench/scale.sh.

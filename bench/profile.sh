@@ -27,6 +27,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=test/lib.sh
 . test/lib.sh
 : "${MLCACHE_TMP:?is not set: run this under test/harness.sh}"
+command -v perf >/dev/null || { echo "profile: perf is not installed (Debian: linux-perf)" >&2; exit 1; }
 
 secs=${PROFILE_SECONDS:-8}
 out=${PROFILE_OUT:-bench/results/profile}
