@@ -474,7 +474,7 @@ if command -v gnuplot >/dev/null; then
 		printf '"SELECT 1" %s\n' "$m_floor"
 		[[ -n $m_call ]] && printf '"call floor" %s\n' "$m_call"
 		printf '"get, L1 hit" %s\n"get, L2 hit" %s\n' "$m_l1" "$m_l2"
-		[[ -n $m_mc ]] && printf '"get, L2 hit (fetch value)" %s\n"pgmemcache get" %s\n' "$m_l2v" "$m_mc"
+		[[ -n $m_mc ]] && printf '"L2, fetch value" %s\n"pgmemcache" %s\n' "$m_l2v" "$m_mc"
 		printf '"fetch, L1 hit" %s\n"fetch, L3 hit" %s\n"live query" %s\n' "$m_f1" "$m_f3" "$m_live"
 	} >"$work/read.dat"
 	for t in "${variants[@]}"; do printf '"%s" %s %s\n' "${names[$t]}" "${s_med[$t]}" "${b_med[$t]}"; done >"$work/write.dat"
