@@ -18,6 +18,7 @@ set datafile missing ''
 set termoption noenhanced
 set xlabel 'run (the row of history.csv: its date and commit are there)'
 set xtics 1
+set xrange [0.7:*]
 set offsets 0.3, 0.3, 0, 0
 set lmargin at screen 0.07
 set rmargin at screen 0.82
