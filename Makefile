@@ -12,7 +12,7 @@ EXTRA_CLEAN = mlcache_lms.control
 
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src
-SHLIB_LINK = -lhiredis
+SHLIB_LINK = -lhiredis -lcrypto
 
 # pg_regress pairs in sql/ and expected/, run with Redis up.
 REGRESS = setup get levels ttl l1_memory keys bad_input invalidate watch worker define l3 ops track warm maintenance stale privileges revoke settings rls lms lms_cache lms_ops lms_invalidate
@@ -46,7 +46,7 @@ mlcache_lms.control: mlcache_lms.control.in mlcache.control
 
 all: META.json mlcache_lms.control
 
-.PHONY: test demo bench bench-scale faults fuzz
+.PHONY: test demo bench bench-profile bench-scale faults fuzz
 # The two set-up commands: each installs missing packages, builds, installs,
 # starts throwaway PostgreSQL and Redis servers, runs, and stops them again.
 test:
@@ -67,6 +67,15 @@ bench:
 	$(MAKE) all
 	$(MAKE) install
 	bash test/harness.sh bash bench/bench.sh
+
+# perf profiles of an L1 hit, an L2 hit, pgmemcache and a watched single-row
+# commit, one backend each (bench/profile.sh; needs perf and root or
+# perf_event_paranoid <= 1); written to bench/results/profile/.
+bench-profile:
+	bash test/deps.sh
+	$(MAKE) all
+	$(MAKE) install
+	bash test/harness.sh bash bench/profile.sh
 
 # Read latency (live, L1 hit, L3 hit, first miss) at two data sizes; see
 # bench/scale.sh.

@@ -9,7 +9,15 @@
 #            about 250k submissions, 2,500 per assignment (scale 1 with 500
 #            students, the generator's default, gives 250); the results state
 #            the measured figure and the generation time;
-#   peer     an L2 hit against pgmemcache's memcache_get of the same value;
+#            and an L1 hit against the call floor: the same call text to a
+#            C function that returns a constant jsonb (bench/noop_trigger.c),
+#            what PostgreSQL itself spends on such a call;
+#   peer     an L2 hit against pgmemcache's memcache_get of the same value,
+#            interleaved with the read group's rounds (pgmemcache loaded in
+#            a database of its own, $db_peer);
+#   throughput  SELECT 1, L1 and L2 hits at 1, 4, 16 and 32 clients
+#            (bench/throughput.sh; BENCH_TP_SECONDS, default 4, and
+#            BENCH_TP_ROUNDS, default 2);
 #   stampede computations for 32 concurrent cold misses on one key;
 #   memory   backend RSS after pushing 200 MB through a 64 MB L1;
 #   write    single-row UPDATE commit throughput and a 100k-row UPDATE, with
@@ -27,6 +35,12 @@
 # BENCH_WRITE_SECONDS (default 20) and BENCH_BULK_ROUNDS (default 3) 100k-row
 # rounds of BENCH_BULK_SECONDS (default 60), each round one pgbench run with
 # every variant interleaved (see the write group).
+# History: each run appends one row of its ratios (each "higher is better")
+# to bench/results/history.csv, with the date and git commit, draws
+# bench/results/history.png (bench/history.gnuplot) and warns, on stderr and
+# in latest.md, about every ratio more than 10% below the median of its
+# earlier rows (BENCH_HISTORY=0 skips all three, e.g. for trial runs;
+# BENCH_HISTORY_FILE=F.csv keeps them in F.csv and F.png instead).
 # Nothing here asserts: targets are reported as met or not met.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -53,12 +67,13 @@ commands=()
 ran=$work/commands.txt
 : >"$ran"
 
-# tps SCRIPT CLIENTS [SECONDS]: transactions per second of one pgbench run.
+# tps SCRIPT CLIENTS [SECONDS [DB]]: transactions per second of one pgbench
+# run, simple protocol (what Django and psycopg send).
 tps() {
-	local t=${3:-$secs}
-	printf 'pgbench -n -f %s -c %s -j %s -T %s %s   # %s\n' "$(basename "$1")" "$2" "$2" "$t" "$db" \
+	local t=${3:-$secs} d=${4:-$db}
+	printf 'pgbench -n -M simple -f %s -c %s -j %s -T %s %s   # %s\n' "$(basename "$1")" "$2" "$2" "$t" "$d" \
 		"$(tr '\n' ' ' <"$1" | sed 's/ *$//')" >>"$ran"
-	pgbench -n -f "$1" -c "$2" -j "$2" -T "$t" "$db" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
+	pgbench -n -M simple -f "$1" -c "$2" -j "$2" -T "$t" "$d" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
 }
 # median of the arguments, with one decimal.
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {printf "%.1f", (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
@@ -74,8 +89,52 @@ ms() {
 # secs_since T0: seconds elapsed since T0 (a date +%s.%N), with one decimal.
 secs_since() { awk -v t0="$1" -v t1="$(date +%s.%N)" 'BEGIN {printf "%.1f", t1 - t0}'; }
 
+machine="$(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | sort -u | paste -sd'/')), $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM, $(uname -sr)"
+pg_version=$(command psql -X -t -A -d postgres -c 'SELECT version()')
+redis_version="$(redis-server --version | cut -d' ' -f1-3), hiredis $(dpkg-query -W -f='${Version}' libhiredis-dev 2>/dev/null)"
+log "bench: machine: $machine"
+log "bench: $pg_version"
+log "bench: $redis_version"
 fresh_db "$db"
 psql -c 'CREATE EXTENSION mlcache_lms CASCADE'
+db_peer=${db}_peer
+
+# ---------------------------------------------------------------- setup --
+# A local memcached for pgmemcache, if both are installed: the peer group
+# reads through it from $db_peer (so that pgmemcache is loaded in no read
+# group session of $db); the write group's naive variant uses it from $db.
+have_mc=0
+if command -v memcached >/dev/null && [[ -e $(pg_config --sharedir)/extension/pgmemcache.control ]]; then
+	mcport=$((20000 + RANDOM % 10000))
+	# A child, not a daemon (-d), so that it is stopped with this script,
+	# whether it ends or test/harness.sh stops it.
+	memcached -l 127.0.0.1 -p "$mcport" -U 0 -u memcache &
+	mcpid=$!
+	on_exit quiet kill "$mcpid"
+	mc_listens() { (exec 3<>"/dev/tcp/127.0.0.1/$mcport") 2>/dev/null; }
+	wait_for 5 mc_listens || true
+	fresh_db "$db_peer"
+	psql_db "$db_peer" -c "ALTER DATABASE $db_peer SET session_preload_libraries = 'pgmemcache'" \
+		-c "ALTER DATABASE $db_peer SET pgmemcache.default_servers = '127.0.0.1:$mcport'" \
+		-c 'CREATE EXTENSION pgmemcache' >/dev/null
+	have_mc=1
+	commands+=("memcached -l 127.0.0.1 -p PORT -U 0 -u memcache   # pgmemcache.default_servers = 127.0.0.1:PORT")
+else
+	log "bench: memcached or pgmemcache is not installed: no peer group, no naive write variant"
+fi
+# The call floor: mlcachz.get(text, text), as long a name as mlcache.get,
+# a C function returning the jsonb 1 (bench/noop_trigger.c, compiled here).
+have_noop=0
+if cc -shared -fPIC -O2 -I"$("${PG_CONFIG:-pg_config}" --includedir-server)" -o "$work/noop_trigger.so" bench/noop_trigger.c 2>"$work/cc.log"; then
+	chmod 755 "$work" "$work/noop_trigger.so"
+	psql -c 'CREATE SCHEMA mlcachz' \
+		-c "CREATE FUNCTION mlcachz.get(text, text) RETURNS jsonb LANGUAGE c VOLATILE AS '$work/noop_trigger.so', 'mlcache_bench_noop_get'" \
+		-c "CREATE FUNCTION mlcachz.get(text, text, int) RETURNS jsonb LANGUAGE c VOLATILE AS '$work/noop_trigger.so', 'mlcache_bench_noop_get'"
+	have_noop=1
+	commands+=("cc -shared -fPIC -O2 -I\$(pg_config --includedir-server) -o noop_trigger.so bench/noop_trigger.c; CREATE FUNCTION mlcachz.get(text, text) RETURNS jsonb LANGUAGE c VOLATILE AS 'noop_trigger.so', 'mlcache_bench_noop_get' (and (text, text, int))")
+else
+	log "bench: could not compile bench/noop_trigger.c: no call floor, no write floor ($(head -c 300 "$work/cc.log"))"
+fi
 
 # ----------------------------------------------------------------- read --
 scale=${BENCH_SCALE:-1}
@@ -110,49 +169,54 @@ printf "SELECT mlcache.fetch('bench_l3', %s);\n" "$aid" >"$work/fetch_l3.sql"
 printf "SELECT mlcache.lms_assignment_stats_live(%s);\n" "$aid" >"$work/live.sql"
 psql -c "SELECT mlcache.set('bench:l2v', '$value', 0)" >/dev/null
 printf "SELECT mlcache.get('bench:l2v', 'SELECT 0', 0);\n" >"$work/l2_value.sql"
-r_floor=() r_l1=() r_l2=() r_f1=() r_f3=() r_live=() r_l2v=()
+printf "SELECT mlcachz.get('bench:l1', 'SELECT 1');\n" >"$work/call.sql"
+if ((have_mc)); then
+	psql_db "$db_peer" -c "SELECT memcache_set('bench:peer', '$value')" >/dev/null
+	printf "SELECT memcache_get('bench:peer');\n" >"$work/peer.sql"
+	# A first connection loads pgmemcache and connects to memcached.
+	pgbench -n -f "$work/peer.sql" -t 10 "$db_peer" >/dev/null 2>&1 || true
+fi
+# Each round runs every read once, the peer's memcache_get right after the
+# L2 hit of the same value; the rounds' ratios are taken pairwise.
+r_floor=() r_l1=() r_l2=() r_f1=() r_f3=() r_live=() r_l2v=() r_call=() r_mc=()
 for ((r = 0; r < rounds; r++)); do
 	r_floor+=("$(tps "$work/floor.sql" 1)")
+	((have_noop)) && r_call+=("$(tps "$work/call.sql" 1)")
 	r_l1+=("$(tps "$work/l1.sql" 1)")
 	r_l2+=("$(tps "$work/l2.sql" 1)")
 	r_l2v+=("$(tps "$work/l2_value.sql" 1)")
+	((have_mc)) && r_mc+=("$(tps "$work/peer.sql" 1 "$secs" "$db_peer")")
 	r_f1+=("$(tps "$work/fetch_l1.sql" 1)")
 	r_f3+=("$(tps "$work/fetch_l3.sql" 1)")
 	r_live+=("$(tps "$work/live.sql" 1)")
-	log "  round $((r + 1)): SELECT 1 ${r_floor[r]}, get L1 ${r_l1[r]}, get L2 ${r_l2[r]}, fetch ${r_f1[r]}, L3 ${r_f3[r]}, live ${r_live[r]} tps"
+	log "  round $((r + 1)): SELECT 1 ${r_floor[r]}, call floor ${r_call[r]:-}, get L1 ${r_l1[r]}, get L2 ${r_l2[r]}, L2 of the value ${r_l2v[r]}, pgmemcache ${r_mc[r]:-}, fetch ${r_f1[r]}, L3 ${r_f3[r]}, live ${r_live[r]} tps"
 done
 m_floor=$(median "${r_floor[@]}"); m_l1=$(median "${r_l1[@]}"); m_l2=$(median "${r_l2[@]}")
 m_l2v=$(median "${r_l2v[@]}"); m_f1=$(median "${r_f1[@]}"); m_f3=$(median "${r_f3[@]}"); m_live=$(median "${r_live[@]}")
+m_call="" m_mc=""
+((have_noop)) && m_call=$(median "${r_call[@]}")
+((have_mc)) && m_mc=$(median "${r_mc[@]}")
+# pair_ratios A B: each round's A / B (two arrays' names), space-separated.
+pair_ratios() {
+	local -n pa=$1 pb=$2
+	local i
+	for i in "${!pa[@]}"; do ratio "${pa[i]}" "${pb[i]}"; printf ' '; done
+}
+# pair_median A B: the median of the rounds' A / B, three decimals.  The
+# read ratios are these, not ratios of medians: each round's two runs are
+# seconds apart, while the medians of A and B may come from different
+# rounds, and this machine's speed drifts between rounds.
+# shellcheck disable=SC2046 # one figure per word
+pair_median() { printf '%s\n' $(pair_ratios "$1" "$2") | sort -g | awk '{a[NR]=$1} END {printf "%.3f", (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 # ----------------------------------------------------------------- peer --
-# A local memcached and pgmemcache, in every later session of $db: the peer
-# group and the write group's naive variant use them.
-m_mc="" have_mc=0
-if command -v memcached >/dev/null && [[ -e $(pg_config --sharedir)/extension/pgmemcache.control ]]; then
-	mcport=$((20000 + RANDOM % 10000))
-	# A child, not a daemon (-d), so that it is stopped with this script,
-	# whether it ends or test/harness.sh stops it.
-	memcached -l 127.0.0.1 -p "$mcport" -U 0 -u memcache &
-	mcpid=$!
-	on_exit quiet kill "$mcpid"
-	mc_listens() { (exec 3<>"/dev/tcp/127.0.0.1/$mcport") 2>/dev/null; }
-	wait_for 5 mc_listens || true
+# The write group's naive variant calls pgmemcache from $db: loaded in its
+# sessions from here on, after the read group.
+if ((have_mc)); then
 	psql -c "ALTER DATABASE $db SET session_preload_libraries = 'pgmemcache'" \
 		-c "ALTER DATABASE $db SET pgmemcache.default_servers = '127.0.0.1:$mcport'" >/dev/null
 	psql -c 'CREATE EXTENSION pgmemcache' >/dev/null
-	have_mc=1
-else
-	log "bench: memcached or pgmemcache is not installed: no peer group, no naive write variant"
-fi
-if ((have_mc)); then
-	log "bench: peer group (pgmemcache against a local memcached)"
-	psql -c "SELECT memcache_set('bench:peer', '$value')" >/dev/null
-	printf "SELECT memcache_get('bench:peer');\n" >"$work/peer.sql"
-	r_mc=()
-	for ((r = 0; r < rounds; r++)); do r_mc+=("$(tps "$work/peer.sql" 1)"); done
-	m_mc=$(median "${r_mc[@]}")
-	commands+=("memcached -l 127.0.0.1 -p PORT -U 0 -u memcache   # pgmemcache.default_servers = 127.0.0.1:PORT")
-	log "  pgmemcache get ${r_mc[*]} tps"
+	log "  pgmemcache get ${r_mc[*]} tps; mlcache L2 hit of the same value ${r_l2v[*]} tps"
 fi
 
 # ------------------------------------------------------------- stampede --
@@ -162,6 +226,14 @@ printf "SELECT mlcache.get('bench:stampede', 'SELECT pg_sleep(0.5), 1');\n" >"$w
 pgbench -n -f "$work/stampede.sql" -c 32 -j 2 -t 1 "$db" >/dev/null 2>&1 || true
 commands+=("pgbench -n -f stampede.sql -c 32 -j 2 -t 1 $db   # SELECT mlcache.get('bench:stampede', 'SELECT pg_sleep(0.5), 1')")
 stampede=$(($(psql -c "SELECT value FROM mlcache.counters() WHERE counter = 'computes'") - c0))
+
+# ----------------------------------------------------------- throughput --
+tp_secs=${BENCH_TP_SECONDS:-4}
+tp_rounds=${BENCH_TP_ROUNDS:-2}
+log "bench: throughput group (1, 4, 16, 32 clients, ${tp_rounds} rounds of ${tp_secs}s)"
+TP_DB=$db TP_OUT=$work/throughput.txt TP_SECONDS=$tp_secs TP_ROUNDS=$tp_rounds bash bench/throughput.sh >/dev/null
+commands+=("TP_DB=$db TP_SECONDS=$tp_secs TP_ROUNDS=$tp_rounds bash bench/throughput.sh")
+while read -r line; do commands+=("$line"); done <"$work/throughput.txt.commands"
 
 # --------------------------------------------------------------- memory --
 log "bench: memory (L1 filled past its cap)"
@@ -219,10 +291,9 @@ load() {
 }
 templates="'assignment_stats:{assignment_id}', 'analytics:student:{student_id}:*'"
 psql -c "SELECT mlcache.watch('sub_watched', ARRAY[$templates])" >/dev/null
-# The floor: compiled here, loaded from this directory by its path.
+# The floor: noop_trigger.so, compiled in the set-up, loaded by its path.
 have_floor=0
-if cc -shared -fPIC -O2 -I"$("${PG_CONFIG:-pg_config}" --includedir-server)" -o "$work/noop_trigger.so" bench/noop_trigger.c 2>"$work/cc.log"; then
-	chmod 755 "$work/noop_trigger.so"
+if ((have_noop)); then
 	psql -c "CREATE FUNCTION bench_noop() RETURNS trigger LANGUAGE c AS '$work/noop_trigger.so', 'mlcache_bench_noop_trigger'"
 	for ev in INSERT UPDATE DELETE; do
 		case $ev in
@@ -236,7 +307,6 @@ if cc -shared -fPIC -O2 -I"$("${PG_CONFIG:-pg_config}" --includedir-server)" -o 
 	have_floor=1
 	commands+=("cc -shared -fPIC -O2 -I\$(pg_config --includedir-server) -o noop_trigger.so bench/noop_trigger.c; CREATE TRIGGER floor_update AFTER UPDATE ON sub_floor REFERENCING OLD TABLE AS o NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION bench_noop($templates) (and AFTER INSERT, DELETE, TRUNCATE, as watch() installs)")
 else
-	log "bench: could not compile bench/noop_trigger.c: no floor variant ($(head -c 300 "$work/cc.log"))"
 	variants=("${variants[@]/floor/}")
 	read -ra variants <<<"${variants[*]}"
 fi
@@ -401,7 +471,10 @@ declare -A names=([plain]='plain' [floor]='no-op triggers' [watched]='watched' [
 plots=""
 if command -v gnuplot >/dev/null; then
 	{
-		printf '"SELECT 1" %s\n"get, L1 hit" %s\n"get, L2 hit" %s\n' "$m_floor" "$m_l1" "$m_l2"
+		printf '"SELECT 1" %s\n' "$m_floor"
+		[[ -n $m_call ]] && printf '"call floor" %s\n' "$m_call"
+		printf '"get, L1 hit" %s\n"get, L2 hit" %s\n' "$m_l1" "$m_l2"
+		[[ -n $m_mc ]] && printf '"L2, fetch value" %s\n"pgmemcache" %s\n' "$m_l2v" "$m_mc"
 		printf '"fetch, L1 hit" %s\n"fetch, L3 hit" %s\n"live query" %s\n' "$m_f1" "$m_f3" "$m_live"
 	} >"$work/read.dat"
 	for t in "${variants[@]}"; do printf '"%s" %s %s\n' "${names[$t]}" "${s_med[$t]}" "${b_med[$t]}"; done >"$work/write.dat"
@@ -417,6 +490,66 @@ else
 	log "bench: gnuplot is not installed: no plots"
 fi
 
+# -------------------------------------------------------------- history --
+# One row per run in bench/results/history.csv: the date, the git commit
+# ("+" if the tree had changes) and every ratio, each "higher is better"
+# (a write overhead as the watched table's tps over the floor's, a 100k-row
+# one as the floor's ms over the watched table's).  A file with other
+# columns is rewritten to these, by column name.  Then the guard: a ratio
+# more than 10% below the median of its earlier rows is a warning.
+hist=${BENCH_HISTORY_FILE:-bench/results/history.csv}
+hcols=(date commit l1_select1 l1_call l2_select1 l2_peer fetch_live l3_live
+	single_watched_floor single_watched_plain bulk_floor_watched inval_1m_1k
+	tp_l1_1 tp_l2_1 tp_l1_4 tp_l2_4 tp_l1_16 tp_l2_16 tp_l1_32 tp_l2_32)
+declare -A hv=()
+hv[date]=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+hv[commit]=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src extension bench 2>/dev/null || echo +)
+hv[l1_select1]=$(pair_median r_l1 r_floor)
+[[ -n $m_call ]] && hv[l1_call]=$(pair_median r_l1 r_call)
+hv[l2_select1]=$(pair_median r_l2 r_floor)
+[[ -n $m_mc ]] && hv[l2_peer]=$(pair_median r_l2v r_mc)
+hv[fetch_live]=$(ratio "$m_f1" "$m_live")
+hv[l3_live]=$(ratio "$m_f3" "$m_live")
+if ((have_floor)); then
+	hv[single_watched_floor]=$(ratio "${s_med[watched]}" "${s_med[floor]}")
+	hv[bulk_floor_watched]=$(ratio "${b_med[floor]}" "${b_med[watched]}")
+fi
+hv[single_watched_plain]=$(ratio "${s_med[watched]}" "${s_med[plain]}")
+hv[inval_1m_1k]=$(ratio "$i1m" "$i1k")
+while read -r c f a b r1 r2; do
+	hv[tp_l1_$c]=$r1
+	hv[tp_l2_$c]=$r2
+done <"$work/throughput.txt"
+warnings=()
+if [[ ${BENCH_HISTORY:-1} != 0 ]]; then
+	header=$(IFS=,; echo "${hcols[*]}")
+	if [[ -s $hist && $(head -n 1 "$hist") != "$header" ]]; then
+		awk -F, -v OFS=, -v want="$header" 'BEGIN {n = split(want, w, ",")}
+			NR == 1 {for (i = 1; i <= NF; i++) col[$i] = i; print want; next}
+			{line = ""; for (i = 1; i <= n; i++) line = line (i > 1 ? "," : "") ((w[i] in col) ? $(col[w[i]]) : ""); print line}' \
+			"$hist" >"$work/history.csv" && cp "$work/history.csv" "$hist"
+	fi
+	[[ -s $hist ]] || echo "$header" >"$hist"
+	# The guard, against the rows before this one.
+	for ((i = 2; i < ${#hcols[@]}; i++)); do
+		c=${hcols[i]} v=${hv[${hcols[i]}]:-}
+		[[ -n $v ]] || continue
+		med=$(awk -F, -v i=$((i + 1)) 'NR > 1 && $i != "" {print $i}' "$hist" | sort -g |
+			awk '{a[NR] = $1} END {if (NR) printf "%.4f", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}')
+		[[ -n $med ]] || continue
+		if awk -v v="$v" -v m="$med" 'BEGIN {exit !(v < 0.9 * m)}'; then
+			warnings+=("$c = $v is more than 10% below the median of its $(($(wc -l <"$hist") - 1)) earlier runs ($med)")
+		fi
+	done
+	row=""
+	for c in "${hcols[@]}"; do row+="${row:+,}${hv[$c]:-}"; done
+	echo "$row" >>"$hist"
+	for w in "${warnings[@]}"; do log "bench: WARNING: regression: $w"; done
+	if command -v gnuplot >/dev/null && ! gnuplot -e "hist='$hist'; out='${hist%.csv}.png'" bench/history.gnuplot; then
+		log "bench: gnuplot failed: no history plot"
+	fi
+fi
+
 # --------------------------------------------------------------- report --
 met() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN {ok = (dir == "le") ? (v <= t) : (v >= t); print ok ? "met" : "not met"}'; }
 # rounds_of t single|bulk: the per-round figures of write variant t.
@@ -426,31 +559,37 @@ rounds_of() { round $(figures "$1" "$2"); }
 	echo "# mlcache benchmark results"
 	echo
 	echo "Produced by \`make bench\` (bench/bench.sh) on $(date -u '+%Y-%m-%d %H:%M UTC')."
-	echo "Each read figure is the median of $rounds runs; pgbench runs last ${secs} s with one client."
+	echo "Each read figure is the median of $rounds runs; pgbench runs last ${secs} s with one client. A read ratio is the"
+	echo "median of the rounds' ratios (each round runs every read once, seconds apart), the rounds' own in brackets."
 	echo "The write group runs the plain, no-op-trigger and watched tables in the same pgbench run"
 	echo "(one client, one script per variant, each transaction's script drawn at random), so that"
 	echo "the machine's drift falls on all of them alike: $wrounds single-row rounds of ${wsecs} s and"
 	echo "$brounds 100k-row rounds of ${bsecs} s. The naive peer runs apart, against the plain table again."
 	echo "A write overhead is the median of the rounds' overheads; the brackets give their range."
 	echo
-	echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr)"
+	echo "- machine: $machine"
 	echo "- load average (1, 5, 15 min) at the start: ${load_start}; at the end: $(cut -d" " -f1-3 /proc/loadavg) (other work on the machine skews the figures)"
-	echo "- $(command psql -X -t -A -d "$db" -c 'SELECT version()')"
-	echo "- $(redis-server --version | cut -d' ' -f1-3), hiredis $(dpkg-query -W -f='${Version}' libhiredis-dev 2>/dev/null)"
+	echo "- $pg_version"
+	echo "- $redis_version"
 	echo "- mlcache $(sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" mlcache.control); servers as started by test/harness.sh (unix sockets, fsync off)"
 	echo "- read group data: \`lms_generate(scale => $scale, students_per_campus => $campus)\`: $n_subs submissions, ${per_asg} per assignment on average; the measured assignment has ${aid_n}; generated in ${gen_s} s"
 	echo
 	echo "| group | figure | measured | reference | ratio | target | result |"
 	echo "|---|---|---|---|---|---|---|"
-	echo "| read | get, L1 hit | ${m_l1} tps | ${m_floor} tps of SELECT 1 | $(ratio "$m_l1" "$m_floor") | ≥ 0.90 | $(met "$(ratio "$m_l1" "$m_floor")" 0.90 ge) |"
-	echo "| read | get, L2 hit (value \`SELECT 1\`) | ${m_l2} tps | ${m_floor} tps of SELECT 1 | $(ratio "$m_l2" "$m_floor") | | |"
+	echo "| read | get, L1 hit | ${m_l1} tps | ${m_floor} tps of SELECT 1 | $(pair_median r_l1 r_floor) | ≥ 0.95 | $(met "$(pair_median r_l1 r_floor)" 0.95 ge) [rounds $(pair_ratios r_l1 r_floor)] |"
+	if [[ -n $m_call ]]; then
+		echo "| read | call floor: \`mlcachz.get('bench:l1', 'SELECT 1')\`, a C function returning the jsonb 1 | ${m_call} tps | ${m_floor} tps of SELECT 1 | $(pair_median r_call r_floor) | (reference) | PostgreSQL's own cost of the call [rounds $(pair_ratios r_call r_floor)] |"
+		echo "| read | get, L1 hit over the call floor (mlcache's own share) | ${m_l1} tps | ${m_call} tps of the call floor | $(pair_median r_l1 r_call) | (reference) | [rounds $(pair_ratios r_l1 r_call)] |"
+	fi
+	echo "| read | get, L2 hit (value \`SELECT 1\`) | ${m_l2} tps | ${m_floor} tps of SELECT 1 | $(pair_median r_l2 r_floor) | | [rounds $(pair_ratios r_l2 r_floor)] |"
 	echo "| read | fetch('assignment_stats'), L1 hit | ${m_f1} tps | ${m_floor} tps of SELECT 1 | $(ratio "$m_f1" "$m_floor") | | |"
 	echo "| read | fetch, L3 hit (view, L1 and L2 off) | ${m_f3} tps | ${m_live} tps of the live query | $(ratio "$m_f3" "$m_live") | | |"
 	echo "| read | fetch('assignment_stats') cached / live, ${aid_n} submissions in the assignment (${per_asg} per assignment on average) | ${m_f1} tps | ${m_live} tps live | $(ratio "$m_f1" "$m_live") | ≥ 50 | $(met "$(ratio "$m_f1" "$m_live")" 50 ge) |"
 	if [[ -n $m_mc ]]; then
-		echo "| peer | get, L2 hit of the assignment_stats value | ${m_l2v} tps | ${m_mc} tps of pgmemcache memcache_get, same value | $(ratio "$m_l2v" "$m_mc") | ≥ 1.0 | $(met "$(ratio "$m_l2v" "$m_mc")" 1.0 ge) |"
+		lo=$(pair_ratios r_l2v r_mc | tr ' ' '\n' | grep . | sort -g | head -n 1)
+		echo "| peer | get, L2 hit of the assignment_stats value | ${m_l2v} tps | ${m_mc} tps of pgmemcache memcache_get, same value | $(pair_median r_l2v r_mc) | ≥ 1.05 in every round | $(met "$lo" 1.05 ge) [rounds $(pair_ratios r_l2v r_mc)] |"
 	else
-		echo "| peer | pgmemcache not installed | | | | ≥ 1.0 | not measured |"
+		echo "| peer | pgmemcache not installed | | | | ≥ 1.05 | not measured |"
 	fi
 	echo "| stampede | computations for 32 concurrent cold misses on one key | ${stampede} | 1 | | 1 | $( ((stampede == 1)) && echo met || echo not met) |"
 	echo "| memory | backend RSS growth after 200 MB through a 64 MB L1 | ${l1_mb} MB | 64 MB cap | $(ratio "$l1_mb" 64) | within 10% (≤ 1.10) | $(met "$(ratio "$l1_mb" 64)" 1.10 le) |"
@@ -458,7 +597,7 @@ rounds_of() { round $(figures "$1" "$2"); }
 	echo "| write | single-row UPDATE commits, watched | ${sw} tps | ${sp} tps without triggers | $(ratio "$sw" "$sp") | overhead ≤ 5% | ${single_overhead}% overhead [$(spread watched single)]: $(met "$single_overhead" 5 le) |"
 	if ((have_floor)); then
 		echo "| write | single-row UPDATE commits, no-op triggers (the floor: PostgreSQL's own cost of watch()'s four transition-table triggers) | ${s_med[floor]} tps | ${sp} tps without triggers | $(ratio "${s_med[floor]}" "$sp") | (reference) | $(overhead floor single)% [$(spread floor single)] |"
-		echo "| write | single-row UPDATE commits, watched over the floor (mlcache's own share) | ${sw} tps | ${s_med[floor]} tps with no-op triggers | $(ratio "$sw" "${s_med[floor]}") | (reference) | $(overhead watched single floor)% [$(spread watched single floor)] |"
+		echo "| write | single-row UPDATE commits, watched over the floor (mlcache's own share) | ${sw} tps | ${s_med[floor]} tps with no-op triggers | $(ratio "$sw" "${s_med[floor]}") | ≤ 1% | $(overhead watched single floor)% [$(spread watched single floor)]: $(met "$(overhead watched single floor)" 1 le) |"
 	fi
 	if ((have_mc)); then
 		pp=${s_med[peer_plain]}
@@ -469,13 +608,17 @@ rounds_of() { round $(figures "$1" "$2"); }
 	echo "| write | 100k-row UPDATE, watched | ${bw} ms | ${bp} ms without triggers | $(ratio "$bw" "$bp") | overhead ≤ 10% | ${bulk_overhead}% overhead [$(spread watched bulk)]: $(met "$bulk_overhead" 10 le) |"
 	if ((have_floor)); then
 		echo "| write | 100k-row UPDATE, no-op triggers (the floor) | ${b_med[floor]} ms | ${bp} ms without triggers | $(ratio "${b_med[floor]}" "$bp") | (reference) | $(overhead floor bulk)% [$(spread floor bulk)] |"
-		echo "| write | 100k-row UPDATE, watched over the floor (mlcache's own share) | ${bw} ms | ${b_med[floor]} ms with no-op triggers | $(ratio "$bw" "${b_med[floor]}") | (reference) | $(overhead watched bulk floor)% [$(spread watched bulk floor)] |"
+		echo "| write | 100k-row UPDATE, watched over the floor (mlcache's own share) | ${bw} ms | ${b_med[floor]} ms with no-op triggers | $(ratio "$bw" "${b_med[floor]}") | ≤ 0.5% | $(overhead watched bulk floor)% [$(spread watched bulk floor)]: $(met "$(overhead watched bulk floor)" 0.5 le) |"
 	fi
 	if ((have_mc)); then
 		echo "| write | 100k-row UPDATE, naive peer (per-row trigger, pgmemcache memcache_delete), timed apart | ${b_med[peer]} ms | ${b_med[peer_plain]} ms without triggers, timed just before | $(ratio "${b_med[peer]}" "${b_med[peer_plain]}") | (no target) | $(overhead peer bulk)% overhead [$(spread peer bulk)] |"
 	else
 		echo "| write | 100k-row UPDATE, naive peer | pgmemcache not installed | | | (no target) | not measured |"
 	fi
+	while read -r c f a b r1 r2; do
+		echo "| throughput | get, L1 hit, $c clients (-j 2) | $a tps | $f tps of SELECT 1, $c clients | $r1 | ≥ 0.9 | $(met "$r1" 0.9 ge) |"
+		echo "| throughput | get, L2 hit, $c clients (-j 2) | $b tps | $f tps of SELECT 1, $c clients | $r2 | (no target: a Redis round trip) | |"
+	done <"$work/throughput.txt"
 	echo "| scale | invalidate_pattern of a prefix, $n1m keys in Redis | ${i1m} tps | ${i1k} tps with $n1k keys | $(ratio "$i1m" "$i1k") | flat (≥ 0.90) | $(met "$(ratio "$i1m" "$i1k")" 0.90 ge) |"
 	echo
 	line="Per-round figures (transactions or statements measured over all rounds): single-row"
@@ -485,6 +628,15 @@ rounds_of() { round $(figures "$1" "$2"); }
 	for t in "${variants[@]}"; do line+=" ${names[$t]} $(rounds_of "$t" bulk)ms (${nbulk[$t]:-0});"; done
 	echo "$line"
 	echo "invalidate_pattern $(round "${inv_1k[@]}")tps (1k keys), $(round "${inv_1m[@]}")tps (1M keys)."
+	echo
+	if [[ ${BENCH_HISTORY:-1} == 0 ]]; then
+		echo "History: not recorded (BENCH_HISTORY=0)."
+	elif ((${#warnings[@]})); then
+		echo "**Regression guard** (each ratio against the median of its earlier rows in $hist):"
+		for w in "${warnings[@]}"; do echo "- WARNING: $w"; done
+	else
+		echo "Regression guard: no ratio is more than 10% below the median of its earlier rows in $hist ($(($(wc -l <"$hist") - 2)) earlier runs)."
+	fi
 	echo
 	echo "The write group's tables have 100,000 rows (40 assignments, 5,000 students). The"
 	echo "watched one has the templates \`assignment_stats:{assignment_id}\` and"
@@ -501,6 +653,7 @@ rounds_of() { round $(figures "$1" "$2"); }
 	echo "The no-op triggers are watch()'s four (the same events, transition tables and arguments)"
 	echo "calling a C function that returns at once (bench/noop_trigger.c): what PostgreSQL"
 	echo "spends on capturing the rows and firing such triggers, which no trigger can avoid."
+	[[ ${BENCH_HISTORY:-1} != 0 && -s ${hist%.csv}.png ]] && { echo; echo "![the ratios of every recorded run]($(basename "${hist%.csv}.png"))"; }
 	if [[ -n $plots ]]; then
 		echo
 		echo "![read group: tps per read, against SELECT 1 and the live query](read.png)"

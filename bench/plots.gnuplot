@@ -29,7 +29,7 @@ set logscale y 10
 set format y '%.0f'
 set yrange [1:*]
 set xrange [-0.6:*]
-colour(l) = (l eq 'SELECT 1' || l eq 'live query') ? 0x999999 : 0x4575b4
+colour(l) = (l eq 'SELECT 1' || l eq 'live query' || l eq 'call floor') ? 0x999999 : (l eq 'pgmemcache') ? 0xd73027 : 0x4575b4
 plot datadir.'/read.dat' using 0:2:(colour(strcol(1))):xtic(1) with boxes lc rgb variable, \
      '' using 0:2:(sprintf('%.1f', $2)) with labels offset 0,0.8 font ',9'
 

@@ -34,10 +34,10 @@
  */
 #include "postgres.h"
 
-#include "common/hmac.h"
+#include <openssl/evp.h>
+
 #include "common/sha2.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 
 #include "envelope.h"
 #include "jsonb_check.h"
@@ -96,27 +96,83 @@ get64(const char *p)
 }
 
 /*
+ * The MAC's two SHA-256 states keyed once per process: HMAC(k, m) is
+ * H((k ^ opad) || H((k ^ ipad) || m)), and both keyed prefixes are one
+ * 64-byte block, so each MAC copies a state and hashes the message, the
+ * inner digest and nothing else.  pg_hmac_create/init/free per call
+ * (OpenSSL's HMAC_CTX, which fetches SHA-256 from the provider store under
+ * a lock and registers with the resource owner each time) cost more than
+ * the hashing of a small envelope: 4.4% of an L2 hit's backend samples in
+ * perf (bench/results/2026-12-06-profile.md).  The states are malloc'd
+ * once, outside any memory context, and rebuilt only if the secret changes.
+ */
+#define ENV_SHA256_BLOCK 64
+
+static EVP_MD_CTX *env_inner = NULL;	/* after (secret ^ ipad) */
+static EVP_MD_CTX *env_outer = NULL;	/* after (secret ^ opad) */
+static EVP_MD_CTX *env_work = NULL;
+static uint8 env_keyed[MLCACHE_SECRET_LEN];	/* the secret they are keyed with */
+static bool env_keyed_ok = false;
+
+/* Key env_inner and env_outer with env_secret.  False on any failure. */
+static bool
+env_mac_key(void)
+{
+	uint8		pad[ENV_SHA256_BLOCK];
+	bool		ok;
+	int			i;
+
+	StaticAssertStmt(MLCACHE_SECRET_LEN <= ENV_SHA256_BLOCK, "secret longer than a block");
+	env_keyed_ok = false;
+	if (env_inner == NULL)
+		env_inner = EVP_MD_CTX_new();
+	if (env_outer == NULL)
+		env_outer = EVP_MD_CTX_new();
+	if (env_work == NULL)
+		env_work = EVP_MD_CTX_new();
+	if (env_inner == NULL || env_outer == NULL || env_work == NULL)
+		return false;
+	memset(pad, 0x36, sizeof(pad));
+	for (i = 0; i < MLCACHE_SECRET_LEN; i++)
+		pad[i] ^= env_secret[i];
+	ok = EVP_DigestInit_ex(env_inner, EVP_sha256(), NULL) == 1 &&
+		EVP_DigestUpdate(env_inner, pad, sizeof(pad)) == 1;
+	memset(pad, 0x5c, sizeof(pad));
+	for (i = 0; i < MLCACHE_SECRET_LEN; i++)
+		pad[i] ^= env_secret[i];
+	ok = ok && EVP_DigestInit_ex(env_outer, EVP_sha256(), NULL) == 1 &&
+		EVP_DigestUpdate(env_outer, pad, sizeof(pad)) == 1;
+	explicit_bzero(pad, sizeof(pad));
+	if (ok)
+	{
+		memcpy(env_keyed, env_secret, MLCACHE_SECRET_LEN);
+		env_keyed_ok = true;
+	}
+	return ok;
+}
+
+/*
  * The truncated HMAC-SHA256 of buf[0..len) into tag.  False, tag undefined,
- * without a secret or if the HMAC fails.  PostgreSQL's HMAC context is
- * tracked by the current resource owner, so there must be one; nothing
- * between create and free can raise an error.
+ * without a secret or if the HMAC fails.  Nothing here raises an error.
  */
 static bool
 env_mac(const char *buf, Size len, uint8 *tag)
 {
 	uint8		digest[PG_SHA256_DIGEST_LENGTH];
-	pg_hmac_ctx *ctx;
+	unsigned int dlen = 0;
 	bool		ok;
 
-	if (env_secret == NULL || CurrentResourceOwner == NULL)
+	if (env_secret == NULL)
 		return false;
-	ctx = pg_hmac_create(PG_SHA256);
-	if (ctx == NULL)
+	if ((!env_keyed_ok || memcmp(env_keyed, env_secret, MLCACHE_SECRET_LEN) != 0) &&
+		!env_mac_key())
 		return false;
-	ok = pg_hmac_init(ctx, env_secret, MLCACHE_SECRET_LEN) == 0 &&
-		pg_hmac_update(ctx, (const uint8 *) buf, len) == 0 &&
-		pg_hmac_final(ctx, digest, sizeof(digest)) == 0;
-	pg_hmac_free(ctx);
+	ok = EVP_MD_CTX_copy_ex(env_work, env_inner) == 1 &&
+		EVP_DigestUpdate(env_work, buf, len) == 1 &&
+		EVP_DigestFinal_ex(env_work, digest, &dlen) == 1 && dlen == sizeof(digest) &&
+		EVP_MD_CTX_copy_ex(env_work, env_outer) == 1 &&
+		EVP_DigestUpdate(env_work, digest, sizeof(digest)) == 1 &&
+		EVP_DigestFinal_ex(env_work, digest, &dlen) == 1 && dlen == sizeof(digest);
 	if (ok)
 		memcpy(tag, digest, ENV_TAG);
 	explicit_bzero(digest, sizeof(digest));

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# bench/throughput.sh: read throughput at several client counts, run inside
+# test/harness.sh (bench.sh runs it as its throughput group; alone:
+#   bash test/harness.sh bash bench/throughput.sh).
+# At each of TP_CLIENTS (default "1 4 16 32") clients, pgbench runs of
+# TP_SECONDS (default 5) seconds, simple protocol, -j 2, of SELECT 1, a get()
+# L1 hit and a get() L2 hit (l1_ttl 0), interleaved over TP_ROUNDS (default
+# 3) rounds; each figure is the median of the rounds, and the ratios to
+# SELECT 1 at the same client count are what it reports.  Every backend
+# reads the same key, so any shared lock or atomic on the read path is
+# contended at the higher counts.  Writes TP_OUT (default
+# $MLCACHE_TMP/throughput.txt): one line per client count,
+#   clients floor_tps l1_tps l2_tps l1_ratio l2_ratio
+# and the pgbench commands to TP_OUT.commands.  TP_DB (default
+# mlcache_tp) is created unless it exists.  Nothing here asserts.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=test/lib.sh
+. test/lib.sh
+: "${MLCACHE_TMP:?is not set: run this under test/harness.sh}"
+clients=${TP_CLIENTS:-1 4 16 32}
+secs=${TP_SECONDS:-5}
+rounds=${TP_ROUNDS:-3}
+out=${TP_OUT:-$MLCACHE_TMP/throughput.txt}
+db=${TP_DB:-mlcache_tp}
+w=$MLCACHE_TMP/tp
+mkdir -p "$w"
+if [[ -z $(psql_db postgres -c "SELECT 1 FROM pg_database WHERE datname = '$db'") ]]; then
+	fresh_db "$db"
+fi
+psql_db "$db" -c 'CREATE EXTENSION IF NOT EXISTS mlcache CASCADE' >/dev/null
+printf 'SELECT 1;\n' >"$w/floor.sql"
+printf "SELECT mlcache.get('bench:tp:l1', 'SELECT 1');\n" >"$w/l1.sql"
+printf "SELECT mlcache.get('bench:tp:l2', 'SELECT 1', 0);\n" >"$w/l2.sql"
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {printf "%.1f", (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+tps() { pgbench -n -M simple -f "$w/$1.sql" -c "$2" -j 2 -T "$secs" "$db" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\) .*/\1/p'; }
+: >"$out"
+: >"$out.commands"
+for s in floor l1 l2; do
+	printf 'pgbench -n -M simple -f %s.sql -c N -j 2 -T %s %s   # %s\n' "$s" "$secs" "$db" "$(cat "$w/$s.sql")" >>"$out.commands"
+done
+for c in $clients; do
+	# Warm: every backend's L1, and Redis.
+	pgbench -n -M simple -f "$w/l1.sql" -f "$w/l2.sql" -c "$c" -j 2 -t 5 "$db" >/dev/null 2>&1 || true
+	f=() l1=() l2=()
+	for ((r = 0; r < rounds; r++)); do
+		f+=("$(tps floor "$c")")
+		l1+=("$(tps l1 "$c")")
+		l2+=("$(tps l2 "$c")")
+	done
+	mf=$(median "${f[@]}") m1=$(median "${l1[@]}") m2=$(median "${l2[@]}")
+	awk -v c="$c" -v f="$mf" -v a="$m1" -v b="$m2" \
+		'BEGIN {printf "%s %s %s %s %.3f %.3f\n", c, f, a, b, a / f, b / f}' >>"$out"
+	printf 'throughput: %s clients: SELECT 1 %s, L1 %s, L2 %s tps (rounds: %s / %s / %s)\n' \
+		"$c" "$mf" "$m1" "$m2" "${f[*]}" "${l1[*]}" "${l2[*]}" >&2
+done
+cat "$out"
