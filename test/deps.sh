@@ -7,7 +7,7 @@ pkgs=(
 	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl    # pgTAP + pg_prove
 	postgresql-15-cron                                            # pg_cron, for the maintenance schedule
 	libhiredis-dev redis-server redis-tools                       # hiredis, redis-server, redis-cli
-	gcc libc6-dev make procps                                     # build; pgrep/pkill/ps
+	gcc libc6-dev make procps libssl-dev                          # build (libcrypto for the envelope MAC); pgrep/pkill/ps
 	postgresql-15-pgmemcache memcached                           # the peer that make bench measures against
 	gnuplot-nox fonts-dejavu-core                                 # make demo's latency plot, make bench's plots
 	python3 python3-psycopg2 python3-django                       # the checker and the Django example (/usr/bin/python3)
