@@ -18,6 +18,7 @@
 #include "keys.h"
 #include "l2_redis.h"
 #include "refresher.h"
+#include "sentinel.h"
 #include "shmem.h"
 #include "stats.h"
 #include "hygiene.h"
@@ -154,7 +155,63 @@ jb_bool(JsonbParseState **st, const char *key, bool val)
 	pushJsonbValue(st, WJB_VALUE, &v);
 }
 
-/* The "l2" part of health(): status, round trip and breaker. */
+/* "key": "host:port" */
+static void
+jb_addr(JsonbParseState **st, const char *key, const MlcacheRedisAddr *a)
+{
+	char		text[MLCACHE_HOSTLEN + 16];
+
+	snprintf(text, sizeof(text), strchr(a->host, ':') ? "[%s]:%d" : "%s:%d", a->host, a->port);
+	jb_str(st, key, text);
+}
+
+static void
+jb_time(JsonbParseState **st, const char *key, TimestampTz t)
+{
+	jb_str(st, key, t == 0 ? NULL : timestamptz_to_str(t));
+}
+
+/*
+ * The "sentinel" part of health()'s l2: the sentinels listed, the master
+ * they named last, when it was named and when it last changed; null when
+ * mlcache.redis_sentinels is empty.
+ */
+static void
+health_sentinel(JsonbParseState **st)
+{
+	MlcacheSentinelState s;
+
+	jb_key(st, "sentinel");
+	if (!mlcache_sentinel_configured())
+	{
+		JsonbValue	v;
+
+		v.type = jbvNull;
+		pushJsonbValue(st, WJB_VALUE, &v);
+		return;
+	}
+	mlcache_sentinel_state(&s);
+	pushJsonbValue(st, WJB_BEGIN_OBJECT, NULL);
+	jb_str(st, "sentinels", mlcache_redis_sentinels);
+	jb_str(st, "master_name", mlcache_redis_master_name);
+	if (s.known)
+	{
+		jb_addr(st, "master", &s.master);
+		jb_addr(st, "named_by", &s.answered_by);
+	}
+	else
+	{
+		jb_str(st, "master", NULL);
+		jb_str(st, "named_by", NULL);
+	}
+	jb_bool(st, "master_confirmed", s.known && s.valid);
+	jb_time(st, "master_named_at", s.resolved_at);
+	jb_time(st, "master_changed_at", s.changed_at);
+	jb_num(st, "master_changes", (double) s.changes);
+	pushJsonbValue(st, WJB_END_OBJECT, NULL);
+}
+
+/* The "l2" part of health(): status, round trip, breaker and Sentinel. */
 static void
 health_l2(JsonbParseState **st, bool *ok)
 {
@@ -170,6 +227,7 @@ health_l2(JsonbParseState **st, bool *ok)
 		jb_str(st, "rtt_ms", NULL);
 	jb_str(st, "breaker", mlcache_l2_breaker_state());
 	jb_num(st, "errors", (double) mlcache_counter_value(MLC_L2_ERROR));
+	health_sentinel(st);
 	pushJsonbValue(st, WJB_END_OBJECT, NULL);
 	*ok = (res == L2_OK);
 }
