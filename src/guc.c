@@ -408,7 +408,7 @@ mlcache_guc_init(void)
 							NULL, NULL, NULL);
 	define_redis_gucs();
 	DefineCustomStringVariable("mlcache.key_prefix",
-							   "Namespace prepended to every Redis key; empty derives \"mlcache:<database>:\".",
+							   "Namespace prepended to every Redis key; empty derives \"mlcache:<system identifier>:<database>:\".",
 							   NULL,
 							   &mlcache_key_prefix, "",
 							   PGC_SUSET, 0,

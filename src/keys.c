@@ -22,6 +22,7 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "commands/dbcommands.h"
 #include "common/cryptohash.h"
 #include "common/hashfn.h"
@@ -58,9 +59,13 @@ keys_db_seed(void)
 }
 
 /*
- * The namespace: mlcache.key_prefix, or "mlcache:<database>:" when that is
- * empty (with ':' and '%' in the name escaped).  Cached in TopMemoryContext until the setting changes; a change
- * also empties this backend's L1.
+ * The namespace: mlcache.key_prefix, or "mlcache:<system identifier>:<database>:"
+ * when that is empty (with ':' and '%' in the name escaped).  The system
+ * identifier (pg_control's, set by initdb) keeps two servers that share one
+ * Redis and have databases of the same name apart; a standby and a restored
+ * backup share it with the server they were copied from.  Cached in
+ * TopMemoryContext until the setting changes; a change also empties this
+ * backend's L1.
  */
 const char *
 mlcache_namespace(int *len)
@@ -83,7 +88,7 @@ mlcache_namespace(int *len)
 			 * "app:x") and no pattern of one reaches the other's keys.
 			 */
 			initStringInfo(&buf);
-			appendStringInfoString(&buf, "mlcache:");
+			appendStringInfo(&buf, "mlcache:" UINT64_FORMAT ":", GetSystemIdentifier());
 			for (c = db ? db : "?"; *c; c++)
 			{
 				if (*c == ':')

@@ -8,6 +8,7 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
@@ -288,6 +289,11 @@ PG_FUNCTION_INFO_V1(mlcache_clean_orphans);
  * prefix that no read can use: values of an older server life (another
  * epoch) and foreign values.  Returns how many, or NULL if Redis could not
  * be reached.
+ *
+ * Only this namespace is scanned, and the default one names this server
+ * (its system identifier), so another server's keys are never touched; but
+ * a hot standby shares its primary's identifier, so there, with the default
+ * prefix, the primary's current values would look like orphans: refused.
  */
 Datum
 mlcache_clean_orphans(PG_FUNCTION_ARGS)
@@ -297,6 +303,13 @@ mlcache_clean_orphans(PG_FUNCTION_ARGS)
 	int64		removed = 0;
 
 	mlcache_require_loaded();
+	if (RecoveryInProgress() &&
+		(mlcache_key_prefix == NULL || mlcache_key_prefix[0] == '\0'))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot clean orphaned Redis keys on a standby that uses its primary's namespace"),
+				 errdetail("A standby shares its primary's system identifier, so the primary's current values would be taken for orphans."),
+				 errhint("Run mlcache.clean_orphans() on the primary, or give the standby a mlcache.key_prefix of its own.")));
 	ns = mlcache_namespace(&nlen);
 	if (mlcache_l2_clean_orphans(mlcache_prefix_glob(ns, nlen, "", 0),
 								 mlcache_shared->epoch, &removed) != L2_OK)

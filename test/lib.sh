@@ -16,6 +16,9 @@
 #              DIR defaults to $MLCACHE_PGDATA, else $MLCACHE_TMP/pgdata; PORT to $PGPORT, else 55432.
 #              psql_db DB ARGS...     psql -X -q -t -A -v ON_ERROR_STOP=1 -d DB ARGS
 #              fresh_db DB            drop DB if it exists and create it again
+#              mlcache_ns DB [ARGS...]  the Redis key namespace DB's sessions use (mlcache.key_prefix, or
+#                                     "mlcache:<system identifier>:<database>:"), asked of the server; ARGS
+#                                     go to psql (e.g. -p PORT for another cluster)
 # Clean-up:    on_exit CMD [ARGS...]  run CMD ARGS (as they are now) when the script exits, however it exits
 #                                     (normal end, error under set -e, exit, SIGINT/SIGTERM/SIGHUP); the
 #                                     commands run last-registered first and their failures are ignored
@@ -217,6 +220,13 @@ psql_db() {
 	command psql -X -q -t -A -v ON_ERROR_STOP=1 -d "$db" "$@"
 }
 fresh_db() { command psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$1\"" -c "CREATE DATABASE \"$1\""; }
+mlcache_ns() {
+	local db=$1
+	shift
+	psql_db "$db" "$@" -c "SELECT coalesce(nullif(current_setting('mlcache.key_prefix', true), ''),
+		'mlcache:' || system_identifier || ':' ||
+		replace(replace(current_database(), '%', '%25'), ':', '%3A') || ':') FROM pg_control_system()"
+}
 
 # ---- clean-up on every exit path ----
 [[ -v lib_on_exit ]] || lib_on_exit=()
