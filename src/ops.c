@@ -156,20 +156,17 @@ jb_bool(JsonbParseState **st, const char *key, bool val)
 	pushJsonbValue(st, WJB_VALUE, &v);
 }
 
-/* "key": "host:port" */
+/* "key": "host:port" (the jsonb being built keeps the string: palloc'd) */
 static void
 jb_addr(JsonbParseState **st, const char *key, const MlcacheRedisAddr *a)
 {
-	char		text[MLCACHE_HOSTLEN + 16];
-
-	snprintf(text, sizeof(text), strchr(a->host, ':') ? "[%s]:%d" : "%s:%d", a->host, a->port);
-	jb_str(st, key, text);
+	jb_str(st, key, psprintf(strchr(a->host, ':') ? "[%s]:%d" : "%s:%d", a->host, a->port));
 }
 
 static void
 jb_time(JsonbParseState **st, const char *key, TimestampTz t)
 {
-	jb_str(st, key, t == 0 ? NULL : timestamptz_to_str(t));
+	jb_str(st, key, t == 0 ? NULL : pstrdup(timestamptz_to_str(t)));
 }
 
 /*

@@ -91,15 +91,21 @@ mlcache_sentinel_configured(void)
 		mlcache_redis_sentinels != NULL && mlcache_redis_sentinels[0] != '\0';
 }
 
-/* The settings an answer depends on: the list and the master name. */
+/*
+ * The settings an answer depends on: the list, the master name and the
+ * sentinel password (so that a changed password is tried at once; only this
+ * 32-bit hash of it is kept).
+ */
 static uint32
 sentinel_config_hash(void)
 {
-	uint32		h = hash_bytes((const unsigned char *) mlcache_redis_sentinels,
-							   strlen(mlcache_redis_sentinels));
+	const char *const parts[3] = {mlcache_redis_sentinels, mlcache_redis_master_name,
+	mlcache_redis_sentinel_password ? mlcache_redis_sentinel_password : ""};
+	uint32		h = 0;
 
-	return hash_combine(h, hash_bytes((const unsigned char *) mlcache_redis_master_name,
-									  strlen(mlcache_redis_master_name)));
+	for (int i = 0; i < lengthof(parts); i++)
+		h = hash_combine(h, hash_bytes((const unsigned char *) parts[i], strlen(parts[i])));
+	return h;
 }
 
 static struct timeval
