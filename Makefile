@@ -1,19 +1,19 @@
 # mlcache: PGXS build.  The version lives only in mlcache.control.
-EXTENSION = mlcache
+EXTENSION = mlcache mlcache_lms
 EXTVERSION = $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" mlcache.control)
 
 MODULE_big = mlcache
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
 # Every object depends on every header: PGXS tracks no header dependencies.
 MLCACHE_HEADERS = $(wildcard src/*.h)
-DATA = $(wildcard extension/mlcache--*.sql)
+DATA = $(wildcard extension/*.sql)
 
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lhiredis
 
 # pg_regress pairs in sql/ and expected/, run with Redis up.
-REGRESS = setup get levels ttl l1_memory keys bad_input invalidate watch worker define l3 ops track warm maintenance stale lms lms_cache lms_ops privileges revoke settings rls
+REGRESS = setup get levels ttl l1_memory keys bad_input invalidate watch worker define l3 ops track warm maintenance stale privileges revoke settings rls lms lms_cache lms_ops
 
 # Run separately by test/run_tests.sh with Redis stopped.
 REGRESS_DOWN = setup redis_down

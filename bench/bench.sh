@@ -75,7 +75,7 @@ ms() {
 secs_since() { awk -v t0="$1" -v t1="$(date +%s.%N)" 'BEGIN {printf "%.1f", t1 - t0}'; }
 
 fresh_db "$db"
-psql -c 'CREATE EXTENSION mlcache'
+psql -c 'CREATE EXTENSION mlcache_lms CASCADE'
 
 # ----------------------------------------------------------------- read --
 scale=${BENCH_SCALE:-1}

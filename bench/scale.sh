@@ -93,7 +93,7 @@ for i in "${!scales[@]}"; do
 	db=mlcache_scale_$scale
 	log "bench-scale: scale $scale, $campus students per campus (database $db)"
 	fresh_db "$db"
-	psql -c 'CREATE EXTENSION mlcache' -c "SELECT mlcache.lms_create_schema('lms')" >/dev/null
+	psql -c 'CREATE EXTENSION mlcache_lms CASCADE' -c "SELECT mlcache.lms_create_schema('lms')" >/dev/null
 	t0=$(date +%s.%N)
 	psql -c "SELECT mlcache.lms_generate(scale => $scale, students_per_campus => $campus)" >/dev/null
 	sz_gen[i]=$(secs_since "$t0")

@@ -338,7 +338,7 @@ def setup(db):
         r = cur.fetchone() if cur.description else None
         return (r[0] if r else None), time.perf_counter() - t
 
-    step("the extension", "CREATE EXTENSION mlcache")
+    step("the extension and its LMS pack", "CREATE EXTENSION mlcache_lms CASCADE")
     step("the canonical LMS tables", "SELECT mlcache.lms_create_schema('lms')")
     counts, dt = step("deterministic data", f"SELECT mlcache.lms_generate(scale => {SCALE})")
     out(f"   {'':<46}{dt:.1f} s")

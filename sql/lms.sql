@@ -5,6 +5,20 @@
 -- names.  sql/lms_cache.sql (run after this file, on the data it leaves)
 -- checks the cached definitions.
 
+-- The pack is its own extension; CASCADE would install mlcache too.
+CREATE EXTENSION mlcache_lms;
+SELECT e.extname, r.extname AS requires
+  FROM pg_extension e, pg_depend d, pg_extension r
+ WHERE e.extname = 'mlcache_lms' AND d.classid = 'pg_extension'::regclass AND d.objid = e.oid
+   AND d.refclassid = 'pg_extension'::regclass AND d.refobjid = r.oid;
+-- Every pack function is a member of mlcache_lms, none of mlcache.
+SELECT count(*) FILTER (WHERE x.extname = 'mlcache_lms') > 30 AS pack_members,
+       count(*) FILTER (WHERE x.extname IS DISTINCT FROM 'mlcache_lms') AS elsewhere
+  FROM pg_proc p
+  LEFT JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+  LEFT JOIN pg_extension x ON x.oid = d.refobjid
+ WHERE p.pronamespace = 'mlcache'::regnamespace AND p.proname LIKE 'lms\_%';
+
 -- ---------------------------------------------------------------------------
 -- The canonical schema.
 -- ---------------------------------------------------------------------------
@@ -670,3 +684,15 @@ SELECT expect_error($$SELECT mlcache.lms_setup('no_such_schema')$$);
 SELECT w.tbl, mlcache.lms_watch_keys(mlcache.lms_resolve('lms_django', dj_tables(), dj_columns()), w.tbl, w.keys)
            AS keys, w.views
   FROM mlcache.lms_watches() w ORDER BY w.tbl;
+
+-- ---------------------------------------------------------------------------
+-- lms_render substitutes each placeholder once: a mapped table name that
+-- looks like a placeholder stays what it is.
+-- ---------------------------------------------------------------------------
+CREATE SCHEMA lms_render_check;
+CREATE TABLE lms_render_check."u{courses}$1" (id bigint, username text);
+SELECT mlcache.lms_render('SELECT * FROM {users} WHERE id = $1 OR {not_found:user:$1} IS NULL',
+                          mlcache.lms_resolve('lms_render_check', '{"users": "u{courses}$1"}', '{}'));
+SELECT mlcache.lms_render('SELECT * FROM {users} WHERE id = $1 OR {not_found:user:$1} IS NULL',
+                          mlcache.lms_resolve('lms_render_check', '{"users": "u{courses}$1"}', '{}'), true);
+DROP SCHEMA lms_render_check CASCADE;

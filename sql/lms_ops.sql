@@ -15,6 +15,12 @@ SELECT total - :t0 AS reads, cache_key = 'assignment_stats:' || :a AS right_key,
 SELECT expect_error(format('SELECT * FROM mlcache.lms_assignment_cache_hit_rate(%s, %s)', :a, :other));
 SELECT expect_error('SELECT * FROM mlcache.lms_assignment_cache_hit_rate(999999999, 1)');
 SELECT expect_error('SELECT * FROM mlcache.lms_assignment_cache_hit_rate(NULL, 1)');
+-- A plain reader may not call it at all (it shows key_stats(), for admins).
+CREATE ROLE mlc_lms_reader IN ROLE mlcache_reader;
+SET ROLE mlc_lms_reader;
+SELECT expect_error('SELECT * FROM mlcache.lms_assignment_cache_hit_rate(1, 1)');
+RESET ROLE;
+DROP ROLE mlc_lms_reader;
 
 -- Warming a teacher's dashboard: the ten most recent assignments they wrote.
 SELECT author_id AS teacher FROM lms.assignments GROUP BY 1 ORDER BY count(*) DESC LIMIT 1 \gset

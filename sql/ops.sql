@@ -1,6 +1,6 @@
 -- Operations from psql: mlcache.stats and mlcache.health().
 SELECT mlcache.reset_stats();
-SELECT l1_hits, l1_misses, l2_hits, l2_misses, computes, stats_reset > now() - interval '1 minute' AS reset_now
+SELECT l1_hits, l1_misses, l2_hits, l2_misses, computes, hit_rate, stats_reset > now() - interval '1 minute' AS reset_now
   FROM mlcache.stats;
 
 SELECT mlcache.get('ops:a', 'SELECT 1'), mlcache.get('ops:a', 'SELECT 1'), mlcache.get('ops:a', 'SELECT 1');
@@ -11,6 +11,8 @@ SELECT l1_hits, l1_misses, l1_hit_rate, l1_entries >= 1 AS l1_has_entries, l1_by
 \c
 SELECT mlcache.get('ops:a', 'SELECT 1');
 SELECT l2_hits, l2_hit_rate FROM mlcache.stats;
+-- The overall hit rate: 3 of the 4 reads were answered by L1 or L2.
+SELECT l1_hits + l2_hits AS hits, computes, hit_rate FROM mlcache.stats;
 
 -- Invalidations: sent at commit, queued for the worker (the key, and the
 -- mark that makes the database's L3 views dirty).

@@ -236,7 +236,6 @@ SET ROLE mlc_priv_reader;
 SELECT mlcache.fetch('priv_items', 1);
 SELECT expect_error($$SELECT mlcache.fetch('priv_su', 1)$$);
 SELECT expect_error($$SELECT * FROM mlcache.key_stats('priv:su:1')$$);
-SELECT expect_error($$SELECT * FROM mlcache.lms_assignment_cache_hit_rate(1, 1)$$);
 SELECT expect_error($$SELECT mlcache.define('priv_r', 'SELECT 1', 'priv:r')$$);
 SELECT expect_error($$SELECT mlcache.grant_fetch('priv_items', 'mlc_priv_reader')$$);
 SELECT expect_error($$SELECT * FROM mlcache._warm_tasks(NULL::text[])$$);
@@ -248,14 +247,6 @@ RESET ROLE;
 SET ROLE mlc_priv_nobody;
 SELECT expect_error($$SELECT mlcache.fetch('priv_items', 1)$$);
 RESET ROLE;
-
--- ---- 7. lms_render substitutes each placeholder once ----
--- A mapped table name that looks like a placeholder stays what it is.
-CREATE TABLE mlc_priv."u{courses}$1" (id bigint, username text);
-SELECT mlcache.lms_render('SELECT * FROM {users} WHERE id = $1 OR {not_found:user:$1} IS NULL',
-                          mlcache.lms_resolve('mlc_priv', '{"users": "u{courses}$1"}', '{}'));
-SELECT mlcache.lms_render('SELECT * FROM {users} WHERE id = $1 OR {not_found:user:$1} IS NULL',
-                          mlcache.lms_resolve('mlc_priv', '{"users": "u{courses}$1"}', '{}'), true);
 
 -- ---- nothing was left behind by the refused attempts ----
 SELECT * FROM priv_su_row;

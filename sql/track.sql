@@ -53,3 +53,10 @@ SELECT total >= 30 AS hot_kept FROM mlcache.key_stats('tr:hot');
 SELECT count(*) FILTER (WHERE (SELECT total FROM mlcache.key_stats('tr:cold:' || g)) > 0)
        BETWEEN 4500 AND 5000 AS cold_tracked_up_to_cap
   FROM generate_series(1, 6000) g;
+
+-- l2_ttl: the L2 TTL a value was stored with, next to ttl_seconds (what is
+-- left of it in Redis); NULL for a key that is not in Redis.
+SELECT mlcache.get('tr:ttl', 'SELECT 1', 30, 600) IS NOT NULL AS stored;
+SELECT l2_ttl, ttl_seconds BETWEEN 1 AND 600 AS remaining FROM mlcache.key_stats('tr:ttl');
+SELECT l2_ttl IS NULL AS not_in_redis, ttl_seconds IS NULL AS no_ttl FROM mlcache.key_stats('tr:not-there');
+

@@ -426,7 +426,7 @@ inval_key_arg(FunctionCallInfo fcinfo, const char *what)
 PG_FUNCTION_INFO_V1(mlcache_invalidate);
 
 /*
- * mlcache.invalidate(key, include_l1): invalidate one key, literally (glob
+ * mlcache.invalidate(key): invalidate one key, literally (glob
  * characters in it have no special meaning), at commit.
  */
 Datum
@@ -445,7 +445,7 @@ mlcache_invalidate(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(mlcache_invalidate_pattern);
 
 /*
- * mlcache.invalidate_pattern(pattern, include_l1): invalidate, at commit,
+ * mlcache.invalidate_pattern(pattern): invalidate, at commit,
  * every key the Redis glob can match.  Locally this is one generation bump
  * (see mlcache_pattern_target); Redis is SCANned by the worker afterwards.
  * Returns 1 if a new invalidation was registered, 0 if the same one was

@@ -30,6 +30,7 @@
 #include "utils/hsearch.h"
 #include "utils/timestamp.h"
 
+#include "envelope.h"
 #include "guc.h"
 #include "keys.h"
 #include "l2_redis.h"
@@ -280,19 +281,44 @@ track_lookup(uint64 hash, uint64 *hits, uint64 *misses)
 	return e != NULL;
 }
 
+/*
+ * The L2 TTL, in whole seconds, that the value under rkey was stored
+ * with (its logical lifetime, without any stale-while-revalidate grace); -1
+ * when there is no readable value of this key and database there.
+ */
+static int32
+track_stored_ttl(const MlcacheKey *k, const char *rkey)
+{
+	char	   *buf;
+	Size		len;
+	MlcacheEnvelope env;
+	int64		lifetime;
+
+	if (mlcache_l2_get(rkey, k->rkeylen, &buf, &len) != L2_OK)
+		return -1;
+	if (!mlcache_envelope_decode(buf, len, &env) || env.dbid != MyDatabaseId ||
+		env.keylen != k->keylen || memcmp(env.key, k->key, k->keylen) != 0 ||
+		env.expires_at < env.computed_at)
+		return -1;
+	/* Stored at computed_at + compute_us (plus a moment): round to nearest. */
+	lifetime = env.expires_at - env.computed_at - Max(env.compute_us, 0);
+	return (int32) Min(Max((lifetime + USECS_PER_SEC / 2) / USECS_PER_SEC, 0), PG_INT32_MAX);
+}
+
 PG_FUNCTION_INFO_V1(mlcache_key_stats);
 
 /*
  * mlcache.key_stats(key): hits, misses, total and hit rate (percent) of the
- * key over the last 24 hours, the key as cached, and its remaining time to
- * live in Redis (NULL when it is not there or Redis cannot be asked).
+ * key over the last 24 hours, the key as cached, its remaining time to live
+ * in Redis, and the L2 TTL its value was stored with (both NULL when it is
+ * not there or Redis cannot be asked).
  */
 Datum
 mlcache_key_stats(PG_FUNCTION_ARGS)
 {
 	TupleDesc	desc;
-	Datum		v[6];
-	bool		n[6] = {false};
+	Datum		v[7];
+	bool		n[7] = {false};
 	MlcacheKey	k;
 	uint64		hits,
 				misses;
@@ -311,6 +337,8 @@ mlcache_key_stats(PG_FUNCTION_ARGS)
 	v[4] = CStringGetTextDatum(k.key);
 	n[5] = (mlcache_l2_pttl(rkey, k.rkeylen, &ttl_ms) != L2_OK || ttl_ms < 0);
 	v[5] = Int32GetDatum((int32) ((ttl_ms + 999) / 1000));
+	v[6] = Int32GetDatum(track_stored_ttl(&k, rkey));
+	n[6] = DatumGetInt32(v[6]) < 0;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, v, n)));
 }
 

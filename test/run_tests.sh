@@ -127,7 +127,7 @@ if ((${#tap[@]} == 0)); then
 fi
 if ! { dropdb --if-exists mlcache_tap 2>/dev/null; createdb mlcache_tap &&
 	psql -X -q -v ON_ERROR_STOP=1 -d mlcache_tap \
-		-c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION IF NOT EXISTS mlcache'; }; then
+		-c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION IF NOT EXISTS mlcache_lms CASCADE'; }; then
 	failed+=(d-setup)
 fi
 ((${#failed[@]} == 0)) || echo "mlcache: earlier phases failed: ${failed[*]} (exit status will be 1)" >&2

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# test/upgrade.sh: ALTER EXTENSION mlcache UPDATE from 0.1.0 to 0.2.0.
+# test/upgrade.sh: ALTER EXTENSION mlcache UPDATE from 0.1.0 to 0.2.0 and
+# then to 0.3.0, where the LMS pack becomes its own extension, mlcache_lms.
 #
 # 1. In a fresh database, install 0.1.0 and fill it: a definition with a
 #    grant, staleness, a warm query and an L3 view, a second one, a watch,
 #    and warming tasks.  Update to 0.2.0 and check that all of it is still
 #    there and works: fetch gives the right value, the watch triggers still
 #    invalidate, warm() warms, and the privileges are the new ones.
-# 2. Install 0.2.0 fresh in a second database and compare every object of
-#    the extension (functions with their definitions, comments and ACLs,
-#    tables, columns, defaults, constraints, indexes, views, sequences,
-#    event triggers, configuration tables, initial privileges) with the
-#    updated one: they must be identical.
+# 2. At 0.2.0, set the LMS pack up (schema, data, definitions, views,
+#    watches) and read through it.  Update to 0.3.0 and create mlcache_lms
+#    in the same transaction; check that the pack's definitions, watches
+#    and views are kept and work, and what 0.3.0 changed.
+# 3. Install mlcache_lms 0.3.0 fresh (CASCADE) in a second database and
+#    compare every object of both extensions (functions with their
+#    definitions, comments and ACLs, tables, columns, defaults,
+#    constraints, indexes, views, sequences, event triggers, configuration
+#    tables, initial privileges) with the updated ones: they must be
+#    identical.
 # Run under test/harness.sh (PG* variables set, a superuser); exits 1 on
 # the first failed check.
 set -uo pipefail
@@ -112,13 +118,66 @@ check $old "key_stats() is for admins only" \
 	        has_function_privilege('mlcache_admin', 'mlcache.key_stats(text)', 'EXECUTE')" "f|t"
 check $old "_set_readers() is gone" "SELECT to_regproc('mlcache._set_readers') IS NULL" "t"
 
-# ---- 2. the same objects as a fresh 0.2.0 ----
-q $new "CREATE EXTENSION mlcache" >/dev/null || fail "CREATE EXTENSION mlcache (0.2.0) failed"
-check $new "a fresh install is 0.2.0" "SELECT extversion FROM pg_extension WHERE extname = 'mlcache'" "0.2.0"
-# One line per property of every member of the extension.
+# ---- 2. the LMS pack at 0.2.0, then 0.3.0 with mlcache_lms ----
+psql -X -q -v ON_ERROR_STOP=1 -d $old <<SQL >/dev/null || fail "could not set the LMS pack up at 0.2.0"
+SELECT mlcache.lms_create_schema('upl');
+SELECT mlcache.lms_generate(1, 'upl', 0.42, 20);
+SELECT mlcache.lms_setup('upl');
+SELECT mlcache.fetch('assignment_stats', 1);
+SQL
+pack_before=$(q $old "SELECT string_agg(name || ' ' || key_template || ' ' || coalesce(l3_view::text, '-'), ',' ORDER BY name)
+                        FROM mlcache.definitions WHERE name NOT LIKE 'up\_%'")
+watches_before=$(q $old "SELECT string_agg(tbl::text || ' ' || keys::text, ',' ORDER BY tbl::text) FROM mlcache.watches")
+[[ -n $pack_before ]] || fail "lms_setup defined nothing at 0.2.0"
+out=$(psql -X -q -v ON_ERROR_STOP=1 -d $old -c 'BEGIN' -c 'ALTER EXTENSION mlcache UPDATE' \
+	-c 'CREATE EXTENSION mlcache_lms' -c 'COMMIT' 2>&1) || fail "the update to 0.3.0 with mlcache_lms failed: $out"
+[[ $out == *"the LMS pack is now the extension mlcache_lms"* ]] ||
+	fail "the update did not warn that the pack moved: [$out]"
+echo "ok - the update warns that the pack is now mlcache_lms"
+check $old "both extensions are at 0.3.0" \
+	"SELECT string_agg(extname || ' ' || extversion, ',' ORDER BY extname) FROM pg_extension
+	  WHERE extname LIKE 'mlcache%'" "mlcache 0.3.0,mlcache_lms 0.3.0"
+check $old "the pack's functions belong to mlcache_lms" \
+	"SELECT count(*) FILTER (WHERE x.extname = 'mlcache_lms') > 30, count(*) FILTER (WHERE x.extname = 'mlcache')
+	   FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+	   JOIN pg_extension x ON x.oid = d.refobjid
+	  WHERE p.pronamespace = 'mlcache'::regnamespace AND p.proname LIKE 'lms\\_%'" "t|0"
+check $old "the pack's definitions are kept" \
+	"SELECT string_agg(name || ' ' || key_template || ' ' || coalesce(l3_view::text, '-'), ',' ORDER BY name)
+	   FROM mlcache.definitions WHERE name NOT LIKE 'up\_%'" "$pack_before"
+check $old "the watches are kept" \
+	"SELECT string_agg(tbl::text || ' ' || keys::text, ',' ORDER BY tbl::text) FROM mlcache.watches" "$watches_before"
+check $old "a pack value equals the live query" \
+	"SELECT mlcache.fetch('assignment_stats', 1) = mlcache.lms_assignment_stats_live(1, 'upl')" "t"
+check $old "and is then served from the cache" \
+	"SELECT mlcache.fetch('assignment_stats', 1) IS NOT NULL, mlcache.last_level() <> 'compute'" "t|t"
+q $old "UPDATE upl.submissions SET score = 0 WHERE assignment_id = 1 AND score IS NOT NULL" >/dev/null ||
+	fail "UPDATE of a watched pack table failed"
+check $old "a watched pack write invalidates after the update" \
+	"SELECT mlcache.fetch('assignment_stats', 1) = mlcache.lms_assignment_stats_live(1, 'upl'),
+	        mlcache.last_level()" "t|compute"
+check $old "include_l1 is gone" \
+	"SELECT string_agg(oid::regprocedure::text, ',' ORDER BY 1) FROM pg_proc
+	  WHERE pronamespace = 'mlcache'::regnamespace AND proname IN ('invalidate', 'invalidate_pattern')" \
+	"mlcache.invalidate(text),mlcache.invalidate_pattern(text)"
+check $old "stats has the overall hit rate" "SELECT hit_rate BETWEEN 0 AND 100 FROM mlcache.stats" "t"
+check $old "key_stats shows the L2 TTL a value was stored with" \
+	"SELECT l2_ttl FROM mlcache.key_stats('assignment_stats:1')" \
+	"$(q $old "SELECT l2_ttl FROM mlcache.definitions WHERE name = 'assignment_stats'")"
+check $old "DROP EXTENSION mlcache_lms leaves the core" \
+	"DROP EXTENSION mlcache_lms; SELECT count(*) FROM pg_proc
+	  WHERE pronamespace = 'mlcache'::regnamespace AND proname LIKE 'lms\\_%'" "0"
+q $old "CREATE EXTENSION mlcache_lms" >/dev/null || fail "CREATE EXTENSION mlcache_lms after DROP failed"
+
+# ---- 3. the same objects as a fresh 0.3.0 ----
+q $new "CREATE EXTENSION mlcache_lms CASCADE" >/dev/null || fail "CREATE EXTENSION mlcache_lms CASCADE failed"
+check $new "a fresh install is 0.3.0" \
+	"SELECT string_agg(extname || ' ' || extversion, ',' ORDER BY extname) FROM pg_extension
+	  WHERE extname LIKE 'mlcache%'" "mlcache 0.3.0,mlcache_lms 0.3.0"
+# describe DB EXT: one line per property of every member of extension EXT.
 describe() {
 	q "$1" "
-WITH ext AS (SELECT oid FROM pg_extension WHERE extname = 'mlcache'),
+WITH ext AS (SELECT oid FROM pg_extension WHERE extname = '$2'),
 members AS (SELECT classid, objid FROM pg_depend, ext
              WHERE refclassid = 'pg_extension'::regclass AND refobjid = ext.oid AND deptype = 'e')
 SELECT * FROM (
@@ -151,7 +210,7 @@ SELECT * FROM (
                      FROM pg_index i WHERE i.indrelid = c.oid), '') ||
          coalesce((SELECT string_agg(E'\n  trigger ' || pg_get_triggerdef(t.oid), '' ORDER BY 1)
                      FROM pg_trigger t WHERE t.tgrelid = c.oid), '') ||
-         E'\n  config: ' || (c.oid = ANY ((SELECT extconfig FROM pg_extension WHERE extname = 'mlcache')::oid[]))::text
+         E'\n  config: ' || (c.oid = ANY ((SELECT extconfig FROM pg_extension WHERE extname = '$2')::oid[]))::text
     FROM members m JOIN pg_class c ON m.classid = 'pg_class'::regclass AND c.oid = m.objid
   UNION ALL
   SELECT 'event trigger ' || e.evtname || ' ' || e.evtevent || ' ' || e.evtenabled::text || ' ' || e.evtfoid::regproc::text
@@ -190,11 +249,13 @@ SELECT * FROM (
     FROM pg_namespace n WHERE n.nspname = 'mlcache'
 ) d(line) ORDER BY 1"
 }
-describe $old >"$MLCACHE_TMP/upgrade_old.txt" || fail "could not describe the updated extension"
-describe $new >"$MLCACHE_TMP/upgrade_new.txt" || fail "could not describe the fresh extension"
-[[ -s $MLCACHE_TMP/upgrade_new.txt ]] || fail "the description of the fresh extension is empty"
-if ! diff -u "$MLCACHE_TMP/upgrade_new.txt" "$MLCACHE_TMP/upgrade_old.txt"; then
-	fail "0.1.0 updated to 0.2.0 differs from a fresh 0.2.0 (diff: - fresh, + updated)"
-fi
-echo "ok - 0.1.0 updated to 0.2.0 has exactly the objects, definitions, comments and privileges of a fresh 0.2.0 ($(grep -c '^function ' "$MLCACHE_TMP/upgrade_new.txt") functions)"
+for ext in mlcache mlcache_lms; do
+	describe $old $ext >"$MLCACHE_TMP/upgrade_old.txt" || fail "could not describe the updated $ext"
+	describe $new $ext >"$MLCACHE_TMP/upgrade_new.txt" || fail "could not describe the fresh $ext"
+	[[ -s $MLCACHE_TMP/upgrade_new.txt ]] || fail "the description of the fresh $ext is empty"
+	if ! diff -u "$MLCACHE_TMP/upgrade_new.txt" "$MLCACHE_TMP/upgrade_old.txt"; then
+		fail "$ext updated from 0.1.0 to 0.3.0 differs from a fresh 0.3.0 (diff: - fresh, + updated)"
+	fi
+	echo "ok - $ext updated from 0.1.0 to 0.3.0 has exactly the objects, definitions, comments and privileges of a fresh 0.3.0 ($(grep -c '^function ' "$MLCACHE_TMP/upgrade_new.txt") functions)"
+done
 echo "test/upgrade.sh: all checks passed"

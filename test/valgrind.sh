@@ -63,29 +63,14 @@ started=$SECONDS
 
 say() { printf '[valgrind.sh %4ds] %s\n' "$((SECONDS - started))" "$*"; }
 warn() { printf '[valgrind.sh %4ds] %s\n' "$((SECONDS - started))" "$*" >&2; }
-# alive PID: the process exists and is not a zombie (PID 1 here may never reap).
-alive() { local s; s=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $s != Z* ]]; }
-# tree PID: PID and all its descendants, deepest first.
-tree() {
-	local c
-	for c in $(pgrep -P "$1"); do tree "$c"; done
-	echo "$1"
-}
+# alive, proc_tree, all_dead, wait_for and as_pg come from test/lib.sh.
+# shellcheck source=test/lib.sh
+. "$REPO/test/lib.sh"
 # wait_dead SECS PID...: wait (bounded) until none of the PIDs is alive.
 wait_dead() {
-	local end=$((SECONDS + $1)) p busy
+	local secs=$1
 	shift
-	while ((SECONDS <= end)); do
-		busy=0
-		for p in "$@"; do alive "$p" && busy=1 && break; done
-		((busy)) || return 0
-		sleep 0.2
-	done
-	return 1
-}
-# as_pg CMD...: initdb/pg_ctl/postgres refuse to run as root.
-as_pg() {
-	if ((EUID == 0)); then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
+	wait_for "$secs" all_dead "$@"
 }
 
 for tool in valgrind redis-server "$PGBIN/postgres" "$PY"; do
@@ -124,7 +109,7 @@ stop_pg() {
 		[[ $pm_pid =~ ^[0-9]+$ ]] || pm_pid=
 	fi
 	if [[ -n $pm_pid ]] && alive "$pm_pid"; then
-		pids=$(tree "$pm_pid")
+		pids=$(proc_tree "$pm_pid")
 		say "stopping PostgreSQL (fast shutdown, up to 300 s under valgrind)"
 		if ! as_pg "$PGBIN/pg_ctl" stop -D "$PGDATA_DIR" -m fast -w -t 300 -s; then
 			warn "fast shutdown timed out, trying immediate"
@@ -144,7 +129,7 @@ stop_pg() {
 	# The process we started (runuser, valgrind): if it or anything under it still runs (say the
 	# postmaster never wrote its pid file), end that tree too.
 	if [[ -n $launcher ]] && ! wait_dead 10 "$launcher"; then
-		pids=$(tree "$launcher")
+		pids=$(proc_tree "$launcher")
 		warn "ending what is left of the server: ${pids//$'\n'/ }"
 		# shellcheck disable=SC2086
 		kill -TERM $pids 2>/dev/null

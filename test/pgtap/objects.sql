@@ -1,4 +1,5 @@
--- test/pgtap/objects.sql: the objects extension/mlcache--0.2.0.sql installs.
+-- test/pgtap/objects.sql: the objects extension/mlcache--0.3.0.sql and
+-- extension/mlcache_lms--0.3.0.sql install.
 --
 -- Schema, extension and version; every function with its exact signature,
 -- argument names and defaults, return type, language, C symbol, volatility,
@@ -13,8 +14,8 @@ SELECT has_schema('mlcache', 'schema mlcache exists');
 SELECT has_extension('mlcache', 'mlcache', 'extension mlcache is installed in schema mlcache');
 SELECT is(
     (SELECT extversion FROM pg_extension WHERE extname = 'mlcache'),
-    '0.2.0',
-    'installed extension version is 0.2.0'
+    '0.3.0',
+    'installed extension version is 0.3.0'
 );
 SELECT is(
     (SELECT default_version FROM pg_available_extensions WHERE name = 'mlcache'),
@@ -55,9 +56,9 @@ INSERT INTO tap_fn VALUES
  (35, 'set', '{text,jsonb,integer}', 'key text, value jsonb, l1_ttl integer',
      'void', 'VOLATILE', 'u', 'mlcache_set', false),
  (3, 'last_level', '{}', '', 'text', 'VOLATILE', 'u', 'mlcache_last_level', false),
- (4, 'invalidate', '{text,boolean}', 'key text, include_l1 boolean DEFAULT true',
+ (4, 'invalidate', '{text}', 'key text',
      'void', 'VOLATILE', 'u', 'mlcache_invalidate', false),
- (5, 'invalidate_pattern', '{text,boolean}', 'pattern text, include_l1 boolean DEFAULT true',
+ (5, 'invalidate_pattern', '{text}', 'pattern text',
      'bigint', 'VOLATILE', 'u', 'mlcache_invalidate_pattern', false),
  (6, 'clear', '{}', '', 'void', 'VOLATILE', 'u', 'mlcache_clear', false),
  (7, 'counters', '{}', 'OUT counter text, OUT value bigint',
@@ -85,7 +86,7 @@ INSERT INTO tap_fn VALUES
      'OUT l1_hits bigint, OUT l1_misses bigint, OUT l1_hit_rate double precision, OUT l1_entries bigint, OUT l1_bytes bigint, OUT l2_hits bigint, OUT l2_misses bigint, OUT l2_hit_rate double precision, OUT l2_keys bigint, OUT l2_keys_exact boolean, OUT l2_used_memory bigint, OUT l3_hits bigint, OUT l3_misses bigint, OUT l3_hit_rate double precision, OUT l3_views integer, OUT l3_refreshes bigint, OUT computes bigint, OUT bypasses bigint, OUT rejected_fills bigint, OUT invalidations bigint, OUT invalidations_pending bigint, OUT hygiene_dropped bigint, OUT redis_errors bigint, OUT breaker_state text, OUT breaker_opened bigint, OUT stats_reset timestamp with time zone',
      'record', 'VOLATILE', 'r', 'mlcache_stats_row', false),
  (23, 'key_stats', '{text}',
-     'key text, OUT hits bigint, OUT misses bigint, OUT total bigint, OUT hit_rate_percentage double precision, OUT cache_key text, OUT ttl_seconds integer',
+     'key text, OUT hits bigint, OUT misses bigint, OUT total bigint, OUT hit_rate_percentage double precision, OUT cache_key text, OUT ttl_seconds integer, OUT l2_ttl integer',
      'record', 'VOLATILE', 'r', 'mlcache_key_stats', false),
  (24, 'tracking_sweep', '{}', '', 'bigint', 'VOLATILE', 'u', 'mlcache_tracking_sweep', false),
  (25, '_tracking_advance', '{integer}', 'hours integer', 'void', 'VOLATILE', 'u', 'mlcache_tracking_advance', true),
@@ -136,7 +137,7 @@ SELECT functions_are(
           'lms_resolve', 'lms_setup', 'lms_table', 'lms_template',
           'lms_template_analytics_assignment', 'lms_template_analytics_engagement', 'lms_template_analytics_progress', 'lms_template_analytics_student',
           'lms_template_assignment_stats', 'lms_watch_keys', 'lms_watches', 'lms_assignment_cache_hit_rate', 'lms_warm_teacher'],
-    'schema mlcache has exactly the functions of the install script'
+    'schema mlcache has exactly the functions of the install scripts of mlcache and mlcache_lms'
 );
 
 -- Exact signature (9).
@@ -194,17 +195,19 @@ SELECT CASE WHEN strict
 SELECT isnt_definer('mlcache', fname, args, format('mlcache.%s() is SECURITY INVOKER', fname))
   FROM tap_fn ORDER BY ord;
 
--- Every function belongs to the extension (1).
+-- Every function belongs to an extension: lms_* to mlcache_lms, the rest to
+-- mlcache (1).
 SELECT is(
     (SELECT count(*)::int
        FROM pg_depend d
        JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
       WHERE p.pronamespace = 'mlcache'::regnamespace
         AND d.refclassid = 'pg_extension'::regclass
-        AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'mlcache')
+        AND d.refobjid = (SELECT oid FROM pg_extension
+                           WHERE extname = CASE WHEN p.proname LIKE 'lms\_%' THEN 'mlcache_lms' ELSE 'mlcache' END)
         AND d.deptype = 'e'),
     (SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'mlcache'::regnamespace),
-    'all mlcache functions are members of extension mlcache'
+    'every lms_* function is a member of mlcache_lms, every other one of mlcache'
 );
 
 -- ---- watches (10) ----

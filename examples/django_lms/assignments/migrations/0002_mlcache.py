@@ -40,7 +40,7 @@ class Migration(migrations.Migration):
     dependencies = [("assignments", "0001_initial"), ("auth", "0012_alter_user_first_name_max_length")]
 
     operations = [
-        migrations.RunSQL("CREATE EXTENSION IF NOT EXISTS mlcache", migrations.RunSQL.noop),
+        migrations.RunSQL("CREATE EXTENSION IF NOT EXISTS mlcache_lms CASCADE", migrations.RunSQL.noop),
         migrations.RunSQL([(SETUP, MAPPING), WARM], TEARDOWN),
         migrations.RunPython(grant, migrations.RunPython.noop),
     ]
