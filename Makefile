@@ -7,13 +7,15 @@ OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
 # Every object depends on every header: PGXS tracks no header dependencies.
 MLCACHE_HEADERS = $(wildcard src/*.h)
 DATA = $(wildcard extension/*.sql)
+# Generated from mlcache_lms.control.in (see below).
+EXTRA_CLEAN = mlcache_lms.control
 
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lhiredis
 
 # pg_regress pairs in sql/ and expected/, run with Redis up.
-REGRESS = setup get levels ttl l1_memory keys bad_input invalidate watch worker define l3 ops track warm maintenance stale privileges revoke settings rls lms lms_cache lms_ops
+REGRESS = setup get levels ttl l1_memory keys bad_input invalidate watch worker define l3 ops track warm maintenance stale privileges revoke settings rls lms lms_cache lms_ops lms_invalidate
 
 # Run separately by test/run_tests.sh with Redis stopped.
 REGRESS_DOWN = setup redis_down
@@ -38,7 +40,11 @@ ISOLATION_TESTDB = mlcache_isolation
 META.json: META.json.in mlcache.control
 	sed 's/@EXTVERSION@/$(EXTVERSION)/g' $< > $@
 
-all: META.json
+# The LMS pack is versioned with the core.
+mlcache_lms.control: mlcache_lms.control.in mlcache.control
+	sed 's/@EXTVERSION@/$(EXTVERSION)/g' $< > $@
+
+all: META.json mlcache_lms.control
 
 .PHONY: test demo bench bench-scale faults fuzz
 # The two set-up commands: each installs missing packages, builds, installs,

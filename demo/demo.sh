@@ -3,11 +3,14 @@
 # test/harness.sh (throwaway PostgreSQL and Redis up, PG* and MLCACHE_TMP set).
 #
 # 1. creates database mlcache_demo with the LMS pack (lms_create_schema, lms_generate, lms_setup)
-#    and waits for the L3 views to be fresh;
+#    and waits for the L3 views to be fresh; then warms the cache before "peak hours": warm()
+#    over lms_setup's warm queries (queued for the worker in batches, progress from
+#    mlcache.warm_tasks) and lms_warm_teacher for one teacher;
 # 2. runs the dashboard workload (demo/workload.py): reader sessions fetch assignment_stats,
 #    analytics_student and analytics_engagement for Zipf-distributed ids while a writer changes
 #    grades in bursts; a sample of reads is compared with the live computation;
-# 3. prints hit rates, latencies, mlcache.stats and mlcache.health();
+# 3. prints hit rates (the overall one is mlcache.stats.hit_rate), latencies, mlcache.stats and
+#    mlcache.health();
 # 4. plots latency by level to demo/results/latency.png (gnuplot).
 #
 # Knobs: SCALE (default 2, ~50k submissions), DEMO_SECONDS (60), DEMO_READERS (4) and the others

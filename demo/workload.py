@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """demo/workload.py: the LMS dashboard demo that demo/demo.sh runs (servers up, database created).
 
-Sets up the LMS pack in database DB, runs a dashboard workload (reader threads doing
+Sets up the LMS pack in database DB, warms it (warm() over lms_setup's warm queries, followed
+batch by batch in mlcache.warm_tasks, and lms_warm_teacher), runs a dashboard workload (reader threads doing
 Zipf-distributed mlcache.fetch() calls, one writer changing grades in bursts), checks a sample
 of cached reads against the live computation, and prints hit rates, latencies, mlcache.stats
-and mlcache.health().  Writes the latency samples for demo/latency.gnuplot to DATADIR.
+(with the overall hit rate, mlcache.stats.hit_rate) and mlcache.health().  Writes the latency samples for demo/latency.gnuplot to DATADIR.
 
 Usage: /usr/bin/python3 demo/workload.py DB DATADIR
 Knobs (environment): SCALE (2), DEMO_SECONDS (60), DEMO_MAX_READS (2000000), DEMO_READERS (4),
@@ -15,6 +16,7 @@ DEMO_SEED (1).  Exit status: 0 on success, 1 if a sampled read differed from the
 session failed, the views never became fresh or health() is not ok.
 """
 import bisect
+import json
 import math
 import os
 import random
@@ -379,12 +381,62 @@ def setup(db):
     students = cur.fetchone()[0]
     cur.execute("SELECT array_agg(id ORDER BY id) FROM lms.courses")
     courses = cur.fetchone()[0]
-    # Start from an empty cache and zeroed counters, so what follows is the workload's alone.
+    # Start from an empty cache, warm it as the daily job would, then zero the counters, so
+    # what follows is the workload's alone.
     cur.execute("SELECT mlcache.clear()")
+    warm(cur)
     cur.execute("SELECT mlcache.reset_stats()")
     conn.close()
     return {"assignment_stats": assignments, "analytics_student": students,
             "analytics_engagement": courses}, sum(n for _, _, n, _ in state)
+
+
+def warm(cur):
+    """Warm before peak hours: warm() over lms_setup's warm queries (queued for the worker when
+    the estimate is over mlcache.warm_sync_limit, then followed batch by batch in
+    mlcache.warm_tasks), and a teacher's dashboard at login (lms_warm_teacher)."""
+    out()
+    header("1b. Warming before peak hours")
+    cur.execute("SELECT definition, count(*) FROM mlcache._warm_tasks(NULL::text[]) GROUP BY 1 ORDER BY 1")
+    table([[d, fmt_int(n)] for d, n in cur.fetchall()], ["warm query of", "parameter sets"], ["l", "r"])
+    out(f"   {DIM}(lms_setup's warm queries: recent assignments, students active in the last day of the "
+        f"data, their courses){RESET}")
+    t = time.perf_counter()
+    cur.execute("SELECT mlcache.warm()")
+    res = cur.fetchone()[0]
+    out(f"   SELECT mlcache.warm() -> {json.dumps(res)}  ({time.perf_counter() - t:.1f} s)")
+    out(f"   {DIM}(in the call: the estimate, from recorded compute times, is under mlcache.warm_sync_limit){RESET}")
+    # The same through the worker's queue, as when the estimate is over the limit: one job,
+    # batches of 200, each batch one transaction in the worker.
+    cur.execute("SELECT mlcache.clear()")
+    cur.execute("SET mlcache.warm_sync_limit = 0")
+    t = time.perf_counter()
+    cur.execute("SELECT mlcache.warm(NULL, 200)")
+    res = cur.fetchone()[0]
+    cur.execute("RESET mlcache.warm_sync_limit")
+    out(f"   again, cache cleared, with SET mlcache.warm_sync_limit = 0 (queued):")
+    out(f"   SELECT mlcache.warm(NULL, 200) -> {json.dumps(res)}")
+    job = res.get("job")
+    if job is not None:
+        last = None
+        while time.perf_counter() - t < VIEW_WAIT:
+            cur.execute("SELECT count(*) FILTER (WHERE state = 'done'), count(*),"
+                        " count(DISTINCT batch) FILTER (WHERE state = 'done'), max(batch),"
+                        " count(*) FILTER (WHERE state = 'failed')"
+                        " FROM mlcache.warm_tasks WHERE job = %s", (job,))
+            done, total, bdone, batches, failed = cur.fetchone()
+            if (done, failed) != last:
+                out(f"   mlcache.warm_tasks, job {job}: {fmt_int(done)}/{fmt_int(total)} tasks done, "
+                    f"{bdone}/{batches} batches" + (f", {failed} failed" if failed else "")
+                    + f"  ({time.perf_counter() - t:.1f} s)")
+                last = (done, failed)
+            if done + failed >= total:
+                break
+            time.sleep(0.2)
+    cur.execute("SELECT author_id FROM lms.assignments GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")
+    teacher = cur.fetchone()[0]
+    cur.execute("SELECT mlcache.lms_warm_teacher(%s)", (teacher,))
+    out(f"   SELECT mlcache.lms_warm_teacher({teacher}) -> {json.dumps(cur.fetchone()[0])}  (a teacher logs in)")
 
 
 def progress(sh, readers, writer, final=False):
@@ -525,6 +577,8 @@ def report(sh, readers, writer, elapsed, snap, refreshes_before, datadir):
     if n["stale"]:
         rows.append(["stale (opt-in)", fmt_int(n["stale"]), pct(n["stale"], total), "", "", "", ""])
     table(rows, ["level", "reads", "share", "hit rate", "stats: hits", "misses", "hit rate"])
+    out(f"   {BOLD}overall hit rate (mlcache.stats.hit_rate): {stats['hit_rate']:.2f}%{RESET} of reads answered "
+        f"by L1, L2 or L3 (workload: {pct(n['l1'] + n['l2'] + n['l3'], total)})")
     out(f"   {DIM}(left: counted by the workload from last_level(); right: SELECT * FROM mlcache.stats, "
         f"server-wide since reset_stats();")
     out(f"   {DIM} a read that waited for another session's fill counts there as an L2 miss, then an L2 hit){RESET}")

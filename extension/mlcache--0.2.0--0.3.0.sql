@@ -117,6 +117,185 @@ REVOKE ALL ON FUNCTION key_stats(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION key_stats(text) TO mlcache_admin;
 
 -- ---------------------------------------------------------------------------
+-- Issue #17, warming: a queued warm() is a job whose tasks the worker runs
+-- in batches of batch_size, one transaction per batch (warm_queue.job,
+-- .batch; warm_tasks shows them, and shows a task to the role that queued
+-- it, warm_queue.queued_by); warm_sets() lets any role that may fetch a
+-- definition warm given parameter sets of it (the LMS pack's
+-- lms_warm_teacher); _warm_list() is warm()'s work list runner.
+-- ---------------------------------------------------------------------------
+ALTER TABLE warm_queue ADD COLUMN job bigint;
+UPDATE warm_queue SET job = id;
+ALTER TABLE warm_queue ALTER COLUMN job SET NOT NULL;
+ALTER TABLE warm_queue ADD COLUMN batch integer NOT NULL DEFAULT 1;
+ALTER TABLE warm_queue ADD COLUMN queued_by regrole;
+COMMENT ON COLUMN warm_queue.job IS
+'The warm() or warm_sets() call that queued the task: the id of its first task';
+COMMENT ON COLUMN warm_queue.batch IS
+'The task''s batch in its job (from 1): the worker runs a batch in one transaction';
+COMMENT ON COLUMN warm_queue.queued_by IS
+'The role that queued the task (warm_tasks shows the task to it)';
+
+CREATE OR REPLACE VIEW warm_tasks WITH (security_barrier) AS
+    SELECT q.id, q.definition, q.params, q.state, q.attempts, q.next_attempt, q.last_error,
+           q.created_at, q.started_at, q.finished_at, q.job, q.batch, q.queued_by
+      FROM mlcache.warm_queue q
+     WHERE coalesce((SELECT pg_catalog.pg_has_role(d.owner, 'USAGE')
+                       FROM mlcache.definitions d WHERE d.name = q.definition),
+                    (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user))
+        OR coalesce((SELECT pg_catalog.pg_has_role(r.oid, 'USAGE')
+                       FROM pg_catalog.pg_roles r WHERE r.oid = q.queued_by), false);
+
+DROP FUNCTION _warm_enqueue(text, text[]);
+
+-- Queue one parameter set for the worker, in batch "batch" of job "job"
+-- (NULL: a new job, numbered by the task's id, which it returns): the
+-- definition must exist and the caller must be allowed to fetch it
+-- (src/warm.c).
+CREATE FUNCTION _warm_enqueue(name text, params text[], job bigint, batch integer)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'mlcache_warm_enqueue'
+LANGUAGE C;
+
+-- 42704 unless the definition exists, 42501 unless the caller may fetch it.
+CREATE FUNCTION _warm_check(name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'mlcache_warm_check'
+LANGUAGE C;
+
+-- Warm a work list, [{"d": definition, "p": [params as text]}, ...]: in
+-- this call when the estimated time is under mlcache.warm_sync_limit,
+-- otherwise queued as one job in batches of batch_size for the worker.
+-- Nothing is written before the fetches (the work list is a jsonb value,
+-- not a table): a transaction that has written stores nothing it computes.
+-- Every fetch and every queued task is checked as the caller's (fetch,
+-- _warm_enqueue), so any role may call it with any list.
+CREATE FUNCTION _warm_list(tasks jsonb, batch_size integer)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    done integer[] := '{}';   -- positions (from 1) already warmed
+    total integer := jsonb_array_length(tasks);
+    warmed integer := 0;
+    failed integer := 0;
+    scheduled integer := 0;
+    estimate float8 := 0;
+    per_def float8;
+    t record;
+    job bigint;
+    id bigint;
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Estimate from recorded compute times; a definition never computed
+    -- here is timed on its first parameter set.
+    FOR t IN SELECT e.x ->> 'd' AS definition, count(*) AS c, min(e.i) AS first
+               FROM jsonb_array_elements(tasks) WITH ORDINALITY e(x, i) GROUP BY 1 ORDER BY 1 LOOP
+        per_def := mlcache._compute_estimate(t.definition);
+        IF per_def IS NULL THEN
+            IF mlcache._warm_one(t.definition, ARRAY(SELECT jsonb_array_elements_text(tasks -> (t.first::integer - 1) -> 'p'))) THEN
+                warmed := warmed + 1;
+            ELSE
+                failed := failed + 1;
+            END IF;
+            done := done || t.first::integer;
+            per_def := coalesce(mlcache._compute_estimate(t.definition), 0);
+            estimate := estimate + per_def * (t.c - 1);
+        ELSE
+            estimate := estimate + per_def * t.c;
+        END IF;
+    END LOOP;
+    IF estimate < extract(epoch FROM current_setting('mlcache.warm_sync_limit')::interval) * 1000 THEN
+        FOR t IN SELECT e.x ->> 'd' AS definition, ARRAY(SELECT jsonb_array_elements_text(e.x -> 'p')) AS params
+                   FROM jsonb_array_elements(tasks) WITH ORDINALITY e(x, i)
+                  WHERE e.i <> ALL (done) ORDER BY e.i LOOP
+            IF mlcache._warm_one(t.definition, t.params) THEN
+                warmed := warmed + 1;
+            ELSE
+                failed := failed + 1;
+            END IF;
+        END LOOP;
+    ELSE
+        FOR t IN SELECT e.x ->> 'd' AS definition, ARRAY(SELECT jsonb_array_elements_text(e.x -> 'p')) AS params
+                   FROM jsonb_array_elements(tasks) WITH ORDINALITY e(x, i)
+                  WHERE e.i <> ALL (done) ORDER BY e.i LOOP
+            id := mlcache._warm_enqueue(t.definition, t.params, job, scheduled / batch_size + 1);
+            job := coalesce(job, id);
+            scheduled := scheduled + 1;
+        END LOOP;
+        IF scheduled > 0 THEN
+            PERFORM mlcache._warm_wake();
+        END IF;
+    END IF;
+    RAISE LOG 'mlcache warmed % of % (% failed, % queued as job %, estimated % ms)',
+        warmed, total, failed, scheduled, coalesce(job::text, '-'), round(estimate::numeric, 1);
+    RETURN jsonb_build_object('total', total, 'warmed', warmed, 'failed', failed,
+                              'async_scheduled', scheduled)
+           || CASE WHEN job IS NOT NULL THEN jsonb_build_object('job', job) ELSE '{}' END;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION warm(query_types text[] DEFAULT NULL, batch_size integer DEFAULT 10)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tasks jsonb;
+BEGIN
+    PERFORM mlcache._require_loaded();
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF query_types IS NOT NULL AND EXISTS (SELECT FROM unnest(query_types) q
+                                            WHERE q NOT IN (SELECT name FROM mlcache.definitions)) THEN
+        RAISE EXCEPTION 'unknown mlcache definition in %', query_types USING ERRCODE = 'undefined_object';
+    END IF;
+    SELECT coalesce(jsonb_agg(jsonb_build_object('d', w.definition, 'p', to_jsonb(w.params)) ORDER BY w.i), '[]')
+      INTO tasks FROM mlcache._warm_tasks(query_types) WITH ORDINALITY w(definition, params, i);
+    RETURN mlcache._warm_list(tasks, batch_size);
+END
+$$;
+
+-- Warm given parameter sets of one definition the caller may fetch (a
+-- reader's warm(): no warm query involved), e.g. an application warming a
+-- user's dashboard at login.  param_sets is a json array whose elements are
+-- arrays of parameters, or single parameters: '[[1, 2], [3, 4]]', '[1, 2]'.
+CREATE FUNCTION warm_sets(name text, param_sets jsonb, batch_size integer DEFAULT 10)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM mlcache._warm_check(name);   -- also: is mlcache loaded?
+    IF jsonb_typeof(param_sets) IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'parameter sets must be a json array' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Give one array of parameters per set, as in ''[[1, 2], [3, 4]]'', or one parameter per set, as in ''[1, 2]''.';
+    END IF;
+    RETURN mlcache._warm_list(
+        (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                    'd', name,
+                    'p', CASE jsonb_typeof(s) WHEN 'array' THEN s ELSE jsonb_build_array(s) END) ORDER BY i), '[]')
+           FROM jsonb_array_elements(param_sets) WITH ORDINALITY a(s, i)),
+        batch_size);
+END
+$$;
+
+COMMENT ON FUNCTION warm_sets(text, jsonb, integer) IS
+'Warm the given parameter sets of one definition the caller may fetch, in the call or queued in batches';
+
+REVOKE ALL ON FUNCTION _warm_enqueue(text, text[], bigint, integer), _warm_check(text),
+                       _warm_list(jsonb, integer), warm_sets(text, jsonb, integer) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION _warm_one(text, text[]), _warm_wake(), _compute_estimate(text) FROM mlcache_admin;
+GRANT EXECUTE ON FUNCTION warm_sets(text, jsonb, integer), _warm_list(jsonb, integer),
+                          _warm_one(text, text[]), _warm_enqueue(text, text[], bigint, integer),
+                          _warm_check(text), _warm_wake(), _compute_estimate(text)
+      TO mlcache_reader;
+
+-- ---------------------------------------------------------------------------
 -- Issue #18: logical-replication subscribers.  A watch gains a fifth
 -- trigger, mlcache_watch_replica: AFTER INSERT OR UPDATE OR DELETE ... FOR
 -- EACH ROW, ENABLE REPLICA, for the apply workers of logical replication,

@@ -710,27 +710,40 @@ CREATE TABLE warm_queue (
     created_at   timestamptz NOT NULL DEFAULT now(),
     started_at   timestamptz,
     finished_at  timestamptz,
-    settings     text[]
+    settings     text[],
+    job          bigint NOT NULL,
+    batch        integer NOT NULL DEFAULT 1,
+    queued_by    regrole
 );
 CREATE INDEX ON warm_queue (state, next_attempt) WHERE state = 'pending';
 COMMENT ON TABLE warm_queue IS
 'Warming tasks for the background worker; retried with exponential backoff';
 COMMENT ON COLUMN warm_queue.settings IS
 'Result-shaping settings (TimeZone, DateStyle, IntervalStyle, extra_float_digits, bytea_output, lc_monetary, lc_numeric) of the session that queued the task, applied while it runs';
+COMMENT ON COLUMN warm_queue.job IS
+'The warm() or warm_sets() call that queued the task: the id of its first task';
+COMMENT ON COLUMN warm_queue.batch IS
+'The task''s batch in its job (from 1): the worker runs a batch in one transaction';
+COMMENT ON COLUMN warm_queue.queued_by IS
+'The role that queued the task (warm_tasks shows the task to it)';
 SELECT pg_catalog.pg_extension_config_dump('mlcache.warm_queue', '');
 SELECT pg_catalog.pg_extension_config_dump('mlcache.warm_queue_id_seq', '');
 
--- A task's parameters come from its definition's warm query: its owner's
--- data.  The view shows a task to those who have the privileges of the
--- definition's owner (superusers: all, also of removed definitions); a
--- security barrier keeps a caller's leaky functions from seeing the rest.
+-- A task's parameters come from its definition's warm query (its owner's
+-- data) or from the role that queued it.  The view shows a task to those
+-- who have the privileges of the definition's owner or of the role that
+-- queued it (superusers: all, also of removed definitions); a security
+-- barrier keeps a caller's leaky functions from seeing the rest.  A job's
+-- progress is its tasks' states: a batch's tasks become done together.
 CREATE VIEW warm_tasks WITH (security_barrier) AS
     SELECT q.id, q.definition, q.params, q.state, q.attempts, q.next_attempt, q.last_error,
-           q.created_at, q.started_at, q.finished_at
+           q.created_at, q.started_at, q.finished_at, q.job, q.batch, q.queued_by
       FROM mlcache.warm_queue q
      WHERE coalesce((SELECT pg_catalog.pg_has_role(d.owner, 'USAGE')
                        FROM mlcache.definitions d WHERE d.name = q.definition),
-                    (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user));
+                    (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user))
+        OR coalesce((SELECT pg_catalog.pg_has_role(r.oid, 'USAGE')
+                       FROM pg_catalog.pg_roles r WHERE r.oid = q.queued_by), false);
 
 CREATE FUNCTION _warm_wake()
 RETURNS void
@@ -774,44 +787,48 @@ RETURNS TABLE (definition text, params text[])
 AS 'MODULE_PATHNAME', 'mlcache_warm_tasks'
 LANGUAGE C;
 
--- Queue one parameter set for the worker: the definition must exist and the
--- caller must be allowed to fetch it (src/catalog.c).
-CREATE FUNCTION _warm_enqueue(name text, params text[])
-RETURNS void
+-- Queue one parameter set for the worker, in batch "batch" of job "job"
+-- (NULL: a new job, numbered by the task's id, which it returns): the
+-- definition must exist and the caller must be allowed to fetch it
+-- (src/warm.c).
+CREATE FUNCTION _warm_enqueue(name text, params text[], job bigint, batch integer)
+RETURNS bigint
 AS 'MODULE_PATHNAME', 'mlcache_warm_enqueue'
 LANGUAGE C;
 
--- warm() writes nothing before it fetches (the work list is a jsonb value,
+-- 42704 unless the definition exists, 42501 unless the caller may fetch it.
+CREATE FUNCTION _warm_check(name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'mlcache_warm_check'
+LANGUAGE C;
+
+-- Warm a work list, [{"d": definition, "p": [params as text]}, ...]: in
+-- this call when the estimated time is under mlcache.warm_sync_limit,
+-- otherwise queued as one job in batches of batch_size for the worker.
+-- Nothing is written before the fetches (the work list is a jsonb value,
 -- not a table): a transaction that has written stores nothing it computes.
-CREATE FUNCTION warm(query_types text[] DEFAULT NULL, batch_size integer DEFAULT 10)
+-- Every fetch and every queued task is checked as the caller's (fetch,
+-- _warm_enqueue), so any role may call it with any list.
+CREATE FUNCTION _warm_list(tasks jsonb, batch_size integer)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    tasks jsonb;              -- [{"d": definition, "p": [params]}, ...]
     done integer[] := '{}';   -- positions (from 1) already warmed
-    total integer := 0;
+    total integer := jsonb_array_length(tasks);
     warmed integer := 0;
     failed integer := 0;
     scheduled integer := 0;
     estimate float8 := 0;
     per_def float8;
     t record;
-    n integer := 0;
-    sync boolean;
+    job bigint;
+    id bigint;
 BEGIN
-    PERFORM mlcache._require_loaded();
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF query_types IS NOT NULL AND EXISTS (SELECT FROM unnest(query_types) q
-                                            WHERE q NOT IN (SELECT name FROM mlcache.definitions)) THEN
-        RAISE EXCEPTION 'unknown mlcache definition in %', query_types USING ERRCODE = 'undefined_object';
-    END IF;
-    SELECT coalesce(jsonb_agg(jsonb_build_object('d', w.definition, 'p', to_jsonb(w.params)) ORDER BY w.i), '[]')
-      INTO tasks FROM mlcache._warm_tasks(query_types) WITH ORDINALITY w(definition, params, i);
-    total := jsonb_array_length(tasks);
     -- Estimate from recorded compute times; a definition never computed
     -- here is timed on its first parameter set.
     FOR t IN SELECT e.x ->> 'd' AS definition, count(*) AS c, min(e.i) AS first
@@ -830,32 +847,55 @@ BEGIN
             estimate := estimate + per_def * t.c;
         END IF;
     END LOOP;
-    sync := estimate < extract(epoch FROM current_setting('mlcache.warm_sync_limit')::interval) * 1000;
-    FOR t IN SELECT e.x ->> 'd' AS definition, ARRAY(SELECT jsonb_array_elements_text(e.x -> 'p')) AS params
-               FROM jsonb_array_elements(tasks) WITH ORDINALITY e(x, i)
-              WHERE e.i <> ALL (done) ORDER BY e.i LOOP
-        IF sync THEN
+    IF estimate < extract(epoch FROM current_setting('mlcache.warm_sync_limit')::interval) * 1000 THEN
+        FOR t IN SELECT e.x ->> 'd' AS definition, ARRAY(SELECT jsonb_array_elements_text(e.x -> 'p')) AS params
+                   FROM jsonb_array_elements(tasks) WITH ORDINALITY e(x, i)
+                  WHERE e.i <> ALL (done) ORDER BY e.i LOOP
             IF mlcache._warm_one(t.definition, t.params) THEN
                 warmed := warmed + 1;
             ELSE
                 failed := failed + 1;
             END IF;
-            n := n + 1;
-            IF n % batch_size = 0 THEN
-                PERFORM pg_catalog.pg_sleep(0);   -- a batch boundary: let interrupts in
-            END IF;
-        ELSE
-            PERFORM mlcache._warm_enqueue(t.definition, t.params);
+        END LOOP;
+    ELSE
+        FOR t IN SELECT e.x ->> 'd' AS definition, ARRAY(SELECT jsonb_array_elements_text(e.x -> 'p')) AS params
+                   FROM jsonb_array_elements(tasks) WITH ORDINALITY e(x, i)
+                  WHERE e.i <> ALL (done) ORDER BY e.i LOOP
+            id := mlcache._warm_enqueue(t.definition, t.params, job, scheduled / batch_size + 1);
+            job := coalesce(job, id);
             scheduled := scheduled + 1;
+        END LOOP;
+        IF scheduled > 0 THEN
+            PERFORM mlcache._warm_wake();
         END IF;
-    END LOOP;
-    IF scheduled > 0 THEN
-        PERFORM mlcache._warm_wake();
     END IF;
-    RAISE LOG 'mlcache warmed % of % (% failed, % queued, estimated % ms)',
-        warmed, total, failed, scheduled, round(estimate::numeric, 1);
+    RAISE LOG 'mlcache warmed % of % (% failed, % queued as job %, estimated % ms)',
+        warmed, total, failed, scheduled, coalesce(job::text, '-'), round(estimate::numeric, 1);
     RETURN jsonb_build_object('total', total, 'warmed', warmed, 'failed', failed,
-                              'async_scheduled', scheduled);
+                              'async_scheduled', scheduled)
+           || CASE WHEN job IS NOT NULL THEN jsonb_build_object('job', job) ELSE '{}' END;
+END
+$$;
+
+CREATE FUNCTION warm(query_types text[] DEFAULT NULL, batch_size integer DEFAULT 10)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tasks jsonb;
+BEGIN
+    PERFORM mlcache._require_loaded();
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF query_types IS NOT NULL AND EXISTS (SELECT FROM unnest(query_types) q
+                                            WHERE q NOT IN (SELECT name FROM mlcache.definitions)) THEN
+        RAISE EXCEPTION 'unknown mlcache definition in %', query_types USING ERRCODE = 'undefined_object';
+    END IF;
+    SELECT coalesce(jsonb_agg(jsonb_build_object('d', w.definition, 'p', to_jsonb(w.params)) ORDER BY w.i), '[]')
+      INTO tasks FROM mlcache._warm_tasks(query_types) WITH ORDINALITY w(definition, params, i);
+    RETURN mlcache._warm_list(tasks, batch_size);
 END
 $$;
 
@@ -879,13 +919,45 @@ $$;
 
 COMMENT ON FUNCTION warm(text, text[]) IS 'Warm one parameter set of one definition';
 
+-- Warm given parameter sets of one definition the caller may fetch (a
+-- reader's warm(): no warm query involved), e.g. an application warming a
+-- user's dashboard at login.  param_sets is a json array whose elements are
+-- arrays of parameters, or single parameters: '[[1, 2], [3, 4]]', '[1, 2]'.
+CREATE FUNCTION warm_sets(name text, param_sets jsonb, batch_size integer DEFAULT 10)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM mlcache._warm_check(name);   -- also: is mlcache loaded?
+    IF jsonb_typeof(param_sets) IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'parameter sets must be a json array' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Give one array of parameters per set, as in ''[[1, 2], [3, 4]]'', or one parameter per set, as in ''[1, 2]''.';
+    END IF;
+    RETURN mlcache._warm_list(
+        (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                    'd', name,
+                    'p', CASE jsonb_typeof(s) WHEN 'array' THEN s ELSE jsonb_build_array(s) END) ORDER BY i), '[]')
+           FROM jsonb_array_elements(param_sets) WITH ORDINALITY a(s, i)),
+        batch_size);
+END
+$$;
+
+COMMENT ON FUNCTION warm_sets(text, jsonb, integer) IS
+'Warm the given parameter sets of one definition the caller may fetch, in the call or queued in batches';
+
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA mlcache FROM PUBLIC;
 REVOKE ALL ON mlcache.warm_queue, mlcache.warm_tasks FROM PUBLIC;
 GRANT SELECT ON mlcache.warm_tasks TO mlcache_reader;
 GRANT EXECUTE ON FUNCTION warm(text[], integer), warm(text, text[]), set_warm_query(text, text),
-                          _warm_one(text, text[]), _warm_tasks(text[]), _warm_enqueue(text, text[]),
-                          _warm_wake(), _compute_estimate(text)
+                          _warm_tasks(text[])
       TO mlcache_admin;
+-- warm_sets() is for any role that may fetch: each fetch and each queued
+-- task is checked as the caller's.
+GRANT EXECUTE ON FUNCTION warm_sets(text, jsonb, integer), _warm_list(jsonb, integer),
+                          _warm_one(text, text[]), _warm_enqueue(text, text[], bigint, integer),
+                          _warm_check(text), _warm_wake(), _compute_estimate(text)
+      TO mlcache_reader;
 
 -- Maintenance: plain functions, also scheduled in pg_cron by
 -- schedule_maintenance().

@@ -550,23 +550,29 @@ $$;
 -- Definitions, materialized views (L3) and watches.
 -- ---------------------------------------------------------------------------
 
--- The cached definitions: key template, TTLs (seconds) and, for those with
--- an L3 materialized view, its name (in the LMS schema), the logical table
--- whose rows are its entities and its parameter column.
+-- The cached definitions: key template, TTLs (seconds) and their L3
+-- materialized view: its name (in the LMS schema), the logical table whose
+-- rows are its entities, the entity's columns that give $1, $2 ... and the
+-- view's parameter columns.  analytics_progress has a row per enrolment
+-- (student, course) of an existing user and course.
 CREATE FUNCTION lms_definitions(OUT name text, OUT key text, OUT l1_ttl integer, OUT l2_ttl integer,
-                                OUT view_name text, OUT entity text, OUT param text)
+                                OUT view_name text, OUT entity text, OUT entity_cols text[],
+                                OUT params text[])
 RETURNS SETOF record
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     VALUES ('assignment_stats', 'assignment_stats:{1}', 300, 300,
-            'mlcache_assignment_stats', 'assignments', 'assignment_id'),
+            'mlcache_assignment_stats', 'assignments', ARRAY['id'], ARRAY['assignment_id']),
            ('analytics_student', 'analytics:user:{1}:student', 60, 3600,
-            'mlcache_analytics_student', 'users', 'student_id'),
-           ('analytics_assignment', 'analytics:assignment:{1}', 60, 3600, NULL, NULL, NULL),
-           ('analytics_progress', 'analytics:user:{1}:progress:{2}', 60, 3600, NULL, NULL, NULL),
+            'mlcache_analytics_student', 'users', ARRAY['id'], ARRAY['student_id']),
+           ('analytics_assignment', 'analytics:assignment:{1}', 60, 3600,
+            'mlcache_analytics_assignment', 'assignments', ARRAY['id'], ARRAY['assignment_id']),
+           ('analytics_progress', 'analytics:user:{1}:progress:{2}', 60, 3600,
+            'mlcache_analytics_progress', 'enrollments', ARRAY['student_id', 'course_id'],
+            ARRAY['user_id', 'course_id']),
            ('analytics_engagement', 'analytics:engagement:{1}', 60, 3600,
-            'mlcache_analytics_engagement', 'courses', 'course_id')
+            'mlcache_analytics_engagement', 'courses', ARRAY['id'], ARRAY['course_id'])
 $$;
 
 -- The watches, with logical column names in the {column} placeholders and
@@ -594,36 +600,46 @@ $$;
 --                      (the row names a material, not a course, and the
 --                      reference time is global);
 --   reports            no query reads reports: a report about <kind> <id>
---                      invalidates analytics:<kind>:<id> and everything under
---                      analytics:<kind>:<id>: (kind user: all of the user's
---                      keys; assignment: its analytics; engagement: the
---                      course's engagement), so a generated report always
---                      starts from a fresh computation.
+--                      invalidates every key it covers, so a generated
+--                      report starts from a fresh computation:
+--                      analytics:<kind>:<id>, everything under
+--                      analytics:<kind>:<id>: and <kind>_stats:<id>; that is,
+--                      kind assignment: assignment_stats:<id> and
+--                      analytics:assignment:<id>; user: all of the user's
+--                      keys (student, progress in every course);
+--                      engagement: the course's analytics:engagement:<id>.
+--                      (user_stats:<id> and engagement_stats:<id> name no
+--                      key: harmless.)  A TRUNCATE of reports invalidates
+--                      every key (the static prefix of {kind}_stats is
+--                      empty).  No view reads reports, so none is dirtied:
+--                      a view answers only while it is fresh.
 CREATE FUNCTION lms_watches(OUT tbl text, OUT keys text[], OUT views text[])
 RETURNS SETOF record
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    VALUES ('users', ARRAY['analytics:user:{id}:*'], ARRAY['analytics_student']),
+    VALUES ('users', ARRAY['analytics:user:{id}:*'], ARRAY['analytics_student', 'analytics_progress']),
            ('courses', ARRAY['analytics:engagement:{id}', 'analytics:user:*'],
-            ARRAY['analytics_engagement']),
+            ARRAY['analytics_engagement', 'analytics_progress']),
            ('enrollments', ARRAY['assignment_stats:*', 'analytics:user:{student_id}:student',
                                  'analytics:engagement:{course_id}'],
-            ARRAY['assignment_stats', 'analytics_student', 'analytics_engagement']),
+            ARRAY['assignment_stats', 'analytics_student', 'analytics_engagement', 'analytics_progress']),
            ('assignments', ARRAY['assignment_stats:{id}', 'analytics:assignment:{id}', 'analytics:user:*'],
-            ARRAY['assignment_stats', 'analytics_student']),
+            ARRAY['assignment_stats', 'analytics_student', 'analytics_assignment']),
            ('submissions', ARRAY['assignment_stats:{assignment_id}', 'analytics:assignment:{assignment_id}',
                                  'analytics:user:{student_id}:student'],
-            ARRAY['assignment_stats', 'analytics_student']),
+            ARRAY['assignment_stats', 'analytics_student', 'analytics_assignment']),
            ('grades', ARRAY['assignment_stats:{assignment_id}', 'analytics:assignment:{assignment_id}',
                             'analytics:user:{student_id}:student'],
-            ARRAY['analytics_student']),
+            ARRAY['analytics_student', 'analytics_assignment']),
            ('materials', ARRAY['analytics:engagement:{course_id}', 'analytics:user:*'],
-            ARRAY['analytics_engagement']),
-           ('material_progress', ARRAY['analytics:user:{user_id}:*'], ARRAY['analytics_student']),
+            ARRAY['analytics_engagement', 'analytics_progress']),
+           ('material_progress', ARRAY['analytics:user:{user_id}:*'],
+            ARRAY['analytics_student', 'analytics_progress']),
            ('material_views', ARRAY['analytics:user:{user_id}:progress:*', 'analytics:engagement:*'],
-            ARRAY['analytics_engagement']),
-           ('reports', ARRAY['analytics:{kind}:{subject_id}', 'analytics:{kind}:{subject_id}:*'],
+            ARRAY['analytics_engagement', 'analytics_progress']),
+           ('reports', ARRAY['analytics:{kind}:{subject_id}', 'analytics:{kind}:{subject_id}:*',
+                             '{kind}_stats:{subject_id}'],
             ARRAY[]::text[])
 $$;
 
@@ -643,13 +659,31 @@ AS $$
       FROM unnest(keys) WITH ORDINALITY u(k, o)
 $$;
 
--- (Re)create the materialized views of the definitions that have one, in
--- schema_name: the parameter column (one row per entity, UNIQUE index, so
+-- (Re)create the materialized view of every definition in schema_name: the
+-- parameter columns (one row per entity, a UNIQUE index on them, so
 -- REFRESH ... CONCURRENTLY works) and "value", exactly what the query
--- returns for that parameter.  Returns {definition: view}.  An existing
+-- returns for those parameters.  Returns {definition: view}.  An existing
 -- view is dropped and created again, so after lms_setup call lms_setup
 -- again rather than this alone (the definitions name the view's oid).
--- Scale 40: about 10 s.
+-- The rows of a view: the distinct values p1, p2 ... of the entity's
+-- columns.  Enrolments count only with an existing user and course (a
+-- mapped schema may lack the foreign keys), so that every row has a value.
+CREATE FUNCTION lms_view_entities(m jsonb, entity text, cols text[])
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT format('SELECT DISTINCT %s FROM %s e', 
+                  (SELECT string_agg(format('e.%I::bigint AS p%s', c, i), ', ' ORDER BY i)
+                     FROM unnest(cols) WITH ORDINALITY x(c, i)),
+                  mlcache.lms_relation(m, entity))
+           || CASE WHEN entity = 'enrollments'
+                   THEN format(' WHERE EXISTS (SELECT FROM %s u WHERE u.id = e.student_id)'
+                               ' AND EXISTS (SELECT FROM %s c WHERE c.id = e.course_id)',
+                               mlcache.lms_relation(m, 'users'), mlcache.lms_relation(m, 'courses'))
+                   ELSE '' END
+$$;
+
 CREATE FUNCTION lms_create_views(schema_name name DEFAULT 'lms', tables jsonb DEFAULT '{}',
                                  columns jsonb DEFAULT '{}')
 RETURNS jsonb
@@ -661,24 +695,79 @@ DECLARE
     d record;
     made jsonb := '{}';
 BEGIN
-    FOR d IN SELECT * FROM mlcache.lms_definitions() WHERE view_name IS NOT NULL LOOP
+    FOR d IN SELECT * FROM mlcache.lms_definitions() LOOP
         IF to_regclass(format('%I.%I', schema_name, d.view_name)) IS NOT NULL THEN
             EXECUTE format('DROP MATERIALIZED VIEW %I.%I', schema_name, d.view_name);
         END IF;
-        EXECUTE format('CREATE MATERIALIZED VIEW %I.%I AS SELECT mv_src.p1 AS %I, (%s) AS value '
-                       'FROM (SELECT e.id::bigint AS p1 FROM %s e) mv_src',
-                       schema_name, d.view_name, d.param,
+        EXECUTE format('CREATE MATERIALIZED VIEW %I.%I AS SELECT %s, (%s) AS value '
+                       'FROM (%s) mv_src',
+                       schema_name, d.view_name,
+                       (SELECT string_agg(format('mv_src.p%s AS %I', i, c), ', ' ORDER BY i)
+                          FROM unnest(d.params) WITH ORDINALITY x(c, i)),
                        mlcache.lms_render(mlcache.lms_template(d.name), m, true),
-                       mlcache.lms_relation(m, d.entity));
-        EXECUTE format('CREATE UNIQUE INDEX %I ON %I.%I (%I)',
-                       d.view_name || '_key', schema_name, d.view_name, d.param);
+                       mlcache.lms_view_entities(m, d.entity, d.entity_cols));
+        EXECUTE format('CREATE UNIQUE INDEX %I ON %I.%I (%s)',
+                       d.view_name || '_key', schema_name, d.view_name,
+                       (SELECT string_agg(format('%I', c), ', ' ORDER BY i)
+                          FROM unnest(d.params) WITH ORDINALITY x(c, i)));
         made := made || jsonb_build_object(d.name, format('%I.%I', schema_name, d.view_name));
     END LOOP;
     RETURN made;
 END
 $$;
 
--- One call: materialized views, definitions (mlcache.define) and watches
+-- The warm queries (templates, as lms_template's): the parameter sets that
+-- warm() fills before peak hours.  They are relative to the data's
+-- reference time, its latest activity (the latest material view or
+-- submission), not to the clock, so that the same data give the same sets:
+--   active students     a material view or a submission in the 24 hours up
+--                       to the reference time;
+--   recent assignments  created in the 14 days up to the reference time,
+--                       or due within 7 days of it (before or after);
+--   assignment_stats, analytics_assignment   the recent assignments;
+--   analytics_student                         the active students;
+--   analytics_progress  (student, course) of each activity of an active
+--                       student in those 24 hours (the material's or the
+--                       assignment's course);
+--   analytics_engagement  the courses of those activities.
+-- Each set is bounded by a day's activity (or two weeks' assignments), not
+-- by the size of the tables.
+CREATE FUNCTION lms_warm_template(name text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ref constant text := $q$WITH ref AS (SELECT greatest((SELECT max(w.viewed_at) FROM {material_views} w),
+                                    (SELECT max(x.submitted_at) FROM {submissions} x)) AS t)
+$q$;
+    activity constant text := $q$SELECT w.user_id AS student, m.course_id AS course
+  FROM {material_views} w JOIN {materials} m ON m.id = w.material_id, ref
+ WHERE w.viewed_at > ref.t - interval '1 day'
+UNION
+SELECT x.student_id, a.course_id
+  FROM {submissions} x JOIN {assignments} a ON a.id = x.assignment_id, ref
+ WHERE x.submitted_at > ref.t - interval '1 day'$q$;
+BEGIN
+    CASE name
+        WHEN 'assignment_stats', 'analytics_assignment' THEN
+            RETURN ref || $q$SELECT a.id FROM {assignments} a, ref
+ WHERE a.created_at > ref.t - interval '14 days'
+    OR a.due_date BETWEEN ref.t - interval '7 days' AND ref.t + interval '7 days'
+ ORDER BY a.id$q$;
+        WHEN 'analytics_student' THEN
+            RETURN ref || 'SELECT DISTINCT s.student FROM (' || activity || ') s ORDER BY 1';
+        WHEN 'analytics_progress' THEN
+            RETURN ref || 'SELECT s.student, s.course FROM (' || activity || ') s ORDER BY 1, 2';
+        WHEN 'analytics_engagement' THEN
+            RETURN ref || 'SELECT DISTINCT s.course FROM (' || activity || ') s ORDER BY 1';
+        ELSE RAISE EXCEPTION 'unknown lms query "%"', name USING ERRCODE = 'invalid_parameter_value';
+    END CASE;
+END
+$$;
+
+-- One call: materialized views, definitions (mlcache.define), their warm
+-- queries (mlcache.set_warm_query, see lms_warm_template) and watches
 -- (mlcache.watch) for the LMS tables of schema_name.  tables maps logical
 -- table names to actual ones, columns maps "table.column" to actual column
 -- names; what is not mapped keeps its canonical name.  Definitions are
@@ -705,7 +794,8 @@ BEGIN
         -- define(name, query, key, l1_ttl, l2_ttl, l3_view, l3_columns, l3_value)
         PERFORM mlcache.define(d.name, mlcache.lms_render(mlcache.lms_template(d.name), m), d.key,
                                d.l1_ttl, d.l2_ttl, (views ->> d.name)::regclass,
-                               CASE WHEN d.param IS NOT NULL THEN ARRAY[d.param] END, 'value');
+                               d.params, 'value');
+        PERFORM mlcache.set_warm_query(d.name, mlcache.lms_render(mlcache.lms_warm_template(d.name), m));
         defs := defs || jsonb_build_object('name', d.name, 'key', d.key, 'l1_ttl', d.l1_ttl,
                                            'l2_ttl', d.l2_ttl, 'l3_view', views ->> d.name);
     END LOOP;
@@ -782,6 +872,7 @@ BEGIN
             graded_at     timestamptz,
             UNIQUE (assignment_id, student_id));
         CREATE INDEX ON %1$I.submissions (student_id);
+        CREATE INDEX ON %1$I.submissions (submitted_at);
         CREATE TABLE %1$I.grades (
             id            bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
             submission_id bigint NOT NULL REFERENCES %1$I.submissions ON DELETE CASCADE,
@@ -1084,6 +1175,7 @@ GRANT EXECUTE ON FUNCTION lms_catalog(), lms_resolve(name, jsonb, jsonb), lms_ta
                           lms_definitions(), lms_watches()
       TO mlcache_reader;
 GRANT EXECUTE ON FUNCTION lms_watch_keys(jsonb, text, text[]),
+                          lms_warm_template(text), lms_view_entities(jsonb, text, text[]),
                           lms_create_views(name, jsonb, jsonb),
                           lms_setup(name, jsonb, jsonb),
                           lms_create_schema(name),
@@ -1141,49 +1233,104 @@ REVOKE ALL ON FUNCTION lms_assignment_cache_hit_rate(bigint, bigint, name, jsonb
 -- It shows key_stats(), which is for admins only.
 GRANT EXECUTE ON FUNCTION lms_assignment_cache_hit_rate(bigint, bigint, name, jsonb, jsonb) TO mlcache_admin;
 
--- Warm a teacher's dashboard: assignment_stats of the ten most recent
--- assignments the teacher wrote.  The mapping arguments are those given to
--- lms_setup.  Returns warm()'s summary.
+-- Warm a teacher's dashboard at login: assignment_stats of the ten most
+-- recent assignments the teacher wrote, through mlcache.warm_sets(): in
+-- the call when the estimate is under mlcache.warm_sync_limit (2 s),
+-- otherwise queued for the background worker as one job in batches of
+-- batch_size (mlcache.warm_tasks shows its progress to the caller).  The
+-- mapping arguments are those given to lms_setup.  Returns warm_sets()'s
+-- summary {"total", "warmed", "failed", "async_scheduled"[, "job"]}.
+-- It runs with the caller's privileges: any role that may fetch
+-- assignment_stats (mlcache.grant_fetch) and read the assignments table,
+-- such as the application's, may call it (42501 otherwise).
 CREATE FUNCTION lms_warm_teacher(teacher_id bigint, schema_name name DEFAULT 'lms',
-                                 tables jsonb DEFAULT '{}', columns jsonb DEFAULT '{}')
+                                 tables jsonb DEFAULT '{}', columns jsonb DEFAULT '{}',
+                                 batch_size integer DEFAULT 10)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     m jsonb := mlcache.lms_resolve(schema_name, tables, columns);
-    ids bigint[];
-    id bigint;
-    warmed integer := 0;
-    failed integer := 0;
+    ids jsonb;
 BEGIN
     IF teacher_id IS NULL THEN
         RAISE EXCEPTION 'teacher must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    EXECUTE format('SELECT array_agg(id) FROM (SELECT %I::bigint AS id FROM %s WHERE %I = $1'
-                   ' ORDER BY %I DESC, %I DESC LIMIT 10) a',
-                   m -> 'columns' ->> 'assignments.id', mlcache.lms_table(m, 'assignments'),
-                   m -> 'columns' ->> 'assignments.author_id', m -> 'columns' ->> 'assignments.created_at',
-                   m -> 'columns' ->> 'assignments.id')
+    EXECUTE format('SELECT coalesce(jsonb_agg(id ORDER BY created_at DESC, id DESC), ''[]'')'
+                   '  FROM (SELECT %I::bigint AS id, %I AS created_at FROM %s WHERE %I = $1'
+                   '         ORDER BY 2 DESC, 1 DESC LIMIT 10) a',
+                   m -> 'columns' ->> 'assignments.id', m -> 'columns' ->> 'assignments.created_at',
+                   mlcache.lms_table(m, 'assignments'), m -> 'columns' ->> 'assignments.author_id')
        INTO ids USING teacher_id;
-    FOREACH id IN ARRAY coalesce(ids, '{}') LOOP
-        IF mlcache._warm_one('assignment_stats', ARRAY[id::text]) THEN
-            warmed := warmed + 1;
-        ELSE
-            failed := failed + 1;
-        END IF;
-    END LOOP;
-    RAISE LOG 'mlcache warmed % of % assignments of teacher %', warmed, cardinality(coalesce(ids, '{}')), teacher_id;
-    RETURN jsonb_build_object('total', cardinality(coalesce(ids, '{}')), 'warmed', warmed,
-                              'failed', failed, 'async_scheduled', 0);
+    RETURN mlcache.warm_sets('assignment_stats', ids, batch_size);
 END
 $$;
 
-COMMENT ON FUNCTION lms_warm_teacher(bigint, name, jsonb, jsonb) IS
-'Warm assignment_stats of a teacher''s ten most recent assignments';
+COMMENT ON FUNCTION lms_warm_teacher(bigint, name, jsonb, jsonb, integer) IS
+'Warm assignment_stats of a teacher''s ten most recent assignments, in the call or queued in batches';
 
-REVOKE ALL ON FUNCTION lms_warm_teacher(bigint, name, jsonb, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION lms_warm_teacher(bigint, name, jsonb, jsonb) TO mlcache_admin;
+REVOKE ALL ON FUNCTION lms_warm_teacher(bigint, name, jsonb, jsonb, integer) FROM PUBLIC;
+-- For the application's role: it warms only what it may fetch.
+GRANT EXECUTE ON FUNCTION lms_warm_teacher(bigint, name, jsonb, jsonb, integer) TO mlcache_reader;
+
+-- ---------------------------------------------------------------------------
+-- Invalidating one entity's analytics: every pack key about a user
+-- (student), an assignment or a course, by the key layout of
+-- lms_definitions(), for an application's "recompute this" action and for
+-- changes that no watch sees.
+-- ---------------------------------------------------------------------------
+
+-- Invalidate at commit every pack key about one entity and return the keys
+-- and globs, in this order:
+--   user, student  analytics:user:{id}:*  (the student and progress keys)
+--   assignment     assignment_stats:{id}, analytics:assignment:{id}
+--   course         analytics:engagement:{id}, analytics:user:*:progress:{id}
+-- Literal keys go to mlcache.invalidate, globs to invalidate_pattern (which
+-- narrows the course's glob to its literal prefix analytics:user:, so a
+-- course costs every user's keys their cached values).  Like any explicit
+-- invalidation it marks the database's L3 views dirty, so the next read
+-- recomputes.  An unknown entity type is 22023, a NULL argument 22004.  It
+-- runs with the caller's rights: besides mlcache_admin, a role granted
+-- EXECUTE on it and on mlcache.invalidate_pattern(text) may call it.
+CREATE FUNCTION lms_invalidate_analytics(entity text, id bigint)
+RETURNS text[]
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    keys text[];
+    k text;
+BEGIN
+    IF entity IS NULL OR id IS NULL THEN
+        RAISE EXCEPTION 'entity and id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    keys := CASE entity
+            WHEN 'user' THEN ARRAY['analytics:user:' || id || ':*']
+            WHEN 'student' THEN ARRAY['analytics:user:' || id || ':*']
+            WHEN 'assignment' THEN ARRAY['assignment_stats:' || id, 'analytics:assignment:' || id]
+            WHEN 'course' THEN ARRAY['analytics:engagement:' || id, 'analytics:user:*:progress:' || id]
+            END;
+    IF keys IS NULL THEN
+        RAISE EXCEPTION 'unknown entity type "%"', entity USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Use user, student, assignment or course.';
+    END IF;
+    FOREACH k IN ARRAY keys LOOP
+        IF strpos(k, '*') > 0 THEN
+            PERFORM mlcache.invalidate_pattern(k);
+        ELSE
+            PERFORM mlcache.invalidate(k);
+        END IF;
+    END LOOP;
+    RETURN keys;
+END
+$$;
+
+COMMENT ON FUNCTION lms_invalidate_analytics(text, bigint) IS
+'Invalidate at commit every LMS pack key about a user (student), an assignment or a course; returns the keys and globs';
+
+REVOKE ALL ON FUNCTION lms_invalidate_analytics(text, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lms_invalidate_analytics(text, bigint) TO mlcache_admin;
 
 -- Nothing for PUBLIC, whatever the pack created above.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA mlcache FROM PUBLIC;

@@ -521,6 +521,13 @@ SELECT (SELECT count(*) FROM lms.users) AS users,
 SELECT (SELECT count(*) FROM lms.courses) AS courses,
        count(*) AS rows, count(*) FILTER (WHERE value = mlcache.lms_analytics_engagement_live(course_id)) AS equal
   FROM lms.mlcache_analytics_engagement;
+SELECT (SELECT count(*) FROM lms.assignments) AS assignments,
+       count(*) AS rows, count(*) FILTER (WHERE value = mlcache.lms_analytics_assignment_live(assignment_id)) AS equal
+  FROM lms.mlcache_analytics_assignment;
+-- Progress: one row per enrolment (student, course), both parameters.
+SELECT (SELECT count(*) FROM lms.enrollments) AS enrollments,
+       count(*) AS rows, count(*) FILTER (WHERE value = mlcache.lms_analytics_progress_live(user_id, course_id)) AS equal
+  FROM lms.mlcache_analytics_progress;
 -- Exactly, to the text (trailing zeros included).
 SELECT count(*) FILTER (WHERE value::text <> mlcache.lms_assignment_stats_live(assignment_id)::text) AS text_differs
   FROM lms.mlcache_assignment_stats;
@@ -528,6 +535,8 @@ UPDATE lms.submissions SET score = 0 WHERE assignment_id = :late AND student_id 
 REFRESH MATERIALIZED VIEW CONCURRENTLY lms.mlcache_assignment_stats;
 REFRESH MATERIALIZED VIEW CONCURRENTLY lms.mlcache_analytics_student;
 REFRESH MATERIALIZED VIEW CONCURRENTLY lms.mlcache_analytics_engagement;
+REFRESH MATERIALIZED VIEW CONCURRENTLY lms.mlcache_analytics_assignment;
+REFRESH MATERIALIZED VIEW CONCURRENTLY lms.mlcache_analytics_progress;
 SELECT value #> '{statistics,min}' AS min_after_refresh,
        value = mlcache.lms_assignment_stats_live(:late) AS equal
   FROM lms.mlcache_assignment_stats WHERE assignment_id = :late;
@@ -673,6 +682,10 @@ SELECT count(*) AS rows, count(*) FILTER (WHERE d.value = c.value) AS equal
   FROM lms_django.mlcache_analytics_student d JOIN lms.mlcache_analytics_student c USING (student_id);
 SELECT count(*) AS rows, count(*) FILTER (WHERE d.value = c.value) AS equal
   FROM lms_django.mlcache_analytics_engagement d JOIN lms.mlcache_analytics_engagement c USING (course_id);
+SELECT count(*) AS rows, count(*) FILTER (WHERE d.value = c.value) AS equal
+  FROM lms_django.mlcache_analytics_assignment d JOIN lms.mlcache_analytics_assignment c USING (assignment_id);
+SELECT count(*) AS rows, count(*) FILTER (WHERE d.value = c.value) AS equal
+  FROM lms_django.mlcache_analytics_progress d JOIN lms.mlcache_analytics_progress c USING (user_id, course_id);
 
 -- lms_setup checks its mapping before defining anything.
 SELECT expect_error($$SELECT mlcache.lms_setup('lms_django', '{"submission": "x"}')$$);

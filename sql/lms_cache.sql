@@ -147,6 +147,8 @@ SELECT expect_error($$SELECT mlcache.fetch('assignment_stats', 999999)$$);
 CALL lms_wait_fresh('lms.mlcache_assignment_stats');
 CALL lms_wait_fresh('lms.mlcache_analytics_student');
 CALL lms_wait_fresh('lms.mlcache_analytics_engagement');
+CALL lms_wait_fresh('lms.mlcache_analytics_assignment');
+CALL lms_wait_fresh('lms.mlcache_analytics_progress');
 SELECT view, state FROM mlcache.views WHERE view::text LIKE 'lms.%' ORDER BY view::text;
 -- A key namespace of its own holds nothing in L1 or Redis, so the reads
 -- reach the views.  (invalidate() or invalidate_pattern() would empty them
@@ -156,16 +158,21 @@ SET mlcache.key_prefix = 'lms_cache_l3a:';
 SELECT level('assignment_stats', id) AS level, count(*) FROM lms.assignments GROUP BY 1;
 SELECT level('analytics_student', id) AS level, count(*) FROM lms.users GROUP BY 1;
 SELECT level('analytics_engagement', id) AS level, count(*) FROM lms.courses GROUP BY 1;
--- Definitions without a view compute.
-SELECT level('analytics_assignment', 1) AS assignment, level('analytics_progress', 20, 1) AS progress;
--- A write to submissions makes the stats and student views dirty, not the
--- engagement view.
+SELECT level('analytics_assignment', id) AS level, count(*) FROM lms.assignments GROUP BY 1;
+-- Progress has a row per enrolment, keyed by both parameters; a pair
+-- without an enrolment (a teacher in a course) has none and is computed.
+SELECT level('analytics_progress', student_id, course_id) AS level, count(*)
+  FROM lms.enrollments WHERE student_id % 7 = 0 GROUP BY 1;
+SELECT level('analytics_progress', 1, 1) AS not_enrolled;
+-- A write to submissions makes the stats, student and assignment views
+-- dirty, not the engagement and progress views.
 -- (The write is made in the default namespace, whose keys it invalidates.)
 RESET mlcache.key_prefix;
 UPDATE lms.submissions SET score = coalesce(score, 0) + 1 WHERE assignment_id = 1 AND student_id = 20;
 SET mlcache.key_prefix = 'lms_cache_l3b:';
 SELECT level('assignment_stats', 1) AS written, level('analytics_student', 20) AS written_too,
-       level('analytics_engagement', 2) AS untouched;
+       level('analytics_assignment', 1) AS written_as_well,
+       level('analytics_engagement', 2) AS untouched, level('analytics_progress', 20, 1) AS untouched_too;
 -- Refreshed, the view answers with the written value.
 CALL lms_wait_fresh('lms.mlcache_assignment_stats');
 SET mlcache.key_prefix = 'lms_cache_l3c:';
@@ -282,7 +289,9 @@ SELECT warm();
 DELETE FROM lms.courses WHERE title = 'Elective';
 SELECT probes() AS courses_delete;
 
--- reports: analytics:<kind>:<subject> and below.
+-- reports: every key of what the report covers: kind user, all of the
+-- user's keys; assignment, its stats and analytics; engagement, the
+-- course's engagement.
 SELECT warm();
 INSERT INTO lms.reports (kind, subject_id) VALUES ('user', 20);
 SELECT probes() AS report_user;

@@ -45,6 +45,8 @@ SELECT try($$SELECT mlcache.tracking_sweep()$$);
 SELECT try($$SELECT mlcache._tracking_advance(1)$$);
 SELECT try($$SELECT mlcache.warm()$$);
 SELECT try($$SELECT mlcache.warm('d', '1')$$);
+SELECT try($$SELECT mlcache.warm_sets('d', '[1]')$$);
+SELECT try($$SELECT mlcache._warm_enqueue('d', '{1}', NULL, 1)$$);
 SELECT try($$SELECT mlcache._warm_wake()$$);
 SELECT try($$SELECT mlcache._compute_estimate('d')$$);
 SELECT try($$SELECT mlcache.refresh_views()$$);

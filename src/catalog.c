@@ -2,7 +2,8 @@
  * catalog.c
  *	  The API that changes mlcache's catalog tables: define(), undefine(),
  *	  grant_fetch(), revoke_fetch(), set_staleness(), set_warm_query(), the
- *	  watches rows of watch() and unwatch(), and warm()'s queue inserts.
+ *	  watches rows of watch() and unwatch().  (warm()'s queue inserts are in
+ *	  warm.c, with the same rules.)
  *
  * No role but the tables' owner (the extension's owner) may write
  * mlcache.definitions, mlcache.watches or mlcache.warm_queue directly: a row
@@ -562,75 +563,6 @@ mlcache_set_warm_query(PG_FUNCTION_ARGS)
 						 2, types, values, nulls);
 	SPI_finish();
 	catalog_changed(name);
-	PG_RETURN_VOID();
-}
-
-/*
- * May the current user fetch the definition whose owner and readers are in
- * SPI's current result (like fetch(): a superuser, a member of the owner or
- * of a reader)?
- */
-static bool
-catalog_may_fetch(void)
-{
-	HeapTuple	tup = SPI_tuptable->vals[0];
-	TupleDesc	desc = SPI_tuptable->tupdesc;
-	bool		isnull;
-	Datum	   *elems;
-	Oid		   *readers;
-	int			n,
-				i;
-
-	deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 2, &isnull)),
-					  OIDOID, sizeof(Oid), true, TYPALIGN_INT, &elems, NULL, &n);
-	readers = palloc(sizeof(Oid) * Max(n, 1));
-	for (i = 0; i < n; i++)
-		readers[i] = DatumGetObjectId(elems[i]);
-	return mlcache_catalog_may_fetch(DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull)),
-									 readers, n);
-}
-
-PG_FUNCTION_INFO_V1(mlcache_warm_enqueue);
-
-/*
- * mlcache._warm_enqueue(name, params): queue one parameter set of a
- * definition that exists and that the caller may fetch, for the worker.
- */
-Datum
-mlcache_warm_enqueue(PG_FUNCTION_ARGS)
-{
-	char	   *name;
-	Oid			types[2] = {TEXTOID, TEXTARRAYOID};
-	Datum		values[2];
-
-	mlcache_require_loaded();
-	name = catalog_text_arg(fcinfo, 0, "definition name");
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("parameters must not be null")));
-	values[0] = CStringGetTextDatum(name);
-	values[1] = PG_GETARG_DATUM(1);
-	SPI_connect();
-	mlcache_catalog_exec("SELECT owner::oid, readers::oid[] FROM mlcache.definitions WHERE name = $1",
-						 1, types, values, NULL);
-	if (SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("mlcache definition \"%s\" does not exist", name)));
-	if (!catalog_may_fetch())
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for mlcache definition \"%s\"", name)));
-	{
-		Oid			itypes[3] = {TEXTOID, TEXTARRAYOID, TEXTARRAYOID};
-		Datum		ivalues[3] = {values[0], values[1], mlcache_result_settings_values()};
-
-		/* The caller's result-shaping settings: the worker computes with them. */
-		mlcache_catalog_exec("INSERT INTO mlcache.warm_queue (definition, params, settings)"
-							 " VALUES ($1, $2, $3)", 3, itypes, ivalues, NULL);
-	}
-	SPI_finish();
 	PG_RETURN_VOID();
 }
 

@@ -42,6 +42,7 @@
 #include "shmem.h"
 #include "stats.h"
 #include "template.h"
+#include "wal.h"
 
 #define MAX_DEF_NAME 128
 
@@ -330,6 +331,7 @@ fetch_def_get(const char *name, bool *changed_here)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("mlcache definition \"%s\" does not exist", name)));
 	/* The generation first: the load's snapshot must be taken after it. */
+	mlcache_wal_resolve();		/* on a standby: the commits replayed so far */
 	gen = pg_atomic_read_u64(&mlcache_shared->gens[slot]);
 	pg_memory_barrier();
 	fetch_collect_garbage();
@@ -345,7 +347,9 @@ fetch_def_get(const char *name, bool *changed_here)
 	if (!found)
 		e->def = NULL;
 	*changed_here = mlcache_inval_slot_pending(slot);
-	if (e->def != NULL && (e->def->gen != gen || *changed_here))
+	/* A standby that cannot follow the primary's invalidations reloads (wal.c). */
+	if (e->def != NULL && (e->def->gen != gen || *changed_here ||
+						   mlcache_wal_bypass_reason() != NULL))
 	{
 		FetchDef   *old = e->def;
 

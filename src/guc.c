@@ -42,6 +42,7 @@ int			mlcache_track_max = 5000;
 int			mlcache_warm_task_timeout = 30000;
 int			mlcache_warm_max_attempts = 5;
 int			mlcache_warm_sync_limit = 2000;
+bool		mlcache_standby_invalidation = true;
 
 uint64		mlcache_redis_config_version = 0;
 uint64		mlcache_prefix_config_version = 0;
@@ -429,5 +430,12 @@ mlcache_guc_init(void)
 								PGC_POSTMASTER, 0,
 								generation_slots_check, NULL, NULL);
 
+	DefineCustomBoolVariable("mlcache.standby_invalidation",
+							 "Logs each committing transaction's invalidations in the WAL, so that hot standbys can cache.",
+							 "When off, hot standbys read around the cache. It takes effect when the "
+							 "mlcache worker of the primary reloads the configuration.",
+							 &mlcache_standby_invalidation, true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("mlcache");
 }

@@ -31,6 +31,7 @@ extern int	mlcache_track_max;
 extern int	mlcache_warm_task_timeout;	/* ms */
 extern int	mlcache_warm_max_attempts;
 extern int	mlcache_warm_sync_limit;	/* ms */
+extern bool mlcache_standby_invalidation;
 
 /* Bumped whenever a Redis connection setting changes. */
 extern uint64 mlcache_redis_config_version;

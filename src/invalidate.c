@@ -15,6 +15,14 @@
  * That callback does no I/O, allocates nothing and cannot fail (G4).  Redis
  * is cleaned up afterwards by the background worker; correctness never
  * depends on it.
+ *
+ * For hot standbys (wal.c), at XACT_EVENT_PRE_COMMIT, before the commit
+ * record, a transaction with pending targets writes one WAL record with
+ * the 64-bit hashes their slots come from, under its top-level xid (assigned
+ * here if it had none).  From then on the set is closed: a target added
+ * later (by another extension's PRE_COMMIT callback, say) would be bumped
+ * here but never reach a standby, so it is refused with an error, which
+ * aborts the transaction while that is still possible.
  */
 #include "postgres.h"
 
@@ -31,6 +39,7 @@
 #include "keys.h"
 #include "shmem.h"
 #include "stats.h"
+#include "wal.h"
 
 typedef struct PendingTarget
 {
@@ -73,6 +82,7 @@ static HTAB *pend_by_hash = NULL;
 static HTAB *pend_slots = NULL;
 static char *pend_ns = NULL;	/* a copy of the namespace, per transaction */
 static const char *pend_ns_src = NULL;
+static bool pend_closed = false;	/* logged for standbys: no more targets */
 
 static void
 inval_reset(void)
@@ -84,6 +94,7 @@ inval_reset(void)
 	pend_slots = NULL;
 	pend_ns = NULL;
 	pend_ns_src = NULL;
+	pend_closed = false;
 }
 
 static HTAB *
@@ -183,6 +194,26 @@ inval_is_pending(uint64 hash, const MlcacheTarget *t, const char *ns, int nslen)
 }
 
 /*
+ * The 64-bit hash t's slot is taken from, which standbys replay (wal.c).
+ * Pending targets are also deduplicated by it (with their text: see
+ * inval_same).  A caller that set a hash that does not give its slot is a
+ * bug: a standby would bump the wrong counter.
+ */
+static uint64
+inval_slot_hash(const MlcacheTarget *t)
+{
+	uint64		hash = t->hash;
+
+	if (hash == 0)
+		hash = t->kind == MLCACHE_TARGET_DEF ? mlcache_def_hash(t->text, t->len)
+			: mlcache_target_hash(t->kind, t->text, t->len);
+	if (mlcache_slot_of(hash) != t->slot)
+		elog(ERROR, "mlcache: the hash of invalidation target kind '%c' does not give its slot",
+			 t->kind);
+	return hash;
+}
+
+/*
  * Add a target to the current transaction.  scan asks the worker to SCAN
  * Redis for a prefix or namespace target after commit (explicit
  * invalidate_pattern() and clear()); without it such values are left to their
@@ -199,8 +230,13 @@ mlcache_inval_add(const MlcacheTarget *t, bool scan)
 	int			nslen;
 	const char *ns = mlcache_namespace(&nslen);
 
-	/* The hash is seeded with the namespace: see inval_same. */
-	hash = t->hash != 0 ? t->hash : mlcache_target_hash(t->kind, t->text, t->len);
+	if (pend_closed)
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("cannot add an mlcache invalidation after the transaction's invalidations were logged for standbys"),
+				 errdetail("The transaction is committing: its invalidations were written to the WAL at PRE_COMMIT, and one added now would never reach a hot standby."),
+				 errhint("Invalidate before COMMIT, not from a commit callback.")));
+	hash = inval_slot_hash(t);
 	if (inval_is_pending(hash, t, ns, nslen))
 		return false;
 
@@ -320,6 +356,32 @@ mlcache_inval_refuse_prepare(void)
 }
 
 /*
+ * PRE_COMMIT: write the WAL record standbys replay (see the file header),
+ * then close the set.  Nothing to do without pending targets, on a standby
+ * or below wal_level replica.
+ */
+static void
+inval_log_for_standbys(void)
+{
+	uint64	   *hashes;
+	TransactionId xid;
+	int			i;
+
+	if (!mlcache_wal_wanted())
+		return;
+	pend_closed = true;
+	if (npend == 0)
+		return;
+	/* Assigned before wal.c reads whether the primary logs: see there. */
+	xid = GetTopTransactionId();
+	hashes = palloc(sizeof(uint64) * npend);
+	for (i = 0; i < npend; i++)
+		hashes[i] = pend[i].hash;
+	(void) mlcache_wal_log_invalidations(xid, hashes, npend);
+	pfree(hashes);
+}
+
+/*
  * Apply the pending invalidations at COMMIT, forget them at the end of any
  * transaction.  lookup.c has callbacks of its own for the pending sets (see
  * there for why their order is safe).
@@ -331,6 +393,9 @@ inval_xact_callback(XactEvent event, void *arg)
 		return;
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+			inval_log_for_standbys();
+			break;
 		case XACT_EVENT_COMMIT:
 			if (npend > 0)
 				inval_apply();
@@ -403,8 +468,8 @@ mlcache_inval_views(Oid viewid)
 	t.text = OidIsValid(viewid) ? psprintf("%u/%u", MyDatabaseId, viewid)
 		: psprintf("%u/*", MyDatabaseId);
 	t.len = strlen(t.text);
-	t.slot = mlcache_view_slot(MyDatabaseId, viewid);
-	t.hash = 0;
+	t.hash = mlcache_view_hash(MyDatabaseId, viewid);
+	t.slot = mlcache_slot_of(t.hash);
 	mlcache_inval_add(&t, false);
 }
 

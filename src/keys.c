@@ -59,18 +59,39 @@ keys_db_seed(void)
 }
 
 /*
+ * On a server in recovery the namespace gets "standby:<epoch>:" appended: a
+ * standby's generations are its own (so are its epoch and its values), and
+ * sharing names with its primary or another standby would only make them
+ * overwrite each other's values.  See README, "Hot standbys".
+ */
+static char *
+keys_standby_namespace(char *text)
+{
+	char	   *s = psprintf("%sstandby:%016llx:", text,
+							 (unsigned long long) mlcache_shared->epoch);
+	char	   *r = MemoryContextStrdup(TopMemoryContext, s);
+
+	pfree(s);
+	pfree(text);
+	return r;
+}
+
+/*
  * The namespace: mlcache.key_prefix, or "mlcache:<system identifier>:<database>:"
  * when that is empty (with ':' and '%' in the name escaped).  The system
  * identifier (pg_control's, set by initdb) keeps two servers that share one
  * Redis and have databases of the same name apart; a standby and a restored
  * backup share it with the server they were copied from.  Cached in
  * TopMemoryContext until the setting changes; a change also empties this
- * backend's L1.
+ * backend's L1.  On a standby "standby:<epoch>:" is appended (above).
  */
 const char *
 mlcache_namespace(int *len)
 {
-	if (ns_text == NULL || ns_version != mlcache_prefix_config_version)
+	static bool ns_standby = false;
+	bool		standby = RecoveryInProgress();
+
+	if (ns_text == NULL || ns_version != mlcache_prefix_config_version || ns_standby != standby)
 	{
 		char	   *text;
 
@@ -102,6 +123,9 @@ mlcache_namespace(int *len)
 			text = MemoryContextStrdup(TopMemoryContext, buf.data);
 			pfree(buf.data);
 		}
+		if (standby)
+			text = keys_standby_namespace(text);
+		ns_standby = standby;
 		if (ns_text)
 			pfree(ns_text);
 		ns_text = text;
@@ -158,8 +182,12 @@ mlcache_target_hash(char kind, const char *text, int len)
 	return hash_bytes_extended((const unsigned char *) text, len, keys_db_seed() + (uint64) kind);
 }
 
-static uint32
-target_slot_of(uint64 hash)
+/*
+ * The generation slot a 64-bit hash picks: its low bits, never slot 0.
+ * Standbys map the hashes they replay with it too (wal.c).
+ */
+uint32
+mlcache_slot_of(uint64 hash)
 {
 	hash &= mlcache_shared->slot_mask;
 	return hash == 0 ? 1 : (uint32) hash;
@@ -168,7 +196,7 @@ target_slot_of(uint64 hash)
 uint32
 mlcache_target_slot(char kind, const char *text, int len)
 {
-	return target_slot_of(mlcache_target_hash(kind, text, len));
+	return mlcache_slot_of(mlcache_target_hash(kind, text, len));
 }
 
 /* Fill in a target of a kind whose slot comes from its text: one hash. */
@@ -179,7 +207,7 @@ mlcache_target_init(MlcacheTarget *t, char kind, const char *text, int len)
 	t->text = text;
 	t->len = len;
 	t->hash = mlcache_target_hash(kind, text, len);
-	t->slot = target_slot_of(t->hash);
+	t->slot = mlcache_slot_of(t->hash);
 }
 
 /*
@@ -187,34 +215,39 @@ mlcache_target_init(MlcacheTarget *t, char kind, const char *text, int len)
  * database and view, not on the namespace: the background worker that
  * refreshes views knows no key prefix.
  */
+uint64
+mlcache_view_hash(Oid dbid, Oid viewid)
+{
+	Oid			ids[2] = {dbid, viewid};
+
+	return hash_bytes_extended((const unsigned char *) ids, sizeof(ids),
+							   (uint64) MLCACHE_TARGET_VIEW);
+}
+
 uint32
 mlcache_view_slot(Oid dbid, Oid viewid)
 {
-	Oid			ids[2] = {dbid, viewid};
-	uint64		h = hash_bytes_extended((const unsigned char *) ids, sizeof(ids),
-										(uint64) MLCACHE_TARGET_VIEW);
-
-	h &= mlcache_shared->slot_mask;
-	return h == 0 ? 1 : (uint32) h;
+	return mlcache_slot_of(mlcache_view_hash(dbid, viewid));
 }
 
 /*
  * The cluster-wide security slot: the same in every database, since roles
  * and their memberships are cluster-wide.
  */
+uint64
+mlcache_security_hash(void)
+{
+	return hash_bytes_extended((const unsigned char *) "security", 8,
+							   (uint64) MLCACHE_TARGET_SECURITY);
+}
+
 uint32
 mlcache_security_slot(void)
 {
 	static uint32 slot = 0;
 
 	if (slot == 0)
-	{
-		uint64		h = hash_bytes_extended((const unsigned char *) "security", 8,
-											(uint64) MLCACHE_TARGET_SECURITY);
-
-		h &= mlcache_shared->slot_mask;
-		slot = h == 0 ? 1 : (uint32) h;
-	}
+		slot = mlcache_slot_of(mlcache_security_hash());
 	return slot;
 }
 
@@ -421,14 +454,17 @@ mlcache_glob_escape(const char *s, int len)
  * that sessions using different mlcache.key_prefix settings see the same
  * changes.  A collision only causes a spurious reload.
  */
+uint64
+mlcache_def_hash(const char *name, int len)
+{
+	return hash_bytes_extended((const unsigned char *) name, len,
+							   ((uint64) MyDatabaseId << 8) | MLCACHE_TARGET_DEF);
+}
+
 uint32
 mlcache_def_slot(const char *name, int len)
 {
-	uint64		h = hash_bytes_extended((const unsigned char *) name, len,
-										((uint64) MyDatabaseId << 8) | MLCACHE_TARGET_DEF);
-
-	h &= mlcache_shared->slot_mask;
-	return h == 0 ? 1 : (uint32) h;
+	return mlcache_slot_of(mlcache_def_hash(name, len));
 }
 
 /* Check a TTL argument: NULL means the GUC default, negative is an error. */

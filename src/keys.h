@@ -44,7 +44,9 @@ typedef struct MlcacheTarget
 	const char *text;			/* key or prefix (not NUL-terminated) */
 	int			len;
 	uint32		slot;
-	uint64		hash;			/* mlcache_target_hash, or 0: not computed */
+	uint64		hash;			/* the hash slot is taken from (mlcache_slot_of),
+								 * or 0: mlcache_target_hash (or, for a
+								 * definition, mlcache_def_hash) of the text */
 } MlcacheTarget;
 
 extern void mlcache_check_key(const char *key, int len, const char *what);
@@ -55,13 +57,17 @@ extern uint64 mlcache_key_hash(const MlcacheKey *k);
 extern uint64 mlcache_target_hash(char kind, const char *text, int len);
 extern uint32 mlcache_target_slot(char kind, const char *text, int len);
 extern void mlcache_target_init(MlcacheTarget *t, char kind, const char *text, int len);
+extern uint32 mlcache_slot_of(uint64 hash);
+extern uint64 mlcache_view_hash(Oid dbid, Oid viewid);
 extern uint32 mlcache_view_slot(Oid dbid, Oid viewid);
+extern uint64 mlcache_security_hash(void);
 extern uint32 mlcache_security_slot(void);
 extern MlcacheTarget mlcache_pattern_target(const char *pattern, int len);
 extern const char *mlcache_namespace(int *len);
 extern char *mlcache_glob_escape(const char *s, int len);
 extern char *mlcache_redis_name(const char *ns, int nlen, const char *key, int keylen, int *rlen);
 extern char *mlcache_prefix_glob(const char *ns, int nlen, const char *prefix, int plen);
+extern uint64 mlcache_def_hash(const char *name, int len);
 extern uint32 mlcache_def_slot(const char *name, int len);
 extern void mlcache_key_append_value(StringInfo buf, const char *s, int len);
 

@@ -640,18 +640,24 @@ mlcache_l2_pipeline(MlcacheL2Cmd *cmds, int n)
 }
 
 /*
- * Remove each of KEYS unless it is an mlcache envelope of the epoch ARGV[1]
- * (8 bytes, as stored at offset 8): values of an older server life, or
- * foreign values, under our prefix.  Returns how many keys were removed.
+ * Remove each of KEYS unless it is an mlcache envelope of the epoch in the
+ * first 8 bytes of ARGV[1] (as stored at offset 8): values of an older
+ * server life, or foreign values, under our prefix.  Keys that begin with
+ * the rest of ARGV[1] (a standby's names under a primary's namespace) are
+ * left alone.  Returns how many keys were removed.
  */
 static const char *const l2_unlink_orphan_script =
 "local n = 0 "
+"local epoch = string.sub(ARGV[1], 1, 8) "
+"local skip = string.sub(ARGV[1], 9) "
 "for _, k in ipairs(KEYS) do "
-"  local ok, v = pcall(redis.call, 'GET', k) "
-"  local keep = ok and not v "
-"  if ok and v and #v >= 96 and string.sub(v, 1, 4) == 'MLC\\3' and string.sub(v, 9, 16) == ARGV[1] "
-"  then keep = true end "
-"  if not keep then n = n + redis.call('UNLINK', k) end "
+"  if skip == '' or string.sub(k, 1, #skip) ~= skip then "
+"    local ok, v = pcall(redis.call, 'GET', k) "
+"    local keep = ok and not v "
+"    if ok and v and #v >= 96 and string.sub(v, 1, 4) == 'MLC\\3' and string.sub(v, 9, 16) == epoch "
+"    then keep = true end "
+"    if not keep then n = n + redis.call('UNLINK', k) end "
+"  end "
 "end "
 "return n";
 
@@ -830,15 +836,18 @@ l2_scan_eval(const char *match, const char *script, const char *arg, size_t argl
 
 /*
  * SCAN keys matching match and remove the orphans among them (see
- * l2_unlink_orphan_script); epoch is the current one, 8 bytes.
+ * l2_unlink_orphan_script); epoch is the current one, 8 bytes; keys that
+ * begin with skip are left alone.
  */
 MlcacheL2Result
-mlcache_l2_clean_orphans(const char *match, uint64 epoch, int64 *removed)
+mlcache_l2_clean_orphans(const char *match, uint64 epoch, const char *skip, int64 *removed)
 {
-	char		ep[8];
+	size_t		skiplen = strlen(skip);
+	char	   *arg = palloc(8 + skiplen);
 
-	memcpy(ep, &epoch, 8);
-	return l2_scan_eval(match, l2_unlink_orphan_script, ep, 8, removed);
+	memcpy(arg, &epoch, 8);
+	memcpy(arg + 8, skip, skiplen);
+	return l2_scan_eval(match, l2_unlink_orphan_script, arg, 8 + skiplen, removed);
 }
 
 /* Allocate c's argument arrays for argc arguments, zeroed. */

@@ -12,9 +12,20 @@
  *
  * Reads go around the cache (compute, store nothing) when the cache cannot
  * prove anything for this snapshot: REPEATABLE READ and SERIALIZABLE (the
- * snapshot may be older than the token), a hot standby (no commits happen
- * here to bump tokens), a transaction with its own pending invalidation of
- * the key (read-your-writes, G9), or mlcache.enabled = off.
+ * snapshot may be older than the token), a hot standby that cannot know
+ * every commit's invalidations (wal.c: the primary does not log them, or
+ * transactions the standby could not follow are still open), a
+ * transaction with its own pending invalidation of the key
+ * (read-your-writes, G9), or mlcache.enabled = off.
+ *
+ * Hot standbys.  No commit happens on a standby; the primary logs each
+ * committing transaction's invalidations in the WAL, and the standby bumps
+ * the same slots once it has replayed the commit (wal.c).  Every read first
+ * applies the commits replayed so far (mlcache_wal_resolve), so its token
+ * reflects every commit replayed before it began, and the rest of the
+ * proof is the one above.  A standby also stores a computed value only if
+ * no transaction in doubt there (logged, commit not yet replayed) that
+ * touches the key is still in progress.
  *
  * Leases (G3).  A transaction that has written may compute a value from rows
  * that are never committed.  Such a value is stored stamped with the
@@ -70,6 +81,7 @@
 #include "shmem.h"
 #include "stats.h"
 #include "track.h"
+#include "wal.h"
 
 /* What answered the last read in this session, for mlcache.last_level(). */
 static const char *last_level = NULL;
@@ -101,12 +113,14 @@ copy_jsonb(const Jsonb *j)
 static const char *
 lookup_bypass_reason(const MlcacheKey *k)
 {
+	const char *why;
+
 	if (!mlcache_enabled)
 		return "mlcache.enabled is off";
 	if (IsolationUsesXactSnapshot())
 		return "the transaction uses REPEATABLE READ or SERIALIZABLE";
-	if (RecoveryInProgress())
-		return "the server is a hot standby";
+	if ((why = mlcache_wal_bypass_reason()) != NULL)
+		return why;
 	if (mlcache_inval_touches(k))
 		return "the transaction has a pending invalidation of this key";
 	return NULL;
@@ -519,7 +533,7 @@ static void
 lookup_fill(MlcacheKey *k, const MlcacheSource *src, Jsonb *value, uint64 token,
 			MlcacheStamp stamp, int l1_ttl, int l2_ttl)
 {
-	if (mlcache_key_token(k) != token)
+	if (mlcache_key_token(k) != token || !mlcache_wal_may_store(k))
 	{
 		mlcache_count(MLC_REJECTED_FILL);
 		return;
@@ -692,8 +706,11 @@ mlcache_lookup_read(MlcacheKey *k, const MlcacheSource *src, int l1_ttl, int l2_
 	MlcacheSource read_src;
 	uint64		stats_fingerprint = src->fingerprint;
 	bool		rls = false;
-	const char *why = lookup_bypass_reason(k);
+	const char *why;
 
+	/* On a standby: bump what the commits replayed so far invalidate. */
+	mlcache_wal_resolve();
+	why = lookup_bypass_reason(k);
 	if (why != NULL)
 	{
 		int64		us;

@@ -20,6 +20,7 @@
 #include "shmem.h"
 #include "stats.h"
 #include "track.h"
+#include "wal.h"
 #include "worker.h"
 
 PG_MODULE_MAGIC;
@@ -32,6 +33,7 @@ static const MlcacheShmemPart mlcache_parts[] = {
 	{mlcache_hygiene_shmem_size, NULL, mlcache_hygiene_shmem_startup},
 	{mlcache_l3_shmem_size, NULL, mlcache_l3_shmem_startup},
 	{mlcache_track_shmem_size, mlcache_track_shmem_request, mlcache_track_shmem_startup},
+	{mlcache_wal_shmem_size, mlcache_wal_shmem_request, mlcache_wal_shmem_startup},
 	{mlcache_sentinel_shmem_size, NULL, mlcache_sentinel_shmem_startup},
 };
 
@@ -48,6 +50,7 @@ _PG_init(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 	mlcache_shmem_init(mlcache_parts, lengthof(mlcache_parts));
+	mlcache_wal_register();
 	/* Before mlcache_inval_init: see lookup.c's lookup_xact_callback. */
 	mlcache_lookup_init();
 	mlcache_inval_init();

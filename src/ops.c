@@ -8,7 +8,6 @@
  */
 #include "postgres.h"
 
-#include "access/xlog.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
@@ -23,6 +22,7 @@
 #include "shmem.h"
 #include "stats.h"
 #include "hygiene.h"
+#include "wal.h"
 
 /* SCAN calls (of COUNT 1000) spent counting this database's Redis keys. */
 #define KEY_COUNT_STEPS 100
@@ -230,12 +230,56 @@ health_l2(JsonbParseState **st, bool *ok)
 	*ok = (res == L2_OK);
 }
 
+/*
+ * The "standby" part of health(): invalidations in the WAL (wal.c).  On a
+ * primary: whether transactions log them, and a warning when a physical
+ * replication slot is unused while they do, since a standby that lacks the
+ * library stops at the first such record (FATAL) and so disconnects; the
+ * primary cannot see a standby's libraries, so this is only a hint.  On a
+ * standby: whether it caches, and its in-doubt transactions.
+ */
+static void
+health_standby(JsonbParseState **st)
+{
+	MlcacheWalStatus ws;
+
+	mlcache_wal_resolve();		/* report the state a read would see */
+	mlcache_wal_status(&ws);
+	jb_key(st, "standby");
+	pushJsonbValue(st, WJB_BEGIN_OBJECT, NULL);
+	jb_str(st, "role", ws.in_recovery ? "standby" : "primary");
+	jb_bool(st, "standby_invalidation", mlcache_standby_invalidation);
+	if (!ws.in_recovery)
+	{
+		jb_bool(st, "logging", ws.logging);
+		jb_num(st, "records_written", (double) ws.records_written);
+		jb_num(st, "wal_senders", ws.walsenders);
+		jb_num(st, "inactive_physical_slots", ws.inactive_slots);
+		jb_str(st, "warning", ws.logging && ws.inactive_slots > 0
+			   ? "a physical replication slot is not in use: a standby without mlcache in shared_preload_libraries stops at the first mlcache WAL record"
+			   : NULL);
+	}
+	else
+	{
+		jb_str(st, "primary_logs", ws.state);
+		jb_bool(st, "caching", strcmp(ws.state, "on") == 0 && !ws.waiting);
+		jb_bool(st, "waiting", ws.waiting);
+		jb_num(st, "in_doubt", ws.in_doubt);
+		jb_num(st, "records_replayed", (double) ws.records_replayed);
+		jb_num(st, "resolved_committed", (double) ws.resolved_committed);
+		jb_num(st, "resolved_aborted", (double) ws.resolved_aborted);
+		jb_num(st, "overflows", (double) ws.overflows);
+	}
+	pushJsonbValue(st, WJB_END_OBJECT, NULL);
+}
+
 PG_FUNCTION_INFO_V1(mlcache_health);
 
 /*
  * mlcache._health(), wrapped by the SQL function mlcache.health() which adds
  * each view's freshness: one jsonb report: overall status ("ok" or "degraded"),
- * then l1, l2, l3, the worker and pending invalidations.  A part that is
+ * then l1, l2, l3, the worker, pending invalidations and standby
+ * invalidation.  A part that is
  * down is reported, never raised.
  */
 Datum
@@ -274,6 +318,7 @@ mlcache_health(PG_FUNCTION_ARGS)
 	jb_bool(&st, "alive", worker_ok);
 	pushJsonbValue(&st, WJB_END_OBJECT, NULL);
 	jb_num(&st, "invalidations_pending", mlcache_hygiene_queue_length());
+	health_standby(&st);
 	jb_str(&st, "status", (l2_ok && worker_ok) ? "ok" : "degraded");
 	res = pushJsonbValue(&st, WJB_END_OBJECT, NULL);
 	PG_RETURN_JSONB_P(JsonbValueToJsonb(res));
@@ -288,9 +333,10 @@ PG_FUNCTION_INFO_V1(mlcache_clean_orphans);
  * be reached.
  *
  * Only this namespace is scanned, and the default one names this server
- * (its system identifier), so another server's keys are never touched; but
- * a hot standby shares its primary's identifier, so there, with the default
- * prefix, the primary's current values would look like orphans: refused.
+ * (its system identifier), so another server's keys are never touched.  A
+ * hot standby shares its primary's identifier and appends
+ * "standby:<epoch>:" (keys.c): those names under this namespace are a
+ * standby's current values, with another epoch, and are skipped.
  */
 Datum
 mlcache_clean_orphans(PG_FUNCTION_ARGS)
@@ -300,16 +346,10 @@ mlcache_clean_orphans(PG_FUNCTION_ARGS)
 	int64		removed = 0;
 
 	mlcache_require_loaded();
-	if (RecoveryInProgress() &&
-		(mlcache_key_prefix == NULL || mlcache_key_prefix[0] == '\0'))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("cannot clean orphaned Redis keys on a standby that uses its primary's namespace"),
-				 errdetail("A standby shares its primary's system identifier, so the primary's current values would be taken for orphans."),
-				 errhint("Run mlcache.clean_orphans() on the primary, or give the standby a mlcache.key_prefix of its own.")));
 	ns = mlcache_namespace(&nlen);
 	if (mlcache_l2_clean_orphans(mlcache_prefix_glob(ns, nlen, "", 0),
-								 mlcache_shared->epoch, &removed) != L2_OK)
+								 mlcache_shared->epoch, psprintf("%.*sstandby:", nlen, ns),
+								 &removed) != L2_OK)
 		PG_RETURN_NULL();
 	ereport(LOG, (errmsg("mlcache removed %lld orphaned Redis keys", (long long) removed)));
 	PG_RETURN_INT64(removed);

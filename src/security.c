@@ -122,7 +122,7 @@ mlcache_security_changed(void)
 	t.text = "";
 	t.len = 0;
 	t.slot = mlcache_security_slot();
-	t.hash = 0;
+	t.hash = mlcache_security_hash();	/* what standbys replay (wal.c) */
 	mlcache_inval_add(&t, false);
 }
 

@@ -54,6 +54,11 @@
  *                                                                (mlcache_lookup_read)
  *  XactTruncationLock (LWLock,    the clog range a lease's xid   lookup.c: lookup_lease_valid
  *    PostgreSQL's)                is looked up in                (shared), no other lock held
+ *  wal->lock (LWLock, tranche     standby invalidation: the      wal.c: redo (startup process),
+ *    "mlcache standby")           in-doubt table, its slot       resolvers, rmgr start-up and
+ *                                 pool and the barrier xid       clean-up (excl.); may_store,
+ *                                 (wal.c has the rules)          status (shared); no other lock
+ *                                                                held, xid look-ups done outside
  *
  * Order.  At most one mlcache LWLock is held at a time, with one exception:
  * track_shared->lock, then a TrackEntry.mutex inside it.  No spinlock is

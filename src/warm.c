@@ -1,8 +1,9 @@
 /*
  * warm.c
  *	  Warming: the parameter sets of warm queries, run as their definition's
- *	  owner (mlcache._warm_tasks), and the background side: the per-database
- *	  worker (l3.c) takes tasks from mlcache.warm_queue one at a time and
+ *	  owner (mlcache._warm_tasks), the queue's API (_warm_enqueue,
+ *	  _warm_check) and the background side: the per-database worker
+ *	  (refresher.c) takes mlcache.warm_queue's tasks one batch at a time and
  *	  fetches them.
  *
  * A warm query is code its definition's owner wrote, so it runs as that
@@ -13,8 +14,11 @@
  * owner the caller has the privileges of: their parameter sets are the
  * owner's data.
  *
- * Each task runs in a transaction of its own, bounded by
- * mlcache.warm_task_timeout (statement_timeout).  A failing task is retried
+ * A queued warm() or warm_sets() is a job: its tasks are numbered in
+ * batches of batch_size.  Each batch runs in a transaction of its own (all
+ * its tasks become done when it commits, which is the progress
+ * mlcache.warm_tasks shows); each task in a subtransaction, bounded by
+ * mlcache.warm_task_timeout (the statement timeout).  A failing task is retried
  * with exponential backoff (1 s, 2 s, 4 s ... ) up to mlcache.warm_max_attempts,
  * then marked failed with its error.  Claiming uses FOR UPDATE SKIP LOCKED,
  * so a task is never run twice at once.
@@ -35,6 +39,7 @@
 #include "utils/plancache.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
+#include "utils/timeout.h"
 
 #include "catalog_exec.h"
 #include "compute.h"
@@ -294,6 +299,123 @@ mlcache_warm_tasks(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/* ---- the queue: who may add to it ---- */
+
+/*
+ * Raise 42704 unless definition name exists, 42501 unless the current user
+ * may fetch it (like fetch(): the owner's rights or a reader's).  SPI must
+ * be connected.
+ */
+static void
+warm_check_fetchable(const char *name)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(name)};
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum	   *elems;
+	Oid		   *readers;
+	int			n,
+				i;
+
+	mlcache_catalog_exec("SELECT owner::oid, readers::oid[] FROM mlcache.definitions WHERE name = $1",
+						 1, types, values, NULL);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("mlcache definition \"%s\" does not exist", name)));
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 2, &isnull)),
+					  OIDOID, sizeof(Oid), true, TYPALIGN_INT, &elems, NULL, &n);
+	readers = palloc(sizeof(Oid) * Max(n, 1));
+	for (i = 0; i < n; i++)
+		readers[i] = DatumGetObjectId(elems[i]);
+	if (!mlcache_catalog_may_fetch(DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull)), readers, n))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for mlcache definition \"%s\"", name)));
+}
+
+static char *
+warm_name_arg(FunctionCallInfo fcinfo)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("definition name must not be null")));
+	return text_to_cstring(PG_GETARG_TEXT_PP(0));
+}
+
+PG_FUNCTION_INFO_V1(mlcache_warm_check);
+
+/*
+ * mlcache._warm_check(name): error unless the definition exists and the
+ * caller may fetch it (warm_sets() asks before it warms anything).
+ */
+Datum
+mlcache_warm_check(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+
+	mlcache_require_loaded();
+	name = warm_name_arg(fcinfo);
+	SPI_connect();
+	warm_check_fetchable(name);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(mlcache_warm_enqueue);
+
+/*
+ * mlcache._warm_enqueue(name, params, job, batch): queue one parameter set
+ * of a definition that exists and that the caller may fetch, as part of
+ * batch number batch of job; a NULL job starts a new one, numbered by the
+ * new task's id.  Records the caller (queued_by: mlcache.warm_tasks shows
+ * the task to it) and its result-shaping settings (the worker computes
+ * with them).  Returns the task's id.
+ */
+Datum
+mlcache_warm_enqueue(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	Oid			types[6] = {TEXTOID, TEXTARRAYOID, TEXTARRAYOID, INT8OID, INT4OID, OIDOID};
+	Datum		values[6];
+	char		nulls[7] = "      ";
+	bool		isnull;
+	int64		id;
+
+	mlcache_require_loaded();
+	name = warm_name_arg(fcinfo);
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("parameters and batch must not be null")));
+	if (PG_GETARG_INT32(3) < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch must be at least 1")));
+	SPI_connect();
+	warm_check_fetchable(name);
+	values[0] = CStringGetTextDatum(name);
+	values[1] = PG_GETARG_DATUM(1);
+	values[2] = mlcache_result_settings_values();
+	values[3] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	nulls[3] = PG_ARGISNULL(2) ? 'n' : ' ';
+	values[4] = PG_GETARG_DATUM(3);
+	values[5] = ObjectIdGetDatum(GetUserId());
+	mlcache_catalog_exec("INSERT INTO mlcache.warm_queue"
+						 "   (id, definition, params, settings, job, batch, queued_by)"
+						 " SELECT n.id, $1, $2, $3, coalesce($4, n.id), $5, $6::regrole"
+						 "   FROM (SELECT pg_catalog.nextval('mlcache.warm_queue_id_seq') AS id) n"
+						 " RETURNING id", 6, types, values, nulls);
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	PG_RETURN_INT64(id);
+}
+
 /* ---- the background side ---- */
 
 /* Run f(arg) in a transaction of its own, with SPI connected. */
@@ -310,62 +432,90 @@ warm_in_transaction(void (*f) (void *), void *arg)
 	CommitTransactionCommand();
 }
 
+/* One claimed task; fields live in the batch's memory context. */
 typedef struct WarmTask
 {
-	bool		found;
 	int64		id;
 	char	   *definition;
-	Datum		params;			/* text[], in the caller's memory */
+	Datum		params;			/* text[] */
 	Datum		settings;		/* text[] of mlcache_result_settings values, or 0 */
 	int			attempts;
-	char	   *error;
-	MemoryContext cxt;			/* where the task's fields live */
-	bool		waiting;		/* none claimed, but some wait for a retry */
+	char	   *error;			/* NULL: succeeded (or not run yet) */
 } WarmTask;
 
+/* The tasks of one batch (one job's tasks with one batch number). */
+typedef struct WarmBatch
+{
+	MemoryContext cxt;			/* where the tasks live */
+	int			ntasks;
+	WarmTask   *tasks;			/* in id order */
+	int64		job;
+	int			batch;
+	bool		waiting;		/* none claimed, but some wait for a retry */
+} WarmBatch;
+
+/*
+ * Claim the due pending tasks of the batch of the oldest due task: all of
+ * them become running in this (committed) transaction, so warm_tasks shows
+ * the batch as running while it runs.  SKIP LOCKED: a task is never run
+ * twice at once.
+ */
 static void
 warm_claim(void *arg)
 {
-	WarmTask   *t = arg;
+	WarmBatch  *b = arg;
 	bool		isnull;
+	uint64		r;
+	MemoryContext old;
 
-	t->found = false;
+	b->ntasks = 0;
 	if (SPI_execute("SELECT to_regclass('mlcache.warm_queue') IS NOT NULL", true, 1) != SPI_OK_SELECT ||
 		!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
 		return;
-	if (SPI_execute("UPDATE mlcache.warm_queue SET state = 'running', attempts = attempts + 1,"
-					" started_at = now()"
-					" WHERE id = (SELECT id FROM mlcache.warm_queue"
-					"             WHERE state = 'pending' AND next_attempt <= now()"
-					"             ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
-					" RETURNING id, definition, params, attempts, settings", false, 1) != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "could not claim a warming task");
-	if (SPI_processed == 1)
+	if (SPI_execute("WITH first AS (SELECT job, batch FROM mlcache.warm_queue"
+					"                WHERE state = 'pending' AND next_attempt <= now()"
+					"                ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED),"
+					"     mine AS (SELECT q.id FROM mlcache.warm_queue q, first f"
+					"               WHERE q.state = 'pending' AND q.next_attempt <= now()"
+					"                 AND q.job = f.job AND q.batch = f.batch"
+					"               FOR UPDATE OF q SKIP LOCKED),"
+					"     claimed AS (UPDATE mlcache.warm_queue q SET state = 'running',"
+					"                        attempts = q.attempts + 1, started_at = now()"
+					"                   FROM mine WHERE q.id = mine.id"
+					"                 RETURNING q.id, q.definition, q.params, q.attempts, q.settings,"
+					"                           q.job, q.batch)"
+					" SELECT * FROM claimed ORDER BY id", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not claim a warming batch");
+	old = MemoryContextSwitchTo(b->cxt);
+	b->tasks = palloc0(sizeof(WarmTask) * Max(SPI_processed, 1));
+	for (r = 0; r < SPI_processed; r++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[0];
+		HeapTuple	tup = SPI_tuptable->vals[r];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
+		WarmTask   *t = &b->tasks[r];
 
-		MemoryContext old;
-
-		t->found = true;
 		t->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		t->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
-		old = MemoryContextSwitchTo(t->cxt);
 		t->definition = pstrdup(SPI_getvalue(tup, desc, 2));
 		t->params = datumCopy(SPI_getbinval(tup, desc, 3, &isnull), false, -1);
+		t->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
 		t->settings = SPI_getbinval(tup, desc, 5, &isnull);
 		t->settings = isnull ? (Datum) 0 : datumCopy(t->settings, false, -1);
-		MemoryContextSwitchTo(old);
+		b->job = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
+		b->batch = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
 	}
-	else if (SPI_execute("SELECT count(*) > 0 FROM mlcache.warm_queue WHERE state = 'pending'",
-						 true, 1) == SPI_OK_SELECT)
-		t->waiting = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	b->ntasks = (int) SPI_processed;
+	MemoryContextSwitchTo(old);
+	if (b->ntasks == 0 &&
+		SPI_execute("SELECT count(*) > 0 FROM mlcache.warm_queue WHERE state = 'pending'",
+					true, 1) == SPI_OK_SELECT)
+		b->waiting = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
 /*
  * Compute with the result-shaping settings of the session that queued the
- * task (for this transaction only): values differ by them, and the session
- * reads only what matches its own.  Only the names mlcache knows are set.
+ * task: values differ by them, and the session reads only what matches its
+ * own.  Only the names mlcache knows are set, LOCAL to the caller's GUC
+ * nest level.
  */
 static void
 warm_apply_settings(WarmTask *t)
@@ -389,30 +539,75 @@ warm_apply_settings(WarmTask *t)
 		elog(ERROR, "could not apply a warming task's settings");
 }
 
+/*
+ * Fetch one task's parameter set, with its settings (undone afterwards, so
+ * the next task of the batch starts from the worker's) and bounded by
+ * mlcache.warm_task_timeout (the statement timeout, armed here: the worker
+ * runs no top-level statements that would arm it).
+ */
 static void
-warm_run(void *arg)
+warm_fetch(WarmTask *t)
 {
-	WarmTask   *t = arg;
-	Oid			types[3] = {TEXTOID, TEXTARRAYOID, INT8OID};
-	Datum		values[3] = {CStringGetTextDatum(t->definition), t->params, Int64GetDatum(t->id)};
-	char	   *timeout = psprintf("SET LOCAL statement_timeout = %d", mlcache_warm_task_timeout);
+	Oid			types[2] = {TEXTOID, TEXTARRAYOID};
+	Datum		values[2] = {CStringGetTextDatum(t->definition), t->params};
+	int			nest = NewGUCNestLevel();
 
-	SPI_execute(timeout, false, 0);
 	warm_apply_settings(t);
-	if (SPI_execute_with_args("SELECT mlcache.fetch($1, VARIADIC $2)", 2, types, values,
-							  NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "warming task failed");
-	SPI_execute("SET LOCAL statement_timeout = 0", false, 0);
-	if (SPI_execute_with_args("UPDATE mlcache.warm_queue SET state = 'done', finished_at = now(),"
-							  " last_error = NULL WHERE id = $1",
-							  1, types + 2, values + 2, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not record a warming task");
+	enable_timeout_after(STATEMENT_TIMEOUT, mlcache_warm_task_timeout);
+	PG_TRY();
+	{
+		if (SPI_execute_with_args("SELECT mlcache.fetch($1, VARIADIC $2)", 2, types, values,
+								  NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "warming task failed");
+	}
+	PG_FINALLY();
+	{
+		disable_timeout(STATEMENT_TIMEOUT, false);
+	}
+	PG_END_TRY();
+	AtEOXact_GUC(false, nest);
 }
 
+/*
+ * warm_fetch in a subtransaction: a failing task records its error and the
+ * rest of the batch goes on.  Fetching writes nothing, so the batch's
+ * transaction has not written when its fetches store their values.
+ */
 static void
-warm_record_failure(void *arg)
+warm_fetch_guarded(WarmBatch *b, WarmTask *t)
 {
-	WarmTask   *t = arg;
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		warm_fetch(t);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		t->error = MemoryContextStrdup(b->cxt, edata->message);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+}
+
+/* Record a failed task: retried after 2^(attempts-1) s, or failed for good. */
+static void
+warm_record_failure(WarmTask *t)
+{
 	Oid			types[4] = {INT8OID, TEXTOID, INT4OID, INT4OID};
 	Datum		values[4] = {Int64GetDatum(t->id), CStringGetTextDatum(t->error),
 	Int32GetDatum(mlcache_warm_max_attempts), Int32GetDatum(t->attempts)};
@@ -424,43 +619,92 @@ warm_record_failure(void *arg)
 							  " WHERE id = $1",
 							  4, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not record a failed warming task");
+	ereport(LOG,
+			(errmsg("mlcache warming task %lld (%s) failed, attempt %d: %s",
+					(long long) t->id, t->definition, t->attempts, t->error)));
 }
 
 /*
- * Take and run one due task of this database's queue.  Returns false when
- * there was none; *waiting then says whether tasks wait for a retry.  Errors
- * of the task are recorded, not raised.
+ * Run a claimed batch in this transaction: every fetch first, then the
+ * tasks' outcome, so the batch's tasks become done together when it
+ * commits.
+ */
+static void
+warm_run_batch(void *arg)
+{
+	WarmBatch  *b = arg;
+	Datum	   *done = palloc(sizeof(Datum) * Max(b->ntasks, 1));
+	int			ndone = 0;
+	int			i;
+
+	for (i = 0; i < b->ntasks; i++)
+	{
+		warm_fetch_guarded(b, &b->tasks[i]);
+		if (b->tasks[i].error == NULL)
+			done[ndone++] = Int64GetDatum(b->tasks[i].id);
+	}
+	if (ndone > 0)
+	{
+		Oid			types[1] = {INT8ARRAYOID};
+		Datum		values[1] = {PointerGetDatum(construct_array(done, ndone, INT8OID, sizeof(int64),
+																 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE))};
+
+		if (SPI_execute_with_args("UPDATE mlcache.warm_queue SET state = 'done', finished_at = now(),"
+								  " last_error = NULL WHERE id = ANY ($1)",
+								  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not record a warming batch");
+	}
+	for (i = 0; i < b->ntasks; i++)
+		if (b->tasks[i].error != NULL)
+			warm_record_failure(&b->tasks[i]);
+}
+
+/* The batch's transaction failed as a whole: every task failed with it. */
+static void
+warm_fail_batch(void *arg)
+{
+	WarmBatch  *b = arg;
+	int			i;
+
+	for (i = 0; i < b->ntasks; i++)
+		warm_record_failure(&b->tasks[i]);
+}
+
+/*
+ * Take and run one due batch of this database's queue, in a transaction of
+ * its own.  Returns false when there was none; *waiting then says whether
+ * tasks wait for a retry.  Errors of the tasks are recorded, not raised.
  */
 bool
 mlcache_warm_drain_one(bool *waiting)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	WarmTask	t;
+	WarmBatch	b;
 
-	memset(&t, 0, sizeof(t));
-	t.cxt = cxt;
-	warm_in_transaction(warm_claim, &t);
-	*waiting = t.waiting;
-	if (!t.found)
+	memset(&b, 0, sizeof(b));
+	b.cxt = cxt;
+	warm_in_transaction(warm_claim, &b);
+	*waiting = b.waiting;
+	if (b.ntasks == 0)
 		return false;
-	pgstat_report_activity(STATE_RUNNING, "mlcache warming");
+	pgstat_report_activity(STATE_RUNNING,
+						   psprintf("mlcache warming job %lld batch %d", (long long) b.job, b.batch));
 	PG_TRY();
 	{
-		warm_in_transaction(warm_run, &t);
+		warm_in_transaction(warm_run_batch, &b);
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
+		int			i;
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
-		t.error = edata->message;
-		warm_in_transaction(warm_record_failure, &t);
-		ereport(LOG,
-				(errmsg("mlcache warming task %lld (%s) failed, attempt %d: %s",
-						(long long) t.id, t.definition, t.attempts, t.error)));
+		for (i = 0; i < b.ntasks; i++)
+			b.tasks[i].error = edata->message;
+		warm_in_transaction(warm_fail_batch, &b);
 	}
 	PG_END_TRY();
 	pgstat_report_activity(STATE_IDLE, NULL);

@@ -1,8 +1,9 @@
 /*
  * worker.c
  *	  mlcache's background worker: one per server, with no database.  Every
- *	  iteration it starts the L3 refreshers that are due (l3.c) and does the
- *	  Redis hygiene work (hygiene.c).
+ *	  iteration it starts the L3 refreshers that are due (l3.c), does the
+ *	  Redis hygiene work (hygiene.c) and tells hot standbys whether
+ *	  invalidations are logged (wal.c).
  */
 #include "postgres.h"
 
@@ -21,6 +22,7 @@
 
 #include "hygiene.h"
 #include "refresher.h"
+#include "wal.h"
 #include "worker.h"
 
 PGDLLEXPORT void mlcache_worker_main(Datum arg);
@@ -69,6 +71,7 @@ mlcache_worker_main(Datum arg)
 			mlcache_hygiene_reloaded();
 		}
 		MemoryContextReset(loop_cxt);
+		mlcache_wal_worker_tick();
 		mlcache_refresher_launch();
 		mlcache_hygiene_work(loop_cxt, owner);
 	}

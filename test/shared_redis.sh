@@ -8,8 +8,9 @@
 #     other's keys;
 #   - control: with the second cluster's prefix set to the first's (as the
 #     old default "mlcache:<database>:" did), the two evict each other.
-# Also: a hot standby shares its primary's namespace (same identifier), and
-# clean_orphans() is refused there.
+# Also: a hot standby, which has its primary's system identifier, stores
+# under its own standby:<epoch>: names, which the primary's clean_orphans()
+# leaves alone.
 # Run under test/harness.sh (the first cluster is its server); exits non-zero on failure.
 set -euo pipefail
 t0=$SECONDS
@@ -76,16 +77,22 @@ b -c "SET mlcache.key_prefix = '$ns_a'" -c "SELECT mlcache.get('k', 'SELECT 2', 
 [[ $(read_k a 1) == "1|compute" ]] || fail "control: a shared namespace did not make the clusters collide"
 say "control: sharing one namespace, the clusters evict each other"
 
-# A hot standby of B has B's system identifier, hence B's namespace.
-as_pg "$(pg_bin pg_basebackup)" -h "$MLCACHE_TMP" -p "$b_port" -U postgres -D "$base/standby" -R -X stream -c fast
-echo "port = $s_port" | as_pg tee "$base/standby/mlcache_test.conf" >/dev/null
-on_exit pg_stop "$base/standby"
-pg_start "$base/standby"
-[[ $(mlcache_ns "$db" -p "$s_port") == "$ns_b" ]] || fail "the standby's namespace differs from its primary's"
-out=$(psql_db "$db" -p "$s_port" -c '\set VERBOSITY verbose' -c 'SELECT mlcache.clean_orphans()' 2>&1) &&
-	fail "clean_orphans() ran on a standby in its primary's namespace"
-[[ $out == *55000* ]] || fail "clean_orphans() on a standby: $out"
-psql_db "$db" -p "$s_port" -c "SET mlcache.key_prefix = 'standby_own:'" -c 'SELECT mlcache.clean_orphans()' >/dev/null ||
-	fail "clean_orphans() was refused on a standby with a prefix of its own"
-say "a standby shares its primary's namespace, and refuses clean_orphans() there"
+# A hot standby of B has B's system identifier; it appends standby:<epoch>: to
+# B's namespace, and B's clean_orphans() leaves the standby's values alone.
+standby=$MLCACHE_TMP/shared_redis_standby
+as_pg "$(pg_bin pg_basebackup)" -h "$MLCACHE_TMP" -p "$b_port" -U postgres -D "$standby" -R -X stream -c fast
+echo "port = $s_port" | as_pg tee "$standby/mlcache_test.conf" >/dev/null
+on_exit pg_stop "$standby"
+pg_start "$standby"
+s() { psql_db "$db" -p "$s_port" "$@"; }
+b -c 'RESET mlcache.key_prefix' >/dev/null
+standby_cached() { s -c "SELECT mlcache.get('sk', 'SELECT 5', 0)" >/dev/null && [[ -n $(rcli --scan --pattern "${ns_b}standby:*sk") ]]; }
+wait_for 30 standby_cached || fail "the standby stored no value of its own in L2 within 30 s"
+skey=$(rcli --scan --pattern "${ns_b}standby:*sk" | head -n 1)
+[[ $skey =~ ^${ns_b}standby:[0-9a-f]{16}:sk$ ]] || fail "the standby's key is $skey"
+b -c 'SELECT mlcache.clean_orphans()' >/dev/null
+[[ $(exists "$skey") == 1 ]] || fail "the primary's clean_orphans() removed the standby's value $skey"
+s -c 'SELECT mlcache.clean_orphans()' >/dev/null
+[[ $(exists "$skey") == 1 ]] || fail "the standby's clean_orphans() removed its own value"
+say "a standby stores under ${ns_b}standby:<epoch>:, and neither server's clean_orphans() removes it"
 say "done in $((SECONDS - t0)) s"

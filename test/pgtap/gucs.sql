@@ -4,13 +4,13 @@
 -- superuser-only, hidden mlcache.redis_password; range checks; and the
 -- reserved "mlcache" prefix.  Run as a superuser.
 BEGIN;
-SELECT plan(36);
+SELECT plan(37);
 
 -- The parameters are defined when the library is loaded; it normally is
 -- already (shared_preload_libraries), and then this is a no-op.
 LOAD 'mlcache';
 
--- ---- what pg_settings shows (16) ----
+-- ---- what pg_settings shows (24) ----
 -- setting NULL: not checked, because the test server's postgresql.conf sets it.
 CREATE TEMP TABLE tap_guc (
     name     text PRIMARY KEY,
@@ -42,7 +42,8 @@ INSERT INTO tap_guc VALUES
  ('mlcache.track_max',             '5000',      NULL, 'postmaster', '5000',      'integer'),
  ('mlcache.warm_sync_limit',       '2000',      'ms', 'user',       '2000',      'integer'),
  ('mlcache.warm_task_timeout',     '30000',     'ms', 'sighup',     '30000',     'integer'),
- ('mlcache.warm_max_attempts',     '5',         NULL, 'sighup',     '5',         'integer');
+ ('mlcache.warm_max_attempts',     '5',         NULL, 'sighup',     '5',         'integer'),
+ ('mlcache.standby_invalidation',  'on',        NULL, 'sighup',     'on',        'bool');
 
 -- One test per parameter; a missing parameter shows as NULL (22).
 SELECT is(

@@ -7,7 +7,7 @@
 -- membership.  Run by pg_prove in a database where pgtap and mlcache are
 -- installed.
 BEGIN;
-SELECT plan(444);
+SELECT plan(453);
 
 -- ---- schema and extension (4) ----
 SELECT has_schema('mlcache', 'schema mlcache exists');
@@ -25,7 +25,7 @@ SELECT is(
 
 -- ---- functions ----
 -- One row per function of the install script: the single source of truth
--- for every per-function test below (47 C functions x 9 tests = 423; get and set have one signature per arity).
+-- for every per-function test below (48 C functions x 9 tests = 432; get and set have one signature per arity).
 CREATE TEMP TABLE tap_fn (
     ord      int PRIMARY KEY,
     fname    name NOT NULL,
@@ -112,7 +112,9 @@ INSERT INTO tap_fn VALUES
      'void', 'VOLATILE', 'u', 'mlcache_set_staleness', false),
  (46, 'set_warm_query', '{text,text}', 'name text, query text', 'void', 'VOLATILE', 'u', 'mlcache_set_warm_query', false),
  (47, '_warm_tasks', '{text[]}', 'query_types text[]', 'setof record', 'VOLATILE', 'u', 'mlcache_warm_tasks', false),
- (48, '_warm_enqueue', '{text,text[]}', 'name text, params text[]', 'void', 'VOLATILE', 'u', 'mlcache_warm_enqueue', false);
+ (48, '_warm_enqueue', '{text,text[],bigint,integer}', 'name text, params text[], job bigint, batch integer',
+     'bigint', 'VOLATILE', 'u', 'mlcache_warm_enqueue', false),
+ (49, '_warm_check', '{text}', 'name text', 'void', 'VOLATILE', 'u', 'mlcache_warm_check', false);
 
 -- Exactly these functions, no more (1).
 SELECT functions_are(
@@ -127,6 +129,7 @@ SELECT functions_are(
           '_catalog_watch', '_catalog_unwatch', '_warm_enqueue', '_param_types', '_check_l3', '_health', 'health', 'stats_row',
           'key_stats', 'tracking_sweep', '_tracking_advance',
           '_warm_wake', '_compute_estimate', 'set_warm_query', '_warm_one', '_warm_tasks', 'warm',
+          '_warm_check', '_warm_list', 'warm_sets',
           'refresh_views', 'clean_orphans', 'snapshot_stats', 'sweep', 'schedule_maintenance',
           'set_staleness',
           'lms_analytics_assignment_live', 'lms_analytics_engagement_live', 'lms_analytics_progress_live', 'lms_analytics_student_live',
@@ -136,7 +139,8 @@ SELECT functions_are(
           'lms_not_found', 'lms_query', 'lms_relation', 'lms_render',
           'lms_resolve', 'lms_setup', 'lms_table', 'lms_template',
           'lms_template_analytics_assignment', 'lms_template_analytics_engagement', 'lms_template_analytics_progress', 'lms_template_analytics_student',
-          'lms_template_assignment_stats', 'lms_watch_keys', 'lms_watches', 'lms_assignment_cache_hit_rate', 'lms_warm_teacher'],
+          'lms_template_assignment_stats', 'lms_watch_keys', 'lms_watches', 'lms_assignment_cache_hit_rate', 'lms_warm_teacher',
+          'lms_warm_template', 'lms_view_entities', 'lms_invalidate_analytics'],
     'schema mlcache has exactly the functions of the install scripts of mlcache and mlcache_lms'
 );
 

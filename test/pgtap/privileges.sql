@@ -11,7 +11,7 @@
 -- which only take effect at commit.  reset_stats() is never called: it acts
 -- at once, server-wide.  Run as a superuser, with mlcache preloaded.
 BEGIN;
-SELECT plan(191);
+SELECT plan(199);
 
 -- tap_nobody: no grants at all.  tap_usage_only: USAGE on the schema but no
 -- function grant, so a call reaches the function's own ACL.
@@ -69,9 +69,11 @@ INSERT INTO tap_fn VALUES
  (30, 'clean_orphans',     '{}',                           false),
  (31, 'schedule_maintenance', '{name}',                    false),
  (32, 'lms_setup',         '{name,jsonb,jsonb}',           false),
- (33, 'lms_generate',      '{integer,name,double precision,integer}', false);
+ (33, 'lms_generate',      '{integer,name,double precision,integer}', false),
+ (43, 'warm_sets',         '{text,jsonb,integer}',         true),
+ (44, 'lms_warm_teacher',  '{bigint,name,jsonb,jsonb,integer}', true);
 
--- ---- the catalog (1 + 4 x 41 + 4 + 8 = 177) ----
+-- ---- the catalog (1 + 4 x 43 + 4 + 8 = 185) ----
 SELECT is_empty(
     $$SELECT p.oid::regprocedure
         FROM pg_proc p

@@ -41,8 +41,13 @@ DATABASES = {
 }
 
 # The role the application connects as, if it is not the one that runs the
-# migrations: the mlcache migration lets it fetch the LMS definitions.
+# migrations (the owner of the tables and of the pack's definitions): the
+# mlcache migration grants it what the endpoints use, and no more
+# (assignments.mlcache_client.APP_GRANTS).
 MLCACHE_APP_ROLE = os.environ.get("MLCACHE_APP_ROLE", "")
+
+# Tests migrate as the owner (USER above) and then run as MLCACHE_APP_ROLE.
+TEST_RUNNER = "lms_project.test_runner.AppRoleRunner"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True

@@ -3,5 +3,6 @@ from django.urls import include, path
 
 urlpatterns = [path("api/", include("assignments.urls"))]
 
+handler400 = "assignments.views.bad_request"
 handler403 = "assignments.views.forbidden"
 handler404 = "assignments.views.not_found"

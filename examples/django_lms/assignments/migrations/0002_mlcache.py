@@ -5,7 +5,10 @@ five definitions and the watches (statement-level triggers that invalidate at
 commit, so ORM saves, queryset.update() and raw SQL all invalidate).  It
 needs the tables, hence this migration comes after the models' (and after
 auth's, since auth_user is the pack's users table).  CREATE
-EXTENSION needs a superuser (or the extension installed beforehand).
+EXTENSION mlcache_lms CASCADE (the pack, and the core it requires) needs a
+superuser, or both installed beforehand.  When settings.MLCACHE_APP_ROLE
+names the role the application connects as, it gets exactly what the
+endpoints use (mlcache_client.grant_app_role), never mlcache_admin.
 """
 import json
 
