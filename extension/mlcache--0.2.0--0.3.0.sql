@@ -301,8 +301,11 @@ GRANT EXECUTE ON FUNCTION warm_sets(text, jsonb, integer), _warm_list(jsonb, int
 -- EACH ROW, ENABLE REPLICA, for the apply workers of logical replication,
 -- which fire no statement-level trigger.  Existing watches get it first,
 -- while the DDL checks still expect four triggers; then the functions that
--- create and check a watch's triggers learn about it.
+-- create and check a watch's triggers learn about it.  Adding the trigger
+-- changes no data, so the DDL check (which would invalidate everything each
+-- watch covers and mark its views dirty) is switched off meanwhile.
 -- ---------------------------------------------------------------------------
+ALTER EVENT TRIGGER mlcache_ddl_end DISABLE;
 DO $$
 DECLARE
     w record;
@@ -315,6 +318,7 @@ BEGIN
     END LOOP;
 END
 $$;
+ALTER EVENT TRIGGER mlcache_ddl_end ENABLE ALWAYS;
 
 CREATE OR REPLACE FUNCTION _watch_trigger_names()
 RETURNS name[]
