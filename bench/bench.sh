@@ -451,7 +451,7 @@ printf "SELECT mlcache.invalidate_pattern('analytics:student:456:*');\n" >"$work
 fill() { # fill N: N keys under the namespace (and under the invalidated prefix)
 	rcli FLUSHALL >/dev/null
 	rcli EVAL "for i = 1, tonumber(ARGV[1]) do redis.call('SET', ARGV[2] .. 'analytics:student:' .. (i % 1000) .. ':k' .. i, 'x') end" \
-		0 "$1" "mlcache:$db:" >/dev/null
+		0 "$1" "$(mlcache_ns "$db")" >/dev/null
 	rcli DBSIZE
 }
 n1k=$(fill 1000)

@@ -294,3 +294,125 @@ GRANT EXECUTE ON FUNCTION warm_sets(text, jsonb, integer), _warm_list(jsonb, int
                           _warm_one(text, text[]), _warm_enqueue(text, text[], bigint, integer),
                           _warm_check(text), _warm_wake(), _compute_estimate(text)
       TO mlcache_reader;
+
+-- ---------------------------------------------------------------------------
+-- Issue #18: logical-replication subscribers.  A watch gains a fifth
+-- trigger, mlcache_watch_replica: AFTER INSERT OR UPDATE OR DELETE ... FOR
+-- EACH ROW, ENABLE REPLICA, for the apply workers of logical replication,
+-- which fire no statement-level trigger.  Existing watches get it first,
+-- while the DDL checks still expect four triggers; then the functions that
+-- create and check a watch's triggers learn about it.  Adding the trigger
+-- changes no data, so the DDL check (which would invalidate everything each
+-- watch covers and mark its views dirty) is switched off meanwhile.
+-- ---------------------------------------------------------------------------
+ALTER EVENT TRIGGER mlcache_ddl_end DISABLE;
+DO $$
+DECLARE
+    w record;
+BEGIN
+    FOR w IN SELECT tbl, keys FROM mlcache.watches LOOP
+        EXECUTE format('CREATE TRIGGER mlcache_watch_replica AFTER INSERT OR UPDATE OR DELETE ON %s '
+                       'FOR EACH ROW EXECUTE FUNCTION mlcache.watch_trigger(%s)', w.tbl,
+                       array_to_string(ARRAY(SELECT quote_literal(k) FROM unnest(w.keys) k), ', '));
+        EXECUTE format('ALTER TABLE %s ENABLE REPLICA TRIGGER mlcache_watch_replica', w.tbl);
+    END LOOP;
+END
+$$;
+ALTER EVENT TRIGGER mlcache_ddl_end ENABLE ALWAYS;
+
+CREATE OR REPLACE FUNCTION _watch_trigger_names()
+RETURNS name[]
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT ARRAY['mlcache_watch_ins', 'mlcache_watch_upd', 'mlcache_watch_del', 'mlcache_watch_trunc',
+                   'mlcache_watch_replica']::name[] $$;
+
+CREATE OR REPLACE FUNCTION watch(tbl regclass, keys text[], views regclass[] DEFAULT '{}')
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    args text;
+    v regclass;
+    trg name;
+BEGIN
+    PERFORM mlcache._require_loaded();
+    IF tbl IS NULL OR keys IS NULL OR views IS NULL THEN
+        RAISE EXCEPTION 'table, key templates and views must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF (SELECT relkind FROM pg_class WHERE oid = tbl) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '"%" is not a table', tbl
+            USING ERRCODE = 'wrong_object_type';
+    END IF;
+    PERFORM mlcache._check_templates(tbl, keys);
+    FOREACH v IN ARRAY views LOOP
+        IF v IS NULL OR (SELECT relkind FROM pg_class WHERE oid = v) <> 'm' THEN
+            RAISE EXCEPTION '"%" is not a materialized view', v
+                USING ERRCODE = 'wrong_object_type';
+        END IF;
+    END LOOP;
+
+    -- Replace an existing watch.  The catalog row goes first so that the
+    -- DDL event triggers do not check a watch that is being rebuilt; it
+    -- also checks that the caller owns the table.
+    PERFORM mlcache._catalog_unwatch(tbl);
+    PERFORM mlcache._drop_watch_triggers(tbl);
+
+    args := array_to_string(ARRAY(SELECT quote_literal(k) FROM unnest(keys) k), ', ');
+    EXECUTE format('CREATE TRIGGER mlcache_watch_ins AFTER INSERT ON %s '
+                   'REFERENCING NEW TABLE AS mlcache_new '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION mlcache.watch_trigger(%s)', tbl, args);
+    EXECUTE format('CREATE TRIGGER mlcache_watch_upd AFTER UPDATE ON %s '
+                   'REFERENCING OLD TABLE AS mlcache_old NEW TABLE AS mlcache_new '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION mlcache.watch_trigger(%s)', tbl, args);
+    EXECUTE format('CREATE TRIGGER mlcache_watch_del AFTER DELETE ON %s '
+                   'REFERENCING OLD TABLE AS mlcache_old '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION mlcache.watch_trigger(%s)', tbl, args);
+    EXECUTE format('CREATE TRIGGER mlcache_watch_trunc AFTER TRUNCATE ON %s '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION mlcache.watch_trigger(%s)', tbl, args);
+    EXECUTE format('CREATE TRIGGER mlcache_watch_replica AFTER INSERT OR UPDATE OR DELETE ON %s '
+                   'FOR EACH ROW EXECUTE FUNCTION mlcache.watch_trigger(%s)', tbl, args);
+    -- ALWAYS: the statement-level ones fire under session_replication_role =
+    -- replica too.  REPLICA: the row-level one fires only there, where a
+    -- logical-replication apply worker runs (and does nothing in any other
+    -- session, which the statement-level ones cover).
+    FOREACH trg IN ARRAY mlcache._watch_trigger_names() LOOP
+        EXECUTE format('ALTER TABLE %s ENABLE %s TRIGGER %I', tbl,
+                       CASE WHEN trg = 'mlcache_watch_replica' THEN 'REPLICA' ELSE 'ALWAYS' END, trg);
+    END LOOP;
+
+    PERFORM mlcache._catalog_watch(tbl, keys, views);
+    FOREACH v IN ARRAY views LOOP
+        PERFORM mlcache._register_view(v);
+    END LOOP;
+    PERFORM mlcache._watches_changed();
+    -- Values cached before the watch existed were never protected by it.
+    PERFORM mlcache._invalidate_templates(keys);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION _check_watch(w mlcache.watches)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    BEGIN
+        PERFORM mlcache._check_templates(w.tbl, w.keys);
+    EXCEPTION WHEN undefined_column THEN
+        RAISE EXCEPTION 'cannot change table "%" in a way that breaks its mlcache watch', w.tbl
+            USING ERRCODE = 'dependent_objects_still_exist', DETAIL = SQLERRM,
+                  HINT = 'Call mlcache.unwatch() first, then watch the table again with new templates.';
+    END;
+    IF (SELECT count(*) FROM pg_trigger
+         WHERE tgrelid = w.tbl AND tgname = ANY (mlcache._watch_trigger_names())
+           AND tgenabled = CASE WHEN tgname = 'mlcache_watch_replica' THEN 'R' ELSE 'A' END)
+       <> cardinality(mlcache._watch_trigger_names()) THEN
+        RAISE EXCEPTION 'the mlcache watch triggers of table "%" must stay enabled', w.tbl
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Call mlcache.unwatch() to stop invalidating from this table.';
+    END IF;
+END
+$$;

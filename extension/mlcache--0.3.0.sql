@@ -227,13 +227,16 @@ RETURNS boolean
 AS 'MODULE_PATHNAME', 'mlcache_catalog_unwatch'
 LANGUAGE C;
 
--- The four triggers of a watch, created by watch() and checked by the DDL
--- event triggers below.
+-- The five triggers of a watch, created by watch() and checked by the DDL
+-- event triggers below: four statement-level ones (ENABLE ALWAYS) and
+-- mlcache_watch_replica, row-level (ENABLE REPLICA), for the apply workers
+-- of logical replication, which fire no statement-level trigger.
 CREATE FUNCTION _watch_trigger_names()
 RETURNS name[]
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT ARRAY['mlcache_watch_ins', 'mlcache_watch_upd', 'mlcache_watch_del', 'mlcache_watch_trunc']::name[] $$;
+AS $$ SELECT ARRAY['mlcache_watch_ins', 'mlcache_watch_upd', 'mlcache_watch_del', 'mlcache_watch_trunc',
+                   'mlcache_watch_replica']::name[] $$;
 
 CREATE FUNCTION _drop_watch_triggers(tbl regclass)
 RETURNS void
@@ -295,9 +298,15 @@ BEGIN
                    'FOR EACH STATEMENT EXECUTE FUNCTION mlcache.watch_trigger(%s)', tbl, args);
     EXECUTE format('CREATE TRIGGER mlcache_watch_trunc AFTER TRUNCATE ON %s '
                    'FOR EACH STATEMENT EXECUTE FUNCTION mlcache.watch_trigger(%s)', tbl, args);
-    -- ALWAYS: they fire under session_replication_role = replica too.
+    EXECUTE format('CREATE TRIGGER mlcache_watch_replica AFTER INSERT OR UPDATE OR DELETE ON %s '
+                   'FOR EACH ROW EXECUTE FUNCTION mlcache.watch_trigger(%s)', tbl, args);
+    -- ALWAYS: the statement-level ones fire under session_replication_role =
+    -- replica too.  REPLICA: the row-level one fires only there, where a
+    -- logical-replication apply worker runs (and does nothing in any other
+    -- session, which the statement-level ones cover).
     FOREACH trg IN ARRAY mlcache._watch_trigger_names() LOOP
-        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', tbl, trg);
+        EXECUTE format('ALTER TABLE %s ENABLE %s TRIGGER %I', tbl,
+                       CASE WHEN trg = 'mlcache_watch_replica' THEN 'REPLICA' ELSE 'ALWAYS' END, trg);
     END LOOP;
 
     PERFORM mlcache._catalog_watch(tbl, keys, views);
@@ -353,8 +362,9 @@ BEGIN
                   HINT = 'Call mlcache.unwatch() first, then watch the table again with new templates.';
     END;
     IF (SELECT count(*) FROM pg_trigger
-         WHERE tgrelid = w.tbl AND tgenabled = 'A'
-           AND tgname = ANY (mlcache._watch_trigger_names())) <> 4 THEN
+         WHERE tgrelid = w.tbl AND tgname = ANY (mlcache._watch_trigger_names())
+           AND tgenabled = CASE WHEN tgname = 'mlcache_watch_replica' THEN 'R' ELSE 'A' END)
+       <> cardinality(mlcache._watch_trigger_names()) THEN
         RAISE EXCEPTION 'the mlcache watch triggers of table "%" must stay enabled', w.tbl
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Call mlcache.unwatch() to stop invalidating from this table.';

@@ -71,10 +71,13 @@ UPDATE submissions SET assignment_id = NULL WHERE id = 13; -- assignment 1 -> NU
 SELECT counter('invalidations') - :i0 AS invalidations;
 SELECT a_stats(1), s_stats(3);
 
--- session_replication_role = replica: the triggers are ENABLE ALWAYS.
+-- session_replication_role = replica: the triggers are ENABLE ALWAYS.  (The
+-- row-level mlcache_watch_replica fires there too, but renders keys only in
+-- a logical-replication apply worker: test/subscriber.sh.)
 SELECT a_stats(2);
 SET session_replication_role = replica;
 UPDATE submissions SET score = score + 1 WHERE id = 2;     -- assignment 2
+DELETE FROM submissions WHERE id = 31;                     -- no such row: nothing
 RESET session_replication_role;
 SELECT a_stats(2);
 
@@ -112,6 +115,12 @@ SELECT expect_error($$ALTER TABLE submissions DISABLE TRIGGER ALL$$);
 SELECT expect_error($$ALTER TABLE submissions ENABLE TRIGGER mlcache_watch_upd$$);
 SELECT expect_error($$DROP TRIGGER mlcache_watch_del ON submissions$$);
 SELECT expect_error($$ALTER TRIGGER mlcache_watch_ins ON submissions RENAME TO other$$);
+-- The row-level trigger for logical-replication subscribers must stay ENABLE REPLICA.
+SELECT expect_error($$ALTER TABLE submissions DISABLE TRIGGER mlcache_watch_replica$$);
+SELECT expect_error($$ALTER TABLE submissions ENABLE TRIGGER mlcache_watch_replica$$);
+SELECT expect_error($$ALTER TABLE submissions ENABLE ALWAYS TRIGGER mlcache_watch_replica$$);
+SELECT expect_error($$DROP TRIGGER mlcache_watch_replica ON submissions$$);
+SELECT expect_error($$ALTER TRIGGER mlcache_watch_replica ON submissions RENAME TO other$$);
 SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'submissions'::regclass ORDER BY tgname;
 -- ... and others invalidate everything the watch covers, since they may
 -- rewrite the data.

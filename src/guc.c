@@ -26,6 +26,9 @@ int			mlcache_redis_port = 6379;
 char	   *mlcache_redis_socket = NULL;
 char	   *mlcache_redis_username = NULL;
 char	   *mlcache_redis_password = NULL;
+char	   *mlcache_redis_sentinels = NULL;
+char	   *mlcache_redis_master_name = NULL;
+char	   *mlcache_redis_sentinel_password = NULL;
 int			mlcache_redis_database = 0;
 int			mlcache_redis_connect_timeout = 50;
 int			mlcache_redis_command_timeout = 50;
@@ -110,6 +113,135 @@ redis_host_check(char **newval, void **extra, GucSource source)
 	return false;
 }
 
+/* Is host a numeric IPv4 or IPv6 address (so no DNS lookup can block)? */
+bool
+mlcache_numeric_host(const char *host)
+{
+	unsigned char addr[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+}
+
+/*
+ * Parse one "host:port" item (len bytes at s) into out: host is an IPv4
+ * address, "[IPv6]" or localhost (kept as 127.0.0.1).  False if malformed.
+ */
+static bool
+guc_parse_hostport(const char *s, int len, MlcacheRedisAddr *out)
+{
+	const char *colon;
+	const char *hs = s;
+	int			hlen;
+	char		portbuf[8];
+	char	   *end;
+	long		port;
+
+	colon = NULL;
+	for (int i = len - 1; i >= 0; i--)
+		if (s[i] == ':')
+		{
+			colon = s + i;
+			break;
+		}
+	if (colon == NULL || colon == s || s + len - colon - 1 <= 0 || s + len - colon - 1 >= (int) sizeof(portbuf))
+		return false;
+	hlen = colon - s;
+	if (hs[0] == '[' && hlen >= 2 && hs[hlen - 1] == ']')
+	{
+		hs++;
+		hlen -= 2;
+	}
+	if (hlen <= 0 || hlen >= MLCACHE_HOSTLEN)
+		return false;
+	memcpy(out->host, hs, hlen);
+	out->host[hlen] = '\0';
+	memcpy(portbuf, colon + 1, s + len - colon - 1);
+	portbuf[s + len - colon - 1] = '\0';
+	port = strtol(portbuf, &end, 10);
+	if (*end != '\0' || port < 1 || port > 65535)
+		return false;
+	out->port = (int) port;
+	if (pg_strcasecmp(out->host, "localhost") == 0)
+		strlcpy(out->host, "127.0.0.1", sizeof(out->host));
+	return mlcache_numeric_host(out->host);
+}
+
+/*
+ * Parse a comma-separated list of sentinels into out (at most max).  Returns
+ * how many, or -1 with the offending item copied into bad.  Spaces around
+ * items are ignored; empty items are not allowed.
+ */
+int
+mlcache_parse_sentinels(const char *list, MlcacheRedisAddr *out, int max,
+					   char *bad, int badlen)
+{
+	const char *p = list;
+	int			n = 0;
+
+	while (*p)
+	{
+		const char *start;
+		const char *end;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		start = p;
+		while (*p && *p != ',')
+			p++;
+		end = p;
+		while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		if (n >= max || !guc_parse_hostport(start, end - start, &out[n]))
+		{
+			int			blen = Min((int) (end - start), badlen - 1);
+
+			memcpy(bad, start, Max(blen, 0));
+			bad[Max(blen, 0)] = '\0';
+			return -1;
+		}
+		n++;
+		if (*p == ',')
+		{
+			p++;
+			if (*p == '\0')
+			{
+				strlcpy(bad, "(empty)", badlen);
+				return -1;
+			}
+		}
+	}
+	return n;
+}
+
+/*
+ * mlcache.redis_sentinels: a comma-separated list of host:port, each host
+ * numeric (IPv4, [IPv6]) or localhost, for the reason given above.
+ */
+static bool
+redis_sentinels_check(char **newval, void **extra, GucSource source)
+{
+	MlcacheRedisAddr list[MLCACHE_MAX_SENTINELS];
+	char		bad[64];
+
+	if (*newval == NULL || (*newval)[0] == '\0' ||
+		mlcache_parse_sentinels(*newval, list, MLCACHE_MAX_SENTINELS, bad, sizeof(bad)) > 0)
+		return true;
+	GUC_check_errdetail("\"%s\" is not host:port with a numeric host, or more than %d sentinels are listed.",
+						bad, MLCACHE_MAX_SENTINELS);
+	GUC_check_errhint("List sentinels as 10.0.0.1:26379,10.0.0.2:26379 or [::1]:26379; host names are refused because resolving them could block without a time limit.");
+	return false;
+}
+
+/* A master name is sent as one argument: it must not be empty. */
+static bool
+redis_master_name_check(char **newval, void **extra, GucSource source)
+{
+	if (*newval != NULL && (*newval)[0] != '\0')
+		return true;
+	GUC_check_errdetail("mlcache.redis_master_name must not be empty.");
+	return false;
+}
+
 /* The generation table is indexed with a mask, so its size is a power of 2. */
 static bool
 generation_slots_check(int *newval, void **extra, GucSource source)
@@ -164,6 +296,25 @@ define_redis_gucs(void)
 							   "Password sent with AUTH after connecting; empty for none.",
 							   NULL,
 							   &mlcache_redis_password, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
+							   NULL, redis_setting_assign, NULL);
+	DefineCustomStringVariable("mlcache.redis_sentinels",
+							   "Redis Sentinel addresses (host:port, comma-separated); empty to connect directly.",
+							   "When set, mlcache connects to the master these sentinels name, and "
+							   "mlcache.redis_host, redis_port and redis_socket are ignored.",
+							   &mlcache_redis_sentinels, "",
+							   PGC_SIGHUP, 0,
+							   redis_sentinels_check, redis_setting_assign, NULL);
+	DefineCustomStringVariable("mlcache.redis_master_name",
+							   "Name under which the sentinels monitor the Redis master.",
+							   NULL,
+							   &mlcache_redis_master_name, "mymaster",
+							   PGC_SIGHUP, 0,
+							   redis_master_name_check, redis_setting_assign, NULL);
+	DefineCustomStringVariable("mlcache.redis_sentinel_password",
+							   "Password sent with AUTH to each sentinel; empty for none.",
+							   NULL,
+							   &mlcache_redis_sentinel_password, "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
 							   NULL, redis_setting_assign, NULL);
 	DefineCustomIntVariable("mlcache.redis_database",
@@ -258,7 +409,7 @@ mlcache_guc_init(void)
 							NULL, NULL, NULL);
 	define_redis_gucs();
 	DefineCustomStringVariable("mlcache.key_prefix",
-							   "Namespace prepended to every Redis key; empty derives \"mlcache:<database>:\".",
+							   "Namespace prepended to every Redis key; empty derives \"mlcache:<system identifier>:<database>:\".",
 							   NULL,
 							   &mlcache_key_prefix, "",
 							   PGC_SUSET, 0,

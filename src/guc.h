@@ -15,6 +15,9 @@ extern int	mlcache_redis_port;
 extern char *mlcache_redis_socket;
 extern char *mlcache_redis_username;
 extern char *mlcache_redis_password;
+extern char *mlcache_redis_sentinels;
+extern char *mlcache_redis_master_name;
+extern char *mlcache_redis_sentinel_password;
 extern int	mlcache_redis_database;
 extern int	mlcache_redis_connect_timeout;	/* ms */
 extern int	mlcache_redis_command_timeout;	/* ms */
@@ -35,6 +38,21 @@ extern uint64 mlcache_redis_config_version;
 /* Bumped whenever key_prefix changes. */
 extern uint64 mlcache_prefix_config_version;
 
+/* Longest Redis or sentinel address kept: an IPv6 text form, with room to spare. */
+#define MLCACHE_HOSTLEN 64
+/* Most sentinels mlcache.redis_sentinels may list. */
+#define MLCACHE_MAX_SENTINELS 16
+
+/* A Redis server's or a sentinel's numeric address. */
+typedef struct MlcacheRedisAddr
+{
+	char		host[MLCACHE_HOSTLEN];
+	int			port;
+} MlcacheRedisAddr;
+
 extern void mlcache_guc_init(void);
+extern bool mlcache_numeric_host(const char *host);
+extern int	mlcache_parse_sentinels(const char *list, MlcacheRedisAddr *out, int max,
+									char *bad, int badlen);
 
 #endif

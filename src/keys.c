@@ -77,9 +77,13 @@ keys_standby_namespace(char *text)
 }
 
 /*
- * The namespace: mlcache.key_prefix, or "mlcache:<database>:" when that is
- * empty (with ':' and '%' in the name escaped).  Cached in TopMemoryContext until the setting changes; a change
- * also empties this backend's L1.
+ * The namespace: mlcache.key_prefix, or "mlcache:<system identifier>:<database>:"
+ * when that is empty (with ':' and '%' in the name escaped).  The system
+ * identifier (pg_control's, set by initdb) keeps two servers that share one
+ * Redis and have databases of the same name apart; a standby and a restored
+ * backup share it with the server they were copied from.  Cached in
+ * TopMemoryContext until the setting changes; a change also empties this
+ * backend's L1.  On a standby "standby:<epoch>:" is appended (above).
  */
 const char *
 mlcache_namespace(int *len)
@@ -105,7 +109,7 @@ mlcache_namespace(int *len)
 			 * "app:x") and no pattern of one reaches the other's keys.
 			 */
 			initStringInfo(&buf);
-			appendStringInfoString(&buf, "mlcache:");
+			appendStringInfo(&buf, "mlcache:" UINT64_FORMAT ":", GetSystemIdentifier());
 			for (c = db ? db : "?"; *c; c++)
 			{
 				if (*c == ':')

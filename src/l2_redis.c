@@ -28,6 +28,15 @@
  *	- Without a usable cluster secret (secret.c) no value could be
  *	  authenticated, so Redis is not used at all: the breaker reports
  *	  "disabled" and every call is skipped.
+ *	- With mlcache.redis_sentinels set, the server is the master the
+ *	  sentinels name (sentinel.c), checked with ROLE on every new connection.
+ *	  Any failure on it makes the next reconnect ask the sentinels again,
+ *	  and a connection made for an older master is dropped when another
+ *	  backend has found a new one.
+ *	- READONLY, MASTERDOWN and LOADING replies mean the server is not (or
+ *	  not yet) a usable master, whatever the command: they are connection
+ *	  failures (the connection is dropped, the breaker opens, and with
+ *	  Sentinel the master is looked up again), never a mere refused command.
  *	- The password is never part of any message.
  */
 #include "postgres.h"
@@ -44,11 +53,14 @@
 #include "guc.h"
 #include "keys.h"
 #include "l2_redis.h"
+#include "sentinel.h"
 #include "shmem.h"
 #include "stats.h"
 
 static redisContext *l2_ctx = NULL;
 static bool l2_ctx_used = false;	/* a command went through on l2_ctx */
+static bool l2_ctx_sentinel = false;	/* l2_ctx was found through the sentinels */
+static uint64 l2_master_version = 0;	/* the sentinel address version it was made for */
 
 /*
  * Remove each of KEYS unless it is an mlcache value computed at or after its
@@ -124,6 +136,9 @@ l2_failure(const char *what, const char *detail)
 
 	uint64		now = (uint64) GetCurrentTimestamp();
 
+	/* Whatever failed, the next connection asks the sentinels again. */
+	if (mlcache_sentinel_configured())
+		mlcache_sentinel_forget(l2_master_version);
 	mlcache_l2_disconnect();
 	mlcache_count(MLC_L2_ERROR);
 
@@ -170,6 +185,33 @@ l2_success(void)
 }
 
 /*
+ * Is r an error reply saying that the server is not a usable master now
+ * (READONLY: a replica; MASTERDOWN: a replica cut off from its master;
+ * LOADING: still loading its data set)?  If so detail says which.  No
+ * allocation: the reply is live.
+ */
+static bool
+l2_unusable_reply(const redisReply *r, char *detail, int detaillen)
+{
+	static const char *const codes[] = {"READONLY", "MASTERDOWN", "LOADING"};
+
+	if (r->type != REDIS_REPLY_ERROR || r->str == NULL)
+		return false;
+	for (int i = 0; i < lengthof(codes); i++)
+	{
+		size_t		n = strlen(codes[i]);
+
+		if (r->len >= n && strncmp(r->str, codes[i], n) == 0 &&
+			(r->len == n || r->str[n] == ' '))
+		{
+			snprintf(detail, detaillen, "the server replied %s", codes[i]);
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
  * Send a command on a fresh connection during set-up; true if it succeeded.
  * refused is the detail reported for an error reply (the server's own text
  * is not used: after AUTH it could echo the password).
@@ -180,11 +222,16 @@ l2_setup_command(redisContext *c, const char *what, const char *refused,
 {
 	redisReply *r = redisCommandArgv(c, argc, argv, NULL);
 	bool		ok = (r != NULL && r->type != REDIS_REPLY_ERROR);
+	char		detail[160];
 
+	if (r == NULL)
+		strlcpy(detail, c->errstr, sizeof(detail));
+	else if (!ok && !l2_unusable_reply(r, detail, sizeof(detail)))
+		strlcpy(detail, refused, sizeof(detail));
 	if (r != NULL)
 		freeReplyObject(r);
 	if (!ok)
-		l2_failure(what, c->err ? c->errstr : refused);
+		l2_failure(what, detail);
 	return ok;
 }
 
@@ -226,8 +273,91 @@ l2_host(void)
 }
 
 /*
+ * Connect to the server: the master the sentinels name when
+ * mlcache.redis_sentinels is set, else the unix socket or host and port.
+ * NULL after a failure, which has been reported.
+ */
+static redisContext *
+l2_connect_target(void)
+{
+	struct timeval tv = ms_to_timeval(mlcache_redis_connect_timeout);
+	redisContext *c;
+	char		detail[256];
+
+	l2_ctx_sentinel = mlcache_sentinel_configured();
+	if (l2_ctx_sentinel)
+	{
+		MlcacheRedisAddr master;
+
+		if (!mlcache_sentinel_master(&master, &l2_master_version, detail, sizeof(detail)))
+		{
+			l2_failure("locate", detail);
+			return NULL;
+		}
+		c = redisConnectWithTimeout(master.host, master.port, tv);
+		snprintf(detail, sizeof(detail), "%s:%d: %s", master.host, master.port,
+				 c ? c->errstr : "out of memory");
+	}
+	else
+	{
+		if (mlcache_redis_socket != NULL && mlcache_redis_socket[0] != '\0')
+			c = redisConnectUnixWithTimeout(mlcache_redis_socket, tv);
+		else
+			c = redisConnectWithTimeout(l2_host(), mlcache_redis_port, tv);
+		strlcpy(detail, c ? c->errstr : "out of memory", sizeof(detail));
+	}
+	if (c == NULL || c->err)
+	{
+		if (c)
+			redisFree(c);
+		l2_failure("connect to", detail);
+		return NULL;
+	}
+	return c;
+}
+
+/*
+ * ROLE on a new connection to the master the sentinels named: it must say
+ * "master" (a sentinel may still name a demoted master during a failover).
+ */
+static bool
+l2_verify_master(redisContext *c)
+{
+	const char *argv[1] = {"ROLE"};
+	redisReply *r = redisCommandArgv(c, 1, argv, NULL);
+	bool		ok;
+	char		detail[160];
+
+	ok = (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+		  r->element[0]->type == REDIS_REPLY_STRING &&
+		  strcmp(r->element[0]->str, "master") == 0);
+	if (r == NULL)
+		strlcpy(detail, c->errstr, sizeof(detail));
+	else if (!ok && !l2_unusable_reply(r, detail, sizeof(detail)))
+		strlcpy(detail, "the server the sentinels named is not a master (ROLE)", sizeof(detail));
+	if (r != NULL)
+		freeReplyObject(r);
+	if (!ok)
+		l2_failure("use", detail);
+	return ok;
+}
+
+/*
+ * Is the kept connection still the one to use: made with the current
+ * settings and, with Sentinel, for the master the sentinels named last?
+ */
+static bool
+l2_connection_current(void)
+{
+	if (l2_ctx == NULL || l2_ctx_version != mlcache_redis_config_version)
+		return false;
+	return !l2_ctx_sentinel || l2_master_version == mlcache_sentinel_version();
+}
+
+/*
  * The connection to use now, or NULL (breaker open, or connecting failed and
- * was reported).  Reconnects when a connection setting changed.
+ * was reported).  Reconnects when a connection setting changed, or when
+ * another backend found a new master.
  */
 static redisContext *
 l2_connection(void)
@@ -237,33 +367,20 @@ l2_connection(void)
 
 	if (mlcache_l2_breaker_open())
 		return NULL;
-	if (l2_ctx != NULL && l2_ctx_version == mlcache_redis_config_version)
+	if (l2_connection_current())
 		return l2_ctx;
 	mlcache_l2_disconnect();
 
-	if (mlcache_redis_socket != NULL && mlcache_redis_socket[0] != '\0')
-		c = redisConnectUnixWithTimeout(mlcache_redis_socket,
-										ms_to_timeval(mlcache_redis_connect_timeout));
-	else
-		c = redisConnectWithTimeout(l2_host(), mlcache_redis_port,
-									ms_to_timeval(mlcache_redis_connect_timeout));
-	if (c == NULL || c->err)
-	{
-		char		detail[160];
-
-		strlcpy(detail, c ? c->errstr : "out of memory", sizeof(detail));
-		if (c)
-			redisFree(c);
-		l2_failure("connect to", detail);
+	c = l2_connect_target();
+	if (c == NULL)
 		return NULL;
-	}
 	if (redisSetTimeout(c, ms_to_timeval(mlcache_redis_command_timeout)) != REDIS_OK)
 	{
 		redisFree(c);
 		l2_failure("configure the connection to", "setting the command timeout failed");
 		return NULL;
 	}
-	if (!l2_authenticate(c))
+	if (!l2_authenticate(c) || (l2_ctx_sentinel && !l2_verify_master(c)))
 	{
 		redisFree(c);
 		return NULL;
@@ -301,7 +418,12 @@ l2_dropped_connection(redisContext *c, int saved_errno)
 		 (c->err == REDIS_ERR_IO &&
 		  (saved_errno == ECONNRESET || saved_errno == EPIPE || saved_errno == ENOTCONN)));
 	if (dropped)
+	{
+		/* A failover drops connections too: the retry asks the sentinels. */
+		if (l2_ctx_sentinel)
+			mlcache_sentinel_forget(l2_master_version);
 		mlcache_l2_disconnect();
+	}
 	return dropped;
 }
 
@@ -339,6 +461,17 @@ l2_command(int argc, const char **argv, const size_t *argvlen, MlcacheL2Result *
 		l2_failure("talk to", detail);
 		*res = L2_FAILED;
 		return NULL;
+	}
+	{
+		char		detail[160];
+
+		if (l2_unusable_reply(r, detail, sizeof(detail)))
+		{
+			freeReplyObject(r);
+			l2_failure("use", detail);
+			*res = L2_FAILED;
+			return NULL;
+		}
 	}
 	l2_ctx_used = true;
 	l2_success();
@@ -452,6 +585,7 @@ mlcache_l2_pipeline(MlcacheL2Cmd *cmds, int n)
 	for (attempt = 0;; attempt++)
 	{
 		redisContext *c = l2_connection();
+		char		unusable[160] = "";
 		int			i;
 
 		if (c == NULL)
@@ -476,9 +610,16 @@ mlcache_l2_pipeline(MlcacheL2Cmd *cmds, int n)
 			if (redisGetReply(c, (void **) &r) != REDIS_OK || r == NULL)
 				break;
 			cmds[i].result = (r->type == REDIS_REPLY_INTEGER) ? r->integer : 0;
-			if (r->type == REDIS_REPLY_ERROR)
+			if (unusable[0] == '\0' && l2_unusable_reply(r, unusable, sizeof(unusable)))
+				cmds[i].result = 0;
+			else if (r->type == REDIS_REPLY_ERROR)
 				mlcache_count(MLC_L2_ERROR);
 			freeReplyObject(r);
+		}
+		if (i == n && unusable[0] != '\0')
+		{
+			l2_failure("use", unusable);
+			return L2_FAILED;
 		}
 		if (i == n)
 			break;
@@ -499,18 +640,24 @@ mlcache_l2_pipeline(MlcacheL2Cmd *cmds, int n)
 }
 
 /*
- * Remove each of KEYS unless it is an mlcache envelope of the epoch ARGV[1]
- * (8 bytes, as stored at offset 8): values of an older server life, or
- * foreign values, under our prefix.  Returns how many keys were removed.
+ * Remove each of KEYS unless it is an mlcache envelope of the epoch in the
+ * first 8 bytes of ARGV[1] (as stored at offset 8): values of an older
+ * server life, or foreign values, under our prefix.  Keys that begin with
+ * the rest of ARGV[1] (a standby's names under a primary's namespace) are
+ * left alone.  Returns how many keys were removed.
  */
 static const char *const l2_unlink_orphan_script =
 "local n = 0 "
+"local epoch = string.sub(ARGV[1], 1, 8) "
+"local skip = string.sub(ARGV[1], 9) "
 "for _, k in ipairs(KEYS) do "
-"  local ok, v = pcall(redis.call, 'GET', k) "
-"  local keep = ok and not v "
-"  if ok and v and #v >= 96 and string.sub(v, 1, 4) == 'MLC\\3' and string.sub(v, 9, 16) == ARGV[1] "
-"  then keep = true end "
-"  if not keep then n = n + redis.call('UNLINK', k) end "
+"  if skip == '' or string.sub(k, 1, #skip) ~= skip then "
+"    local ok, v = pcall(redis.call, 'GET', k) "
+"    local keep = ok and not v "
+"    if ok and v and #v >= 96 and string.sub(v, 1, 4) == 'MLC\\3' and string.sub(v, 9, 16) == epoch "
+"    then keep = true end "
+"    if not keep then n = n + redis.call('UNLINK', k) end "
+"  end "
 "end "
 "return n";
 
@@ -689,15 +836,18 @@ l2_scan_eval(const char *match, const char *script, const char *arg, size_t argl
 
 /*
  * SCAN keys matching match and remove the orphans among them (see
- * l2_unlink_orphan_script); epoch is the current one, 8 bytes.
+ * l2_unlink_orphan_script); epoch is the current one, 8 bytes; keys that
+ * begin with skip are left alone.
  */
 MlcacheL2Result
-mlcache_l2_clean_orphans(const char *match, uint64 epoch, int64 *removed)
+mlcache_l2_clean_orphans(const char *match, uint64 epoch, const char *skip, int64 *removed)
 {
-	char		ep[8];
+	size_t		skiplen = strlen(skip);
+	char	   *arg = palloc(8 + skiplen);
 
-	memcpy(ep, &epoch, 8);
-	return l2_scan_eval(match, l2_unlink_orphan_script, ep, 8, removed);
+	memcpy(arg, &epoch, 8);
+	memcpy(arg + 8, skip, skiplen);
+	return l2_scan_eval(match, l2_unlink_orphan_script, arg, 8 + skiplen, removed);
 }
 
 /* Allocate c's argument arrays for argc arguments, zeroed. */

@@ -36,7 +36,8 @@ extern MlcacheL2Result mlcache_l2_set(const char *rkey, int rkeylen,
 extern void mlcache_l2_cmd_init(MlcacheL2Cmd *c, int argc);
 extern void mlcache_l2_cmd_unlink_older(MlcacheL2Cmd *c, const char *const *keys,
 										const char *const *befores, int n);
-extern MlcacheL2Result mlcache_l2_clean_orphans(const char *match, uint64 epoch, int64 *removed);
+extern MlcacheL2Result mlcache_l2_clean_orphans(const char *match, uint64 epoch,
+												const char *skip, int64 *removed);
 extern MlcacheL2Result mlcache_l2_scan_unlink(const char *match, const char *before, int64 *removed);
 extern MlcacheL2Result mlcache_l2_ping(double *rtt_ms);
 extern bool mlcache_l2_breaker_open(void);

@@ -16,6 +16,7 @@
 #include "l3.h"
 #include "lookup.h"
 #include "security.h"
+#include "sentinel.h"
 #include "shmem.h"
 #include "stats.h"
 #include "track.h"
@@ -33,6 +34,7 @@ static const MlcacheShmemPart mlcache_parts[] = {
 	{mlcache_l3_shmem_size, NULL, mlcache_l3_shmem_startup},
 	{mlcache_track_shmem_size, mlcache_track_shmem_request, mlcache_track_shmem_startup},
 	{mlcache_wal_shmem_size, mlcache_wal_shmem_request, mlcache_wal_shmem_startup},
+	{mlcache_sentinel_shmem_size, NULL, mlcache_sentinel_shmem_startup},
 };
 
 /*

@@ -18,6 +18,7 @@
 #include "keys.h"
 #include "l2_redis.h"
 #include "refresher.h"
+#include "sentinel.h"
 #include "shmem.h"
 #include "stats.h"
 #include "hygiene.h"
@@ -155,7 +156,60 @@ jb_bool(JsonbParseState **st, const char *key, bool val)
 	pushJsonbValue(st, WJB_VALUE, &v);
 }
 
-/* The "l2" part of health(): status, round trip and breaker. */
+/* "key": "host:port" (the jsonb being built keeps the string: palloc'd) */
+static void
+jb_addr(JsonbParseState **st, const char *key, const MlcacheRedisAddr *a)
+{
+	jb_str(st, key, psprintf(strchr(a->host, ':') ? "[%s]:%d" : "%s:%d", a->host, a->port));
+}
+
+static void
+jb_time(JsonbParseState **st, const char *key, TimestampTz t)
+{
+	jb_str(st, key, t == 0 ? NULL : pstrdup(timestamptz_to_str(t)));
+}
+
+/*
+ * The "sentinel" part of health()'s l2: the sentinels listed, the master
+ * they named last, when it was named and when it last changed; null when
+ * mlcache.redis_sentinels is empty.
+ */
+static void
+health_sentinel(JsonbParseState **st)
+{
+	MlcacheSentinelState s;
+
+	jb_key(st, "sentinel");
+	if (!mlcache_sentinel_configured())
+	{
+		JsonbValue	v;
+
+		v.type = jbvNull;
+		pushJsonbValue(st, WJB_VALUE, &v);
+		return;
+	}
+	mlcache_sentinel_state(&s);
+	pushJsonbValue(st, WJB_BEGIN_OBJECT, NULL);
+	jb_str(st, "sentinels", mlcache_redis_sentinels);
+	jb_str(st, "master_name", mlcache_redis_master_name);
+	if (s.known)
+	{
+		jb_addr(st, "master", &s.master);
+		jb_addr(st, "named_by", &s.answered_by);
+	}
+	else
+	{
+		jb_str(st, "master", NULL);
+		jb_str(st, "named_by", NULL);
+	}
+	jb_bool(st, "master_confirmed", s.known && s.valid);
+	jb_time(st, "master_named_at", s.resolved_at);
+	jb_time(st, "master_changed_at", s.changed_at);
+	jb_num(st, "master_changes", (double) s.changes);
+	pushJsonbValue(st, WJB_END_OBJECT, NULL);
+}
+
+/* The "l2" part of health(): status, round trip, breaker and Sentinel. */
 static void
 health_l2(JsonbParseState **st, bool *ok)
 {
@@ -171,6 +225,7 @@ health_l2(JsonbParseState **st, bool *ok)
 		jb_str(st, "rtt_ms", NULL);
 	jb_str(st, "breaker", mlcache_l2_breaker_state());
 	jb_num(st, "errors", (double) mlcache_counter_value(MLC_L2_ERROR));
+	health_sentinel(st);
 	pushJsonbValue(st, WJB_END_OBJECT, NULL);
 	*ok = (res == L2_OK);
 }
@@ -276,6 +331,12 @@ PG_FUNCTION_INFO_V1(mlcache_clean_orphans);
  * prefix that no read can use: values of an older server life (another
  * epoch) and foreign values.  Returns how many, or NULL if Redis could not
  * be reached.
+ *
+ * Only this namespace is scanned, and the default one names this server
+ * (its system identifier), so another server's keys are never touched.  A
+ * hot standby shares its primary's identifier and appends
+ * "standby:<epoch>:" (keys.c): those names under this namespace are a
+ * standby's current values, with another epoch, and are skipped.
  */
 Datum
 mlcache_clean_orphans(PG_FUNCTION_ARGS)
@@ -287,7 +348,8 @@ mlcache_clean_orphans(PG_FUNCTION_ARGS)
 	mlcache_require_loaded();
 	ns = mlcache_namespace(&nlen);
 	if (mlcache_l2_clean_orphans(mlcache_prefix_glob(ns, nlen, "", 0),
-								 mlcache_shared->epoch, &removed) != L2_OK)
+								 mlcache_shared->epoch, psprintf("%.*sstandby:", nlen, ns),
+								 &removed) != L2_OK)
 		PG_RETURN_NULL();
 	ereport(LOG, (errmsg("mlcache removed %lld orphaned Redis keys", (long long) removed)));
 	PG_RETURN_INT64(removed);

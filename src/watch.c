@@ -21,6 +21,16 @@
  * back to the template's static prefix, which covers it.  A NULL in a
  * placeholder column names no entity, so that row renders no key for that
  * template.  TRUNCATE invalidates each template's static prefix.
+ *
+ * A logical-replication apply worker fires only row-level triggers (and
+ * statement-level TRUNCATE triggers), so watch() also creates one AFTER
+ * INSERT OR UPDATE OR DELETE ... FOR EACH ROW trigger, ENABLE REPLICA: it
+ * fires only under session_replication_role = replica, as apply workers
+ * run.  It renders the same templates over OLD and NEW of its one row into
+ * the same per-transaction pending set, applied at the apply worker's
+ * commit.  In any other session running as replica the statement-level
+ * triggers (ENABLE ALWAYS) have already covered the statement, so the row
+ * trigger does nothing there: nothing is rendered twice.
  */
 #include "postgres.h"
 
@@ -34,6 +44,7 @@
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "replication/logicalworker.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "common/hashfn.h"
@@ -782,10 +793,43 @@ watch_keys_unchanged(TriggerData *td, Template *tmpls, int ntmpl)
 	return true;
 }
 
+/*
+ * The row-level firing (in a logical-replication apply or table
+ * synchronisation worker): the templates over the row's old and new
+ * versions, paired as watch_pair pairs them.
+ */
+static void
+watch_fire_row(TriggerData *td, TemplateCacheEntry *e)
+{
+	TupleTableSlot *oslot = NULL;
+	TupleTableSlot *nslot = NULL;
+	MemoryContext old;
+	int			i;
+
+	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+		nslot = td->tg_trigslot;
+	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
+		oslot = td->tg_trigslot;
+	else
+	{
+		oslot = td->tg_trigslot;
+		nslot = td->tg_newslot;
+	}
+	MemoryContextReset(e->rowcxt);
+	old = MemoryContextSwitchTo(e->rowcxt);
+	for (i = 0; i < e->ntmpl; i++)
+		watch_pair(&e->tmpls[i], oslot, oslot != NULL, nslot, nslot != NULL,
+				   &e->obytes, &e->nbytes, &e->buf);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(e->rowcxt);
+}
+
 PG_FUNCTION_INFO_V1(mlcache_watch_trigger);
 
 /*
- * The trigger function behind every watch.  Without the library preloaded
+ * The trigger function behind every watch: AFTER ... FOR EACH STATEMENT
+ * with transition tables, or AFTER ... FOR EACH ROW for the apply workers
+ * of logical replication (see the header).  Without the library preloaded
  * no cache can exist, so there is nothing to invalidate and it does nothing.
  */
 Datum
@@ -795,16 +839,23 @@ mlcache_watch_trigger(PG_FUNCTION_ARGS)
 	TemplateCacheEntry *e;
 	int			i;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
-		!TRIGGER_FIRED_AFTER(td->tg_event))
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("mlcache.watch_trigger() must be fired AFTER ... FOR EACH STATEMENT")));
+				 errmsg("mlcache.watch_trigger() must be fired AFTER ... FOR EACH STATEMENT or FOR EACH ROW")));
 	if (mlcache_shared == NULL)
+		return PointerGetDatum(NULL);
+	/* Outside replication workers the statement-level triggers cover every row. */
+	if (TRIGGER_FIRED_FOR_ROW(td->tg_event) && !IsLogicalWorker())
 		return PointerGetDatum(NULL);
 
 	e = watch_entry(td->tg_trigger, td->tg_relation);
 	mlcache_l3_mark_dirty(RelationGetRelid(td->tg_relation));
+	if (TRIGGER_FIRED_FOR_ROW(td->tg_event))
+	{
+		watch_fire_row(td, e);
+		return PointerGetDatum(NULL);
+	}
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
 	{
 		for (i = 0; i < e->ntmpl; i++)

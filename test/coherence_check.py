@@ -651,6 +651,19 @@ COUNTERS = ["l1_hits", "l2_hits", "l2_misses", "computes", "redis_errors", "brea
             "fill_waits", "fill_wait_timeouts", "invalidations", "bypasses"]
 
 
+def namespace(dbname):
+    """The Redis key namespace of dbname's sessions (see test/lib.sh's mlcache_ns)."""
+    conn = connect(dbname)
+    cur = conn.cursor()
+    cur.execute("SELECT coalesce(nullif(current_setting('mlcache.key_prefix', true), ''), "
+                "'mlcache:' || system_identifier || ':' || "
+                "replace(replace(current_database(), '%', '%25'), ':', '%3A') || ':') "
+                "FROM pg_control_system()")
+    ns = cur.fetchone()[0]
+    conn.close()
+    return ns
+
+
 def read_counters(conn):
     cur = conn.cursor()
     cur.execute("SELECT counter, value FROM mlcache.counters()")
@@ -664,7 +677,7 @@ class Ctx:
         self.dbname = args.dbname
         self.sock = os.environ.get("MLCACHE_REDIS_SOCKET") or \
             os.path.join(os.environ["MLCACHE_TMP"], "redis.sock")
-        self.prefix = "mlcache:%s:" % args.dbname
+        self.prefix = namespace(args.dbname)
         self.cleanups = []
         self.start = time.monotonic()
         self.counter_base = {}

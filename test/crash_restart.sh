@@ -21,7 +21,7 @@ psql -c 'CREATE EXTENSION mlcache' -c 'CREATE TABLE t (v int)' -c 'INSERT INTO t
 #    and re-initialises shared memory, so generations start again from 0.
 [[ $(read_k) == "1|compute" ]] || fail "first read"
 [[ $(read_k) == "1|l2" ]] || fail "value not in Redis"
-epoch_before=$(rcli --raw GET "mlcache:$db:crash:sum" | head -c 16 | od -An -tx1 | tr -d ' \n')
+epoch_before=$(rcli --raw GET "$(mlcache_ns "$db")crash:sum" | head -c 16 | od -An -tx1 | tr -d ' \n')
 # The test server runs with synchronous_commit = off: make the set-up durable
 # before the crash, or the crash may take the watch with it.
 psql -c 'CHECKPOINT'

@@ -10,12 +10,22 @@
 #              WHERE is a unix socket path (default $MLCACHE_TMP/redis.sock, what harness.sh exports as
 #              $MLCACHE_REDIS_SOCKET)
 #              or a loopback TCP port; DIR (default $MLCACHE_TMP/redis) holds its pid file, log and dump.
+#              redis_start WHERE DIR ARGS...: extra ARGS go to redis-server (e.g. --replicaof 127.0.0.1 PORT,
+#              --requirepass PW --masterauth PW); redis_ping/redis_stop then need REDISCLI_AUTH set for a password
 #              rcli ARGS...           redis-cli on $MLCACHE_REDIS_SOCKET (bounded by $MLCACHE_RCLI_TIMEOUT s if set)
+#              rport PORT ARGS...     redis-cli on a loopback port, bounded by 5 s (REDISCLI_AUTH for a password)
+# Sentinel:    sentinel_start PORT DIR MASTER-NAME MASTER-PORT [CONF-LINES]: a sentinel (redis-server --sentinel)
+#              on a loopback port, monitoring MASTER-NAME at 127.0.0.1:MASTER-PORT with quorum 2, fast timeouts
+#              (down after 1 s); its own DIR/sentinel.conf (Sentinel rewrites it), pid file DIR/redis.pid, so
+#              redis_stop PORT DIR stops it.  CONF-LINES (newline-separated) are appended to the conf file.
 # PostgreSQL:  pg_init [DIR] [PORT] [PRELOAD]   initdb + the test settings (socket in $MLCACHE_TMP, no TCP)
 #              pg_start / pg_stop / pg_restart / pg_running [DIR]; pg_stop_all: every cluster under $MLCACHE_TMP
 #              DIR defaults to $MLCACHE_PGDATA, else $MLCACHE_TMP/pgdata; PORT to $PGPORT, else 55432.
 #              psql_db DB ARGS...     psql -X -q -t -A -v ON_ERROR_STOP=1 -d DB ARGS
 #              fresh_db DB            drop DB if it exists and create it again
+#              mlcache_ns DB [ARGS...]  the Redis key namespace DB's sessions use (mlcache.key_prefix, or
+#                                     "mlcache:<system identifier>:<database>:"), asked of the server; ARGS
+#                                     go to psql (e.g. -p PORT for another cluster)
 # Clean-up:    on_exit CMD [ARGS...]  run CMD ARGS (as they are now) when the script exits, however it exits
 #                                     (normal end, error under set -e, exit, SIGINT/SIGTERM/SIGHUP); the
 #                                     commands run last-registered first and their failures are ignored
@@ -92,6 +102,7 @@ redis_pid() {
 redis_start() {
 	local where dir listen
 	where=$(redis_where "${1:-}") dir=$(redis_dir "${2:-}")
+	shift $(($# < 2 ? $# : 2))
 	if redis_pid "$where" "$dir" >/dev/null && redis_ping "$where"; then return 0; fi
 	mkdir -p "$dir"
 	if [[ $where == */* ]]; then
@@ -101,9 +112,34 @@ redis_start() {
 		listen=(--port "$where" --bind 127.0.0.1)
 	fi
 	redis-server "${listen[@]}" --save '' --appendonly no --dir "$dir" --pidfile "$dir/redis.pid" \
-		--logfile "$dir/redis.log" --daemonize yes || return 1
+		--logfile "$dir/redis.log" --daemonize yes "$@" || return 1
 	wait_for 10 redis_ping "$where" && return 0
 	lib_fail_log "$dir/redis.log" 20 "redis did not answer PING on $where within 10 s"
+}
+rport() {
+	local port=$1
+	shift
+	timeout 5 redis-cli -h 127.0.0.1 -p "$port" "$@"
+}
+sentinel_start() {
+	local port=$1 dir=$2 name=$3 mport=$4 extra=${5:-}
+	mkdir -p "$dir"
+	cat >"$dir/sentinel.conf" <<-EOF
+		port $port
+		bind 127.0.0.1
+		daemonize yes
+		pidfile $dir/redis.pid
+		logfile $dir/redis.log
+		dir $dir
+		sentinel monitor $name 127.0.0.1 $mport 2
+		sentinel down-after-milliseconds $name 1000
+		sentinel failover-timeout $name 10000
+		sentinel parallel-syncs $name 1
+		$extra
+	EOF
+	redis-server "$dir/sentinel.conf" --sentinel || return 1
+	wait_for 10 redis_ping "$port" && return 0
+	lib_fail_log "$dir/redis.log" 20 "sentinel did not answer PING on $port within 10 s"
 }
 redis_stop() {
 	local where dir pid
@@ -217,6 +253,13 @@ psql_db() {
 	command psql -X -q -t -A -v ON_ERROR_STOP=1 -d "$db" "$@"
 }
 fresh_db() { command psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$1\"" -c "CREATE DATABASE \"$1\""; }
+mlcache_ns() {
+	local db=$1
+	shift
+	psql_db "$db" "$@" -c "SELECT coalesce(nullif(current_setting('mlcache.key_prefix', true), ''),
+		'mlcache:' || system_identifier || ':' ||
+		replace(replace(current_database(), '%', '%25'), ':', '%3A') || ':') FROM pg_control_system()"
+}
 
 # ---- clean-up on every exit path ----
 [[ -v lib_on_exit ]] || lib_on_exit=()

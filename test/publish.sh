@@ -11,7 +11,6 @@ set -euo pipefail
 # shellcheck source=test/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 db=mlcache_publish
-ns="mlcache:$db:"
 nkeys=600 # more than MLCACHE_L2_KEYS_PER_EVAL (512): two EVALs
 psql() { psql_db "$db" "$@"; }
 fail() { echo "publish: $*" >&2; exit 1; }
@@ -19,6 +18,7 @@ counter() { psql -c "SELECT value FROM mlcache.counters() WHERE counter = '$1'";
 
 fresh_db "$db"
 psql -c 'CREATE EXTENSION mlcache'
+ns=$(mlcache_ns "$db")
 out=$MLCACHE_TMP/publish.out
 timeout 60 redis-cli -s "$MLCACHE_REDIS_SOCKET" --csv SUBSCRIBE "${ns}invalidations" >"$out" 2>&1 &
 sub=$!

@@ -22,7 +22,8 @@ fail() { echo "redis_values: $*" >&2; exit 1; }
 
 fresh_db "$db"
 psql -c 'CREATE EXTENSION mlcache'
-rkey="mlcache:$db:val:k"
+ns=$(mlcache_ns "$db")
+rkey="${ns}val:k"
 query="SELECT 42"
 read_level() { psql -c "SELECT mlcache.get('val:k', '$query', 0), mlcache.last_level()"; }
 counter() { psql -c "SELECT value FROM mlcache.counters() WHERE counter = '$1'"; }
@@ -58,11 +59,11 @@ case_ "FLUSHALL" FLUSHALL
 echo "redis_values: every damaged value was a miss"
 
 # clean_orphans() removes values no read can use, and keeps current ones.
-rcli SET "mlcache:$db:orphan:junk" "not an envelope" >/dev/null
+rcli SET "${ns}orphan:junk" "not an envelope" >/dev/null
 [[ $(read_level) == "42|l2" ]] || psql -c "SELECT mlcache.get('val:k', '$query', 0)" >/dev/null
 removed=$(psql -c 'SELECT mlcache.clean_orphans()')
 ((removed >= 1)) || fail "clean_orphans removed $removed keys"
-[[ $(rcli EXISTS "mlcache:$db:orphan:junk") == 0 ]] || fail "the foreign value is still there"
+[[ $(rcli EXISTS "${ns}orphan:junk") == 0 ]] || fail "the foreign value is still there"
 [[ $(read_level) == "42|l2" ]] || fail "clean_orphans removed a current value"
 echo "redis_values: clean_orphans removed the foreign value and kept the current one"
 
@@ -73,15 +74,17 @@ db2="$db:y"
 fresh_db "$db2"
 psql2() { psql_db "$db2" "$@"; }
 psql2 -c 'CREATE EXTENSION mlcache'
+ns2=$(mlcache_ns "$db2")
+[[ $ns2 == "${ns%"$db:"}$db%3Ay:" ]] || fail "the second database's namespace is $ns2"
 psql2 -c "SELECT mlcache.get('k', 'SELECT 7', 0)" >/dev/null
 psql -c "SELECT mlcache.get('y:k', 'SELECT 8', 0)" >/dev/null
-[[ $(rcli EXISTS "mlcache:$db%3Ay:k") == 1 ]] || fail "the second database's key is not under its escaped prefix"
-[[ $(rcli EXISTS "mlcache:$db:y:k") == 1 ]] || fail "the first database's key y:k is not in Redis"
+[[ $(rcli EXISTS "${ns2}k") == 1 ]] || fail "the second database's key is not under its escaped prefix"
+[[ $(rcli EXISTS "${ns}y:k") == 1 ]] || fail "the first database's key y:k is not in Redis"
 psql -c "SELECT mlcache.invalidate_pattern('*')" -c "SELECT mlcache.clear()" >/dev/null
 psql -c 'SELECT mlcache.clean_orphans()' >/dev/null
 gone() { [[ $(rcli EXISTS "$1") == 0 ]]; }
-wait_for 5 gone "mlcache:$db:y:k" || true # let the worker's clean-up run
-[[ $(rcli EXISTS "mlcache:$db:y:k") == 0 ]] || fail "invalidate_pattern('*') left the first database's key in Redis"
+wait_for 5 gone "${ns}y:k" || true # let the worker's clean-up run
+[[ $(rcli EXISTS "${ns}y:k") == 0 ]] || fail "invalidate_pattern('*') left the first database's key in Redis"
 got=$(psql2 -c "SELECT mlcache.get('k', 'SELECT 7', 0), mlcache.last_level()")
 [[ $got == "7|l2" ]] || fail "the first database's pattern and clean-up reached the second's key (read '$got')"
 command psql -X -q -d postgres -c "DROP DATABASE \"$db2\""

@@ -106,6 +106,9 @@ shell e-hygiene-late bash test/hygiene_late.sh
 shell e-publish bash test/publish.sh
 shell e-redis-values bash test/redis_values.sh
 shell e-standby bash test/standby.sh
+shell e-ha-sentinel bash test/ha_sentinel.sh
+shell e-subscriber bash test/subscriber.sh
+shell e-shared-redis bash test/shared_redis.sh
 shell e-schedule bash test/schedule.sh
 shell e-django bash test/django.sh
 shell e-upgrade bash test/upgrade.sh

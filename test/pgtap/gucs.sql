@@ -4,13 +4,13 @@
 -- superuser-only, hidden mlcache.redis_password; range checks; and the
 -- reserved "mlcache" prefix.  Run as a superuser.
 BEGIN;
-SELECT plan(37);
+SELECT plan(42);
 
 -- The parameters are defined when the library is loaded; it normally is
 -- already (shared_preload_libraries), and then this is a no-op.
 LOAD 'mlcache';
 
--- ---- what pg_settings shows (24) ----
+-- ---- what pg_settings shows (25) ----
 -- setting NULL: not checked, because the test server's postgresql.conf sets it.
 CREATE TEMP TABLE tap_guc (
     name     text PRIMARY KEY,
@@ -32,6 +32,8 @@ INSERT INTO tap_guc VALUES
  ('mlcache.redis_socket',          NULL,        NULL, 'sighup',     '',          'string'),
  ('mlcache.redis_username',        '',          NULL, 'sighup',     '',          'string'),
  ('mlcache.redis_database',        '0',         NULL, 'sighup',     '0',         'integer'),
+ ('mlcache.redis_sentinels',       '',          NULL, 'sighup',     '',          'string'),
+ ('mlcache.redis_master_name',     'mymaster',  NULL, 'sighup',     'mymaster',  'string'),
  ('mlcache.redis_connect_timeout', '50',        'ms', 'sighup',     '50',        'integer'),
  ('mlcache.redis_command_timeout', '50',        'ms', 'sighup',     '50',        'integer'),
  ('mlcache.redis_retry_interval',  '1000',      'ms', 'sighup',     '1000',      'integer'),
@@ -45,7 +47,7 @@ INSERT INTO tap_guc VALUES
  ('mlcache.warm_max_attempts',     '5',         NULL, 'sighup',     '5',         'integer'),
  ('mlcache.standby_invalidation',  'on',        NULL, 'sighup',     'on',        'bool');
 
--- One test per parameter; a missing parameter shows as NULL (22).
+-- One test per parameter; a missing parameter shows as NULL (25).
 SELECT is(
     (SELECT format('setting=%s unit=%s context=%s boot_val=%s vartype=%s',
                    CASE WHEN g.setting IS NULL THEN '(not checked)' ELSE quote_literal(s.setting) END,
@@ -124,6 +126,25 @@ SELECT is(
     current_setting('mlcache.redis_password'),
     '',
     'a member of pg_read_all_settings can read mlcache.redis_password'
+);
+RESET ROLE;
+
+-- ---- mlcache.redis_sentinel_password, hidden like redis_password (3) ----
+SELECT is_empty(
+    $$SELECT 1 FROM pg_settings WHERE name = 'mlcache.redis_sentinel_password'$$,
+    'mlcache.redis_sentinel_password is not listed in pg_settings'
+);
+SELECT is(
+    pg_settings_get_flags('mlcache.redis_sentinel_password'),
+    ARRAY['NO_SHOW_ALL'],
+    'mlcache.redis_sentinel_password exists and is flagged NO_SHOW_ALL'
+);
+SET ROLE tap_guc_user;
+SELECT throws_ok(
+    $$SELECT current_setting('mlcache.redis_sentinel_password')$$,
+    '42501',
+    NULL,
+    'a non-superuser cannot read mlcache.redis_sentinel_password'
 );
 RESET ROLE;
 
