@@ -59,6 +59,12 @@
  *                                 pool and the barrier xid       clean-up (excl.); may_store,
  *                                 (wal.c has the rules)          status (shared); no other lock
  *                                                                held, xid look-ups done outside
+ *  sentinel_shared->mutex         the Redis master the           sentinel.c: mlcache_sentinel_
+ *    (spinlock)                   sentinels named: address,      master, _forget, _state,
+ *                                 confirmation, times, the       sentinel_store; held only to
+ *                                 preferred sentinel             copy, no other lock taken; the
+ *                                                                version is an atomic, read
+ *                                                                without it
  *
  * Order.  At most one mlcache LWLock is held at a time, with one exception:
  * track_shared->lock, then a TrackEntry.mutex inside it.  No spinlock is
