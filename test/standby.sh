@@ -89,7 +89,16 @@ read -r -t 20 second <&"${SESS[0]}" || fail "no second answer from the standby s
 echo '\q' >&"${SESS[1]}"
 wait "$sess_pid" 2>/dev/null || true
 [[ "$first $second" == "7 70" ]] || fail "a standby session kept an outdated definition: $first $second"
-echo "standby: 1. the standby caches and follows replayed commits"
+# L3 is not read on a standby: the view replays, but no refresher runs there to record it fresh.
+primary -c 'CREATE MATERIALIZED VIEW calm_mv AS SELECT 1 AS k, to_jsonb(sum(v)) AS value FROM calm' \
+	-c 'CREATE UNIQUE INDEX ON calm_mv (k)' \
+	-c "SELECT mlcache.define('sb_l3', 'SELECT sum(v) FROM calm WHERE \$1 = 1', 'sbl3:{1}', 60, 60,
+	                          'calm_mv', ARRAY['k'])" >/dev/null
+wait_for 10 replayed || fail "the L3 definition was not replayed"
+l3_reads=$(replica -c "SELECT mlcache.fetch('sb_l3', 1), mlcache.last_level()" \
+	-c "SELECT mlcache.fetch('sb_l3', 1), mlcache.last_level()" | tr '\n' ' ')
+[[ $l3_reads == "7|compute 7|l1 " ]] || fail "an L3 definition on the standby: $l3_reads (expected compute, then l1)"
+echo "standby: 1. the standby caches and follows replayed commits (and does not read L3)"
 
 # ---- 2. writers on the primary, readers on the standby ----
 # Readers run short DO blocks (1000 rounds each) until the writer's last commit has replayed: a long
