@@ -183,6 +183,52 @@ warm_run_query(WarmDef *d, ReturnSetInfo *rsinfo)
 }
 
 /*
+ * Run fn(arg) in a subtransaction.  NULL if it succeeded; otherwise its
+ * error, copied into the caller's memory context, after the subtransaction
+ * has been rolled back (the caller reports or records it).
+ */
+static ErrorData *
+warm_subxact(void (*fn) (void *), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return edata;
+}
+
+typedef struct WarmRunArgs
+{
+	WarmDef    *d;
+	ReturnSetInfo *rsinfo;
+} WarmRunArgs;
+
+static void
+warm_run_query_cb(void *arg)
+{
+	WarmRunArgs *a = arg;
+
+	warm_run_query(a->d, a->rsinfo);
+}
+
+/*
  * warm_run_query in a subtransaction: a warm query that fails is reported
  * (WARNING) and skipped, so that one definition's broken warm query does
  * not stop a scheduled warm() of all the others.
@@ -190,35 +236,16 @@ warm_run_query(WarmDef *d, ReturnSetInfo *rsinfo)
 static void
 warm_run_guarded(WarmDef *d, ReturnSetInfo *rsinfo)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	WarmRunArgs a = {d, rsinfo};
+	ErrorData  *edata = warm_subxact(warm_run_query_cb, &a);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		warm_run_query(d, rsinfo);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		ereport(WARNING,
-				(errcode(edata->sqlerrcode),
-				 errmsg("mlcache could not run the warm query of definition \"%s\": %s",
-						d->name, edata->message)));
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
+	if (edata == NULL)
+		return;
+	ereport(WARNING,
+			(errcode(edata->sqlerrcode),
+			 errmsg("mlcache could not run the warm query of definition \"%s\": %s",
+					d->name, edata->message)));
+	FreeErrorData(edata);
 }
 
 /* The definitions named (all if names is NULL), by name. */
@@ -568,6 +595,12 @@ warm_fetch(WarmTask *t)
 	AtEOXact_GUC(false, nest);
 }
 
+static void
+warm_fetch_cb(void *arg)
+{
+	warm_fetch((WarmTask *) arg);
+}
+
 /*
  * warm_fetch in a subtransaction: a failing task records its error and the
  * rest of the batch goes on.  Fetching writes nothing, so the batch's
@@ -576,32 +609,12 @@ warm_fetch(WarmTask *t)
 static void
 warm_fetch_guarded(WarmBatch *b, WarmTask *t)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *edata = warm_subxact(warm_fetch_cb, t);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		warm_fetch(t);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		t->error = MemoryContextStrdup(b->cxt, edata->message);
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
+	if (edata == NULL)
+		return;
+	t->error = MemoryContextStrdup(b->cxt, edata->message);
+	FreeErrorData(edata);
 }
 
 /* Record a failed task: retried after 2^(attempts-1) s, or failed for good. */
