@@ -106,6 +106,7 @@ shell e-hygiene-late bash test/hygiene_late.sh
 shell e-publish bash test/publish.sh
 shell e-redis-values bash test/redis_values.sh
 shell e-standby bash test/standby.sh
+shell e-late-inval bash test/late_inval.sh
 shell e-ha-sentinel bash test/ha_sentinel.sh
 shell e-subscriber bash test/subscriber.sh
 shell e-shared-redis bash test/shared_redis.sh

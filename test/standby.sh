@@ -37,8 +37,8 @@ replica_is() { [[ $(replica -c "$1") == "$2" ]]; }
 standby_conf() { printf '%s\n' "port = $sport" "hot_standby_feedback = on" "$@" | as_pg tee "$standby/mlcache_test.conf" >/dev/null; }
 
 fresh_db "$db"
-primary -c 'CREATE EXTENSION mlcache' -c 'CREATE TABLE t (v int)' -c 'INSERT INTO t VALUES (1)' \
-	-c 'CREATE TABLE calm (v int)' -c 'INSERT INTO calm VALUES (7)' \
+primary -c 'CREATE EXTENSION mlcache' -c 'CREATE TABLE t (v int) WITH (autovacuum_enabled = off)' -c 'INSERT INTO t VALUES (1)' \
+	-c 'CREATE TABLE calm (v int) WITH (autovacuum_enabled = off)' -c 'INSERT INTO calm VALUES (7)' \
 	-c "SELECT mlcache.watch('t', ARRAY['sb:*'])" -c 'CHECKPOINT' >/dev/null
 as_pg "$(pg_bin pg_basebackup)" -h "$MLCACHE_TMP" -p "$PGPORT" -U postgres \
 	-D "$standby" -R -X stream -c fast
@@ -104,7 +104,7 @@ echo "standby: 1. the standby caches and follows replayed commits (and does not 
 # Readers run short DO blocks (1000 rounds each) until the writer's last commit has replayed: a long
 # one would hold back replay (recovery conflicts) and so see few commits.  The writer inserts (each
 # row adds 1 to the sum), which leaves no dead rows to prune and so causes no recovery conflicts.
-primary -c 'CREATE TABLE done (x int)' >/dev/null
+primary -c 'CREATE TABLE done (x int) WITH (autovacuum_enabled = off)' >/dev/null
 wait_for 10 replayed || fail "the table was not replayed"
 # synchronous_commit = on: each commit is flushed, so sent to the standby at once.
 primary -c 'SET synchronous_commit = on' -c "DO \$\$ BEGIN FOR i IN 1..300 LOOP INSERT INTO t VALUES (1); COMMIT;
@@ -154,22 +154,56 @@ read -r reads hits calm_hits calm_reads changes < <(sed -n 's/.*result \([0-9 ]*
 echo "standby: 2. $reads standby reads of the written key each lay between two live reads" \
 	"($hits from L1/L2, $changes changes of value seen); the unwritten key was served from L1/L2" \
 	"$calm_hits of $calm_reads times"
-((changes >= 50)) || fail "the readers saw only $changes changes: they did not overlap the writer"
+((changes >= 20)) || fail "the readers saw only $changes changes: they did not overlap the writer"
 ((hits > 0)) || fail "no read of the written key was served from the cache: the test proved nothing"
 ((calm_hits * 10 >= calm_reads * 9)) || fail "the unwritten key was served from L1/L2 only $calm_hits of $calm_reads times"
 wait_for 10 replayed || fail "the writer's commits were not replayed"
 
 # ---- 3. recovery_min_apply_delay: a deterministic window ----
+# diag: what both servers say about replication and replay (printed with a failure).
+diag() {
+	echo "--- $(date -u +%T.%N) primary:"
+	primary -c "SELECT mlcache.health()->'standby'" \
+		-c "SELECT pg_current_wal_insert_lsn(), pg_current_wal_flush_lsn()" \
+		-c "SELECT state, sent_lsn, write_lsn, flush_lsn, replay_lsn, replay_lag FROM pg_stat_replication" \
+		-c "SELECT pid, backend_type, state, wait_event_type, wait_event, xact_start, left(query, 60)
+			FROM pg_stat_activity WHERE backend_xid IS NOT NULL OR backend_xmin IS NOT NULL" 2>&1
+	echo "--- standby:"
+	replica -c "SELECT mlcache.health()->'standby'" \
+		-c "SELECT pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), pg_last_xact_replay_timestamp(),
+			pg_get_wal_replay_pause_state()" \
+		-c "SELECT status, flushed_lsn, latest_end_lsn, last_msg_receipt_time FROM pg_stat_wal_receiver" \
+		-c "SELECT pid, backend_type, state, wait_event_type, wait_event, left(query, 60) FROM pg_stat_activity
+			WHERE backend_type IN ('startup', 'walreceiver') OR state <> 'idle' AND pid <> pg_backend_pid()" \
+		-c "SELECT * FROM pg_stat_database_conflicts WHERE datname = current_database()" 2>&1
+	echo "--- standby log:"
+	tail -n 15 "$standby/server.log"
+}
 standby_conf "recovery_min_apply_delay = '4s'"
 as_pg "$(pg_bin pg_ctl)" reload -D "$standby" -s
 wait_for 10 replica_is 'SHOW recovery_min_apply_delay' 4s || fail "the delay was not set"
-before=$(replica -c "SELECT mlcache.get('sb:sum', '$q_sum')")
-got=$(replica -c "SELECT mlcache.get('sb:sum', '$q_sum'), mlcache.last_level()")
-[[ $got == "$before|l2" ]] || fail "the value was not cached before the window: $got"
-commit_lsn=$(primary -c 'INSERT INTO t VALUES (1000)' -c 'SELECT pg_current_wal_insert_lsn()')
-# The transaction's INVAL record replays at once (only commits are delayed): it is in doubt.
-wait_for 10 replica_is "SELECT mlcache.health()->'standby'->>'in_doubt'" 1 ||
-	fail "the invalidation record was not replayed: $(replica -c 'SELECT mlcache.health()')"
+# The transaction's INVAL record replays at once (only commits are delayed), so it is in doubt until
+# its commit replays 4 s later.  Another commit made on the shared primary just before (its mlcache
+# worker, say) can hold replay back until both replay together: then the window was missed, not
+# broken, and the attempt is repeated (at most 3 times).
+in_doubt() { replica_is "SELECT mlcache.health()->'standby'->>'in_doubt'" 1; }
+window_or_replayed() { in_doubt || lsn_ge replica "$commit_lsn"; }
+caught=
+for attempt in 1 2 3; do
+	before=$(replica -c "SELECT mlcache.get('sb:sum', '$q_sum')")
+	got=$(replica -c "SELECT mlcache.get('sb:sum', '$q_sum'), mlcache.last_level()")
+	[[ $got == "$before|l2" ]] || fail "the value was not cached before the window: $got"
+	commit_lsn=$(primary -c 'INSERT INTO t VALUES (1000)' -c 'SELECT pg_current_wal_insert_lsn()')
+	wait_for 15 window_or_replayed ||
+		fail "the invalidation record was not replayed (commit at $commit_lsn): $(diag)"
+	if in_doubt && ! lsn_ge replica "$commit_lsn"; then
+		caught=1
+		break
+	fi
+	echo "standby: 3. attempt $attempt missed the window (the commit at $commit_lsn replayed with its record): $(diag)" >&2
+	wait_for 20 lsn_ge replica "$commit_lsn" || fail "the delayed commit did not replay: $(diag)"
+done
+[[ $caught ]] || fail "no attempt out of 3 caught the invalidation record in doubt"
 # Inside the window: the commit has not replayed; the cached value is still the right answer, and a
 # key the waiting transaction touches (prefix sb:) is computed but not stored.
 in_window() {
