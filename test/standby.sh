@@ -14,7 +14,10 @@
 #   5. a standby without the library stops at the first mlcache record, and the primary's health()
 #      warns about the unused slot;
 #   6. promotion keeps serving correct values, and the promoted server's generations continue.
-# Run under test/harness.sh.  Ports 55450 (standby) and 55451 (standby without the library).
+# Run under test/harness.sh, on a primary of its own (port 55453): the rest of the suite's databases
+# on the shared server commit now and then (refreshers, the worker), and under recovery_min_apply_delay
+# any commit made just before part 3's would close its window; part 4 also changes the primary's
+# settings.  Ports 55450 (standby) and 55451 (standby without the library).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=test/lib.sh
@@ -36,6 +39,10 @@ replayed() { lsn_ge replica "$(primary -c 'SELECT pg_current_wal_insert_lsn()')"
 replica_is() { [[ $(replica -c "$1") == "$2" ]]; }
 standby_conf() { printf '%s\n' "port = $sport" "hot_standby_feedback = on" "$@" | as_pg tee "$standby/mlcache_test.conf" >/dev/null; }
 
+export PGPORT=55453 MLCACHE_PGDATA=$MLCACHE_TMP/standby_primary
+pg_init "$MLCACHE_PGDATA" "$PGPORT" mlcache
+on_exit pg_stop "$MLCACHE_PGDATA"
+pg_start "$MLCACHE_PGDATA"
 fresh_db "$db"
 primary -c 'CREATE EXTENSION mlcache' -c 'CREATE TABLE t (v int) WITH (autovacuum_enabled = off)' -c 'INSERT INTO t VALUES (1)' \
 	-c 'CREATE TABLE calm (v int) WITH (autovacuum_enabled = off)' -c 'INSERT INTO calm VALUES (7)' \
@@ -183,7 +190,7 @@ standby_conf "recovery_min_apply_delay = '4s'"
 as_pg "$(pg_bin pg_ctl)" reload -D "$standby" -s
 wait_for 10 replica_is 'SHOW recovery_min_apply_delay' 4s || fail "the delay was not set"
 # The transaction's INVAL record replays at once (only commits are delayed), so it is in doubt until
-# its commit replays 4 s later.  Another commit made on the shared primary just before (its mlcache
+# its commit replays 4 s later.  Another commit made on the primary just before (autovacuum or the
 # worker, say) can hold replay back until both replay together: then the window was missed, not
 # broken, and the attempt is repeated (at most 3 times).
 in_doubt() { replica_is "SELECT mlcache.health()->'standby'->>'in_doubt'" 1; }
