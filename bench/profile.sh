@@ -18,6 +18,10 @@
 #                  statement triggers calling a no-op C function
 #   write_watched  the same UPDATE on a watched table (watch() with two
 #                  templates, as bench.sh's write group)
+#   bulk_watched   UPDATE of all 100k rows of the watched table, then VACUUM;
+#                  NAME.children.txt also gives the inclusive share of the
+#                  watch trigger (perf report --children), which is
+#                  mlcache's whole part of the statement
 # PROFILE_ONLY="l1 l2" runs only those; PROFILE_KEEP=DIR keeps the perf.data files there.
 # PROFILE_OUT/summary.txt: each scenario's tps while sampled and the backend's
 # CPU time per transaction (perf's cpu-clock event count / transactions).  Root, or perf_event_paranoid <= 1,
@@ -31,7 +35,7 @@ command -v perf >/dev/null || { echo "profile: perf is not installed (Debian: li
 
 secs=${PROFILE_SECONDS:-8}
 out=${PROFILE_OUT:-bench/results/profile}
-only=${PROFILE_ONLY:-floor call l1 l2 peer write_floor write_watched}
+only=${PROFILE_ONLY:-floor call l1 l2 peer write_floor write_watched bulk_watched}
 db=mlcache_prof
 work=$MLCACHE_TMP/profile
 mkdir -p "$work" "$out"
@@ -54,6 +58,7 @@ for t in floor watched; do
 	printf '\\set id random(1, 100000)\nUPDATE sub_%s SET score = score + 1 WHERE id = :id;\n' "$t" >"$work/write_$t.sql"
 done
 psql -c "SELECT mlcache.watch('sub_watched', ARRAY[$templates])" >/dev/null
+printf 'UPDATE sub_watched SET score = score + 1;\nVACUUM sub_watched;\n' >"$work/bulk_watched.sql"
 cc -shared -fPIC -O2 -I"$("${PG_CONFIG:-pg_config}" --includedir-server)" -o "$work/noop_trigger.so" bench/noop_trigger.c
 chmod 755 "$work" "$work/noop_trigger.so"
 psql -c "CREATE FUNCTION bench_noop() RETURNS trigger LANGUAGE c AS '$work/noop_trigger.so', 'mlcache_bench_noop_trigger'"
@@ -109,6 +114,10 @@ profile() {
 	perf report -i "$data" --no-children --sort dso,symbol --stdio -g none \
 		--dsos mlcache.so,libhiredis.so.0.14,libcrypto.so.3,pgmemcache.so,libmemcached.so.11.0.0 2>/dev/null |
 		grep -v '^$' >"$out/$name.ext.txt" || true
+	# Inclusive shares (a function with everything it calls); for
+	# bulk_watched above all: the watch trigger's whole part of the statement.
+	perf report -i "$data" --children --sort symbol --stdio -g none 2>/dev/null |
+		grep -E '\] (PortalRun|ExecVacuum|heap_update|mlcache|watch_|render|tuplestore_gettupleslot)' >"$out/$name.children.txt" || true
 	# The backend's CPU time per transaction: perf's event count (ns of
 	# cpu-clock) over the transactions pgbench ran while perf sampled.
 	tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$work/$name.pgbench")
@@ -125,4 +134,5 @@ for s in $only; do profile "$s"; done
 	echo "perf record -F 2999 -g -p <backend pid> -o NAME.data -- sleep $secs   # started 1 s after pgbench"
 	echo "perf report -i NAME.data --no-children --sort symbol --stdio -g none --percent-limit 0.3   # NAME.symbols.txt"
 	echo "perf report -i NAME.data --no-children --sort dso --stdio -g none   # NAME.dso.txt"
+	echo "perf report -i NAME.data --children --sort symbol --stdio -g none   # NAME.children.txt (lines of PostgreSQL's statement, VACUUM and mlcache's trigger)"
 } >>"$out/commands.txt"

@@ -11,8 +11,9 @@
 # and the overheads floor/plain and watched/floor, and the CPU time the
 # mlcache worker (hygiene: the Redis clean-up after each watched commit)
 # spent per watched commit, from its /proc/PID/stat (utime + stime, in clock
-# ticks).  Used to compare two builds by installing each in turn.  Nothing
-# here asserts.
+# ticks).  QW_SET="name = value; ..." is applied with ALTER SYSTEM and a
+# reload first (as in bench/quick_bulk.sh).  Used to compare two builds by
+# installing each in turn.  Nothing here asserts.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=test/lib.sh
@@ -26,6 +27,16 @@ mkdir -p "$w"
 chmod 755 "$w"
 psql() { psql_db "$db" "$@"; }
 fresh_db "$db" 2>/dev/null
+if [[ -n ${QW_SET:-} ]]; then
+	IFS=';' read -ra sets <<<"$QW_SET"
+	for s in "${sets[@]}"; do
+		[[ $s == *=* ]] || continue
+		psql_db postgres -c "ALTER SYSTEM SET ${s%%=*} = '$(echo "${s#*=}" | xargs)'" >/dev/null
+	done
+	psql_db postgres -c 'SELECT pg_reload_conf()' >/dev/null
+	sleep 0.5
+	echo "settings: $QW_SET"
+fi
 psql -c 'CREATE EXTENSION mlcache' >/dev/null
 templates="'assignment_stats:{assignment_id}', 'analytics:student:{student_id}:*'"
 for t in plain floor watched; do
