@@ -31,7 +31,9 @@
 #include "nodes/makefuncs.h"
 #include "portability/instr_time.h"
 #include "utils/fmgroids.h"
+#include "utils/memutils.h"
 #include "utils/plancache.h"
+#include "utils/resowner.h"
 #include "utils/rls.h"
 
 #include "compute.h"
@@ -343,4 +345,37 @@ mlcache_compute_plan(SPIPlanPtr plan, Datum *values, const char *nulls, int64 *c
 	SPI_finish();
 	*compute_us = compute_elapsed_us(start);
 	return result;
+}
+
+/*
+ * Run fn(arg) in a subtransaction.  NULL if it succeeded; otherwise its
+ * error, copied into the caller's memory context, after the subtransaction
+ * has been rolled back (the caller reports, records or rethrows it).  The
+ * caller's memory context and resource owner are current again on return.
+ */
+ErrorData *
+mlcache_subxact(void (*fn) (void *), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return edata;
 }

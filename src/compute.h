@@ -16,5 +16,6 @@ extern Jsonb *mlcache_compute(const char *query, int64 *compute_us);
 extern SPIPlanPtr mlcache_compute_prepare(const char *query, int nparams, Oid *types);
 extern Jsonb *mlcache_compute_plan(SPIPlanPtr plan, Datum *values, const char *nulls,
 								   int64 *compute_us);
+extern ErrorData *mlcache_subxact(void (*fn) (void *), void *arg);
 
 #endif

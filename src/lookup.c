@@ -562,6 +562,28 @@ lookup_fill_locktag(LOCKTAG *tag, uint64 h)
 	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h, 3);
 }
 
+typedef struct WaitFillArgs
+{
+	const LOCKTAG *tag;
+	int			timeout_ms;
+} WaitFillArgs;
+
+/* Inside lookup_wait_fill's subtransaction: take the lock, then let it go. */
+static void
+lookup_wait_fill_cb(void *arg)
+{
+	WaitFillArgs *a = arg;
+	int			nest = NewGUCNestLevel();
+	char		ms[32];
+
+	snprintf(ms, sizeof(ms), "%d", Max(a->timeout_ms, 1));
+	(void) set_config_option("lock_timeout", ms, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) LockAcquire(a->tag, ExclusiveLock, false, false);
+	LockRelease(a->tag, ExclusiveLock, false);
+	AtEOXact_GUC(true, nest);
+}
+
 /*
  * Wait until the backend filling the same key is done, at most timeout_ms.
  * The wait is a real lock wait, so it is interruptible, deadlock-detected,
@@ -572,44 +594,15 @@ lookup_fill_locktag(LOCKTAG *tag, uint64 h)
 static bool
 lookup_wait_fill(const LOCKTAG *tag, int timeout_ms)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool done = false;
+	WaitFillArgs a = {tag, timeout_ms};
+	ErrorData  *edata = mlcache_subxact(lookup_wait_fill_cb, &a);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		int			nest = NewGUCNestLevel();
-		char		ms[32];
-
-		snprintf(ms, sizeof(ms), "%d", Max(timeout_ms, 1));
-		(void) set_config_option("lock_timeout", ms, PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_SAVE, true, 0, false);
-		(void) LockAcquire(tag, ExclusiveLock, false, false);
-		LockRelease(tag, ExclusiveLock, false);
-		AtEOXact_GUC(true, nest);
-		ReleaseCurrentSubTransaction();
-		done = true;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
-			ReThrowError(edata);
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return done;
+	if (edata == NULL)
+		return true;
+	if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+		ReThrowError(edata);
+	FreeErrorData(edata);
+	return false;
 }
 
 typedef enum FillTurn

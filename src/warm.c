@@ -182,38 +182,6 @@ warm_run_query(WarmDef *d, ReturnSetInfo *rsinfo)
 	warm_unbecome(&saved);
 }
 
-/*
- * Run fn(arg) in a subtransaction.  NULL if it succeeded; otherwise its
- * error, copied into the caller's memory context, after the subtransaction
- * has been rolled back (the caller reports or records it).
- */
-static ErrorData *
-warm_subxact(void (*fn) (void *), void *arg)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	ErrorData  *volatile edata = NULL;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		fn(arg);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return edata;
-}
-
 typedef struct WarmRunArgs
 {
 	WarmDef    *d;
@@ -237,7 +205,7 @@ static void
 warm_run_guarded(WarmDef *d, ReturnSetInfo *rsinfo)
 {
 	WarmRunArgs a = {d, rsinfo};
-	ErrorData  *edata = warm_subxact(warm_run_query_cb, &a);
+	ErrorData  *edata = mlcache_subxact(warm_run_query_cb, &a);
 
 	if (edata == NULL)
 		return;
@@ -609,7 +577,7 @@ warm_fetch_cb(void *arg)
 static void
 warm_fetch_guarded(WarmBatch *b, WarmTask *t)
 {
-	ErrorData  *edata = warm_subxact(warm_fetch_cb, t);
+	ErrorData  *edata = mlcache_subxact(warm_fetch_cb, t);
 
 	if (edata == NULL)
 		return;
