@@ -15,6 +15,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=test/lib.sh
 . test/lib.sh
+# shellcheck source=bench/write_tables.sh
+. bench/write_tables.sh
 : "${MLCACHE_TMP:?is not set: run this under test/harness.sh}"
 rounds=${QB_ROUNDS:-3}
 secs=${QB_SECONDS:-30}
@@ -24,33 +26,12 @@ mkdir -p "$w"
 chmod 755 "$w"
 psql() { psql_db "$db" "$@"; }
 fresh_db "$db" 2>/dev/null
-if [[ -n ${QB_SET:-} ]]; then
-	IFS=';' read -ra sets <<<"$QB_SET"
-	for s in "${sets[@]}"; do
-		[[ $s == *=* ]] || continue
-		psql_db postgres -c "ALTER SYSTEM SET ${s%%=*} = '$(echo "${s#*=}" | xargs)'" >/dev/null
-	done
-	psql_db postgres -c 'SELECT pg_reload_conf()' >/dev/null
-	sleep 0.5
-	echo "settings: $QB_SET"
-fi
+bench_settings "${QB_SET:-}"
 psql -c 'CREATE EXTENSION mlcache' >/dev/null
-templates="'assignment_stats:{assignment_id}', 'analytics:student:{student_id}:*'"
+bench_write_tables "$db" "$w"
 for t in plain floor watched; do
-	psql -c "CREATE TABLE sub_$t (id int PRIMARY KEY, assignment_id int, student_id int, score int)" \
-		-c "ALTER TABLE sub_$t SET (autovacuum_enabled = off)" \
-		-c "INSERT INTO sub_$t SELECT g, g % 40, g % 5000, 0 FROM generate_series(1, 100000) g" \
-		-c "VACUUM ANALYZE sub_$t" >/dev/null
 	printf 'UPDATE sub_%s SET score = score + 1;\nVACUUM sub_%s;\n' "$t" "$t" >"$w/bulk_$t.sql"
 done
-psql -c "SELECT mlcache.watch('sub_watched', ARRAY[$templates])" >/dev/null
-cc -shared -fPIC -O2 -I"$("${PG_CONFIG:-pg_config}" --includedir-server)" -o "$w/noop_trigger.so" bench/noop_trigger.c
-chmod 755 "$w/noop_trigger.so"
-psql -c "CREATE FUNCTION bench_noop() RETURNS trigger LANGUAGE c AS '$w/noop_trigger.so', 'mlcache_bench_noop_trigger'"
-psql -c "CREATE TRIGGER floor_insert AFTER INSERT ON sub_floor REFERENCING NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION bench_noop($templates)" \
-	-c "CREATE TRIGGER floor_update AFTER UPDATE ON sub_floor REFERENCING OLD TABLE AS o NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION bench_noop($templates)" \
-	-c "CREATE TRIGGER floor_delete AFTER DELETE ON sub_floor REFERENCING OLD TABLE AS o FOR EACH STATEMENT EXECUTE FUNCTION bench_noop($templates)" \
-	-c "CREATE TRIGGER floor_truncate AFTER TRUNCATE ON sub_floor FOR EACH STATEMENT EXECUTE FUNCTION bench_noop($templates)"
 # One UPDATE + VACUUM each first: every table starts in the steady state.
 for t in plain floor watched; do psql -f "$w/bulk_$t.sql"; done
 psql -c CHECKPOINT

@@ -18,6 +18,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=test/lib.sh
 . test/lib.sh
+# shellcheck source=bench/write_tables.sh
+. bench/write_tables.sh
 : "${MLCACHE_TMP:?is not set: run this under test/harness.sh}"
 rounds=${QW_ROUNDS:-3}
 secs=${QW_SECONDS:-15}
@@ -27,33 +29,12 @@ mkdir -p "$w"
 chmod 755 "$w"
 psql() { psql_db "$db" "$@"; }
 fresh_db "$db" 2>/dev/null
-if [[ -n ${QW_SET:-} ]]; then
-	IFS=';' read -ra sets <<<"$QW_SET"
-	for s in "${sets[@]}"; do
-		[[ $s == *=* ]] || continue
-		psql_db postgres -c "ALTER SYSTEM SET ${s%%=*} = '$(echo "${s#*=}" | xargs)'" >/dev/null
-	done
-	psql_db postgres -c 'SELECT pg_reload_conf()' >/dev/null
-	sleep 0.5
-	echo "settings: $QW_SET"
-fi
+bench_settings "${QW_SET:-}"
 psql -c 'CREATE EXTENSION mlcache' >/dev/null
-templates="'assignment_stats:{assignment_id}', 'analytics:student:{student_id}:*'"
+bench_write_tables "$db" "$w"
 for t in plain floor watched; do
-	psql -c "CREATE TABLE sub_$t (id int PRIMARY KEY, assignment_id int, student_id int, score int)" \
-		-c "ALTER TABLE sub_$t SET (autovacuum_enabled = off)" \
-		-c "INSERT INTO sub_$t SELECT g, g % 40, g % 5000, 0 FROM generate_series(1, 100000) g" \
-		-c "VACUUM ANALYZE sub_$t" >/dev/null
 	printf '\\set id random(1, 100000)\nUPDATE sub_%s SET score = score + 1 WHERE id = :id;\n' "$t" >"$w/upd_$t.sql"
 done
-psql -c "SELECT mlcache.watch('sub_watched', ARRAY[$templates])" >/dev/null
-cc -shared -fPIC -O2 -I"$("${PG_CONFIG:-pg_config}" --includedir-server)" -o "$w/noop_trigger.so" bench/noop_trigger.c
-chmod 755 "$w/noop_trigger.so"
-psql -c "CREATE FUNCTION bench_noop() RETURNS trigger LANGUAGE c AS '$w/noop_trigger.so', 'mlcache_bench_noop_trigger'"
-psql -c "CREATE TRIGGER floor_insert AFTER INSERT ON sub_floor REFERENCING NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION bench_noop($templates)" \
-	-c "CREATE TRIGGER floor_update AFTER UPDATE ON sub_floor REFERENCING OLD TABLE AS o NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION bench_noop($templates)" \
-	-c "CREATE TRIGGER floor_delete AFTER DELETE ON sub_floor REFERENCING OLD TABLE AS o FOR EACH STATEMENT EXECUTE FUNCTION bench_noop($templates)" \
-	-c "CREATE TRIGGER floor_truncate AFTER TRUNCATE ON sub_floor FOR EACH STATEMENT EXECUTE FUNCTION bench_noop($templates)"
 psql -c CHECKPOINT
 echo "pgbench -n -f upd_plain.sql -f upd_floor.sql -f upd_watched.sql -c 1 -j 1 -T $secs -l $db   # \\set id random(1, 100000) UPDATE sub_<variant> SET score = score + 1 WHERE id = :id"
 wpid=$(psql -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'mlcache worker' LIMIT 1")
