@@ -516,7 +516,7 @@ if ((have_floor)); then
 fi
 hv[single_watched_plain]=$(ratio "${s_med[watched]}" "${s_med[plain]}")
 hv[inval_1m_1k]=$(ratio "$i1m" "$i1k")
-while read -r c f a b r1 r2; do
+while read -r c f a b r1 r2 _; do
 	hv[tp_l1_$c]=$r1
 	hv[tp_l2_$c]=$r2
 done <"$work/throughput.txt"
@@ -615,8 +615,11 @@ rounds_of() { round $(figures "$1" "$2"); }
 	else
 		echo "| write | 100k-row UPDATE, naive peer | pgmemcache not installed | | | (no target) | not measured |"
 	fi
-	while read -r c f a b r1 r2; do
+	while read -r c f a b r1 r2 k rk; do
 		echo "| throughput | get, L1 hit, $c clients (-j 2) | $a tps | $f tps of SELECT 1, $c clients | $r1 | ≥ 0.9 | $(met "$r1" 0.9 ge) |"
+		if [[ ${k:--} != - ]]; then
+			echo "| throughput | call floor, $c clients (-j 2) | $k tps | $f tps of SELECT 1, $c clients | $rk | (reference) | PostgreSQL's own cost of the call |"
+		fi
 		echo "| throughput | get, L2 hit, $c clients (-j 2) | $b tps | $f tps of SELECT 1, $c clients | $r2 | (no target: a Redis round trip) | |"
 	done <"$work/throughput.txt"
 	echo "| scale | invalidate_pattern of a prefix, $n1m keys in Redis | ${i1m} tps | ${i1k} tps with $n1k keys | $(ratio "$i1m" "$i1k") | flat (≥ 0.90) | $(met "$(ratio "$i1m" "$i1k")" 0.90 ge) |"

@@ -13,6 +13,10 @@
 #   peer    SELECT memcache_get('bench:peer') of the value 1, if memcached and
 #           pgmemcache are installed (then pgmemcache is loaded in every
 #           session, whatever script it runs)
+# QR_L2_TCP=1 starts a second Redis listening on a TCP loopback port and
+# points mlcache at it (ALTER SYSTEM, reload), so that the L2 hit and
+# pgmemcache (memcached on TCP loopback) cross the same kind of socket; by
+# default mlcache reaches the harness's Redis over a unix socket.
 # Interleaved transaction by transaction, the machine's drift (other work,
 # frequency changes) falls on every script alike.  Each script's figure is
 # 1e6 / its mean latency in us from pgbench's per-transaction log (with one
@@ -32,6 +36,17 @@ w=$MLCACHE_TMP/qr
 mkdir -p "$w"
 chmod 755 "$w"
 psql_db "$db" -c 'CREATE EXTENSION IF NOT EXISTS mlcache' >/dev/null
+if [[ ${QR_L2_TCP:-0} == 1 ]]; then
+	rtcp=$((30000 + RANDOM % 10000))
+	redis_start "$rtcp" "$MLCACHE_TMP/redis_tcp"
+	on_exit quiet redis_stop "$rtcp" "$MLCACHE_TMP/redis_tcp"
+	psql_db "$db" -c "ALTER SYSTEM SET mlcache.redis_socket = ''" \
+		-c "ALTER SYSTEM SET mlcache.redis_host = '127.0.0.1'" \
+		-c "ALTER SYSTEM SET mlcache.redis_port = $rtcp" -c 'SELECT pg_reload_conf()' >/dev/null
+	tcp_shown() { [[ $(psql_db "$db" -c 'SHOW mlcache.redis_port') == "$rtcp" ]]; }
+	wait_for 10 tcp_shown
+	echo "L2 over TCP: redis-server on 127.0.0.1:$rtcp"
+fi
 cc -shared -fPIC -O2 -I"$("${PG_CONFIG:-pg_config}" --includedir-server)" -o "$w/noop.so" bench/noop_trigger.c
 chmod 755 "$w/noop.so"
 psql_db "$db" -c 'CREATE SCHEMA mlcachz' \

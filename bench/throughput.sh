@@ -10,7 +10,8 @@
 # reads the same key, so any shared lock or atomic on the read path is
 # contended at the higher counts.  Writes TP_OUT (default
 # $MLCACHE_TMP/throughput.txt): one line per client count,
-#   clients floor_tps l1_tps l2_tps l1_ratio l2_ratio
+#   clients floor_tps l1_tps l2_tps l1_ratio l2_ratio call_tps call_ratio
+# (the call columns are "-" when noop_trigger.c cannot be compiled)
 # and the pgbench commands to TP_OUT.commands.  TP_DB (default
 # mlcache_tp) is created unless it exists.  Nothing here asserts.
 set -euo pipefail
@@ -29,29 +30,39 @@ if [[ -z $(psql_db postgres -c "SELECT 1 FROM pg_database WHERE datname = '$db'"
 	fresh_db "$db"
 fi
 psql_db "$db" -c 'CREATE EXTENSION IF NOT EXISTS mlcache CASCADE' >/dev/null
+have_call=0
+if cc -shared -fPIC -O2 -I"$("${PG_CONFIG:-pg_config}" --includedir-server)" -o "$w/noop_trigger.so" bench/noop_trigger.c 2>"$w/cc.log"; then
+	chmod 755 "$w" "$w/noop_trigger.so"
+	psql_db "$db" -c 'DROP SCHEMA IF EXISTS mlcachz CASCADE' -c 'CREATE SCHEMA mlcachz' \
+		-c "CREATE FUNCTION mlcachz.get(text, text) RETURNS jsonb LANGUAGE c VOLATILE AS '$w/noop_trigger.so', 'mlcache_bench_noop_get'" >/dev/null
+	have_call=1
+fi
 printf 'SELECT 1;\n' >"$w/floor.sql"
+printf "SELECT mlcachz.get('bench:tp:l1', 'SELECT 1');\n" >"$w/call.sql"
 printf "SELECT mlcache.get('bench:tp:l1', 'SELECT 1');\n" >"$w/l1.sql"
 printf "SELECT mlcache.get('bench:tp:l2', 'SELECT 1', 0);\n" >"$w/l2.sql"
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {printf "%.1f", (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 tps() { pgbench -n -M simple -f "$w/$1.sql" -c "$2" -j 2 -T "$secs" "$db" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\) .*/\1/p'; }
 : >"$out"
 : >"$out.commands"
-for s in floor l1 l2; do
+for s in floor call l1 l2; do
 	printf 'pgbench -n -M simple -f %s.sql -c N -j 2 -T %s %s   # %s\n' "$s" "$secs" "$db" "$(cat "$w/$s.sql")" >>"$out.commands"
 done
 for c in $clients; do
 	# Warm: every backend's L1, and Redis.
 	pgbench -n -M simple -f "$w/l1.sql" -f "$w/l2.sql" -c "$c" -j 2 -t 5 "$db" >/dev/null 2>&1 || true
-	f=() l1=() l2=()
+	f=() l1=() l2=() call=()
 	for ((r = 0; r < rounds; r++)); do
 		f+=("$(tps floor "$c")")
+		if ((have_call)); then call+=("$(tps call "$c")"); fi
 		l1+=("$(tps l1 "$c")")
 		l2+=("$(tps l2 "$c")")
 	done
-	mf=$(median "${f[@]}") m1=$(median "${l1[@]}") m2=$(median "${l2[@]}")
-	awk -v c="$c" -v f="$mf" -v a="$m1" -v b="$m2" \
-		'BEGIN {printf "%s %s %s %s %.3f %.3f\n", c, f, a, b, a / f, b / f}' >>"$out"
-	printf 'throughput: %s clients: SELECT 1 %s, L1 %s, L2 %s tps (rounds: %s / %s / %s)\n' \
-		"$c" "$mf" "$m1" "$m2" "${f[*]}" "${l1[*]}" "${l2[*]}" >&2
+	mf=$(median "${f[@]}") m1=$(median "${l1[@]}") m2=$(median "${l2[@]}") mc=-
+	if ((have_call)); then mc=$(median "${call[@]}"); fi
+	awk -v c="$c" -v f="$mf" -v a="$m1" -v b="$m2" -v k="$mc" \
+		'BEGIN {printf "%s %s %s %s %.3f %.3f %s %s\n", c, f, a, b, a / f, b / f, k, (k == "-") ? "-" : sprintf("%.3f", k / f)}' >>"$out"
+	printf 'throughput: %s clients: SELECT 1 %s, call floor %s, L1 %s, L2 %s tps (rounds: %s / %s / %s / %s)\n' \
+		"$c" "$mf" "$mc" "$m1" "$m2" "${f[*]}" "${call[*]}" "${l1[*]}" "${l2[*]}" >&2
 done
 cat "$out"

@@ -1,5 +1,9 @@
 -- Per-key hit tracking over 24 hours: key_stats() and its hourly buckets.
 SELECT * FROM mlcache.key_stats('tr:never');
+-- A backend keeps its counts until the end of a transaction this long after
+-- the oldest (0: every transaction), or until it exits: this session's are
+-- flushed before the \c below, not as it exits.
+SET mlcache.track_flush_interval = 0;
 
 SELECT mlcache.get('tr:a', 'SELECT 1');                    -- miss (compute)
 SELECT mlcache.get('tr:a', 'SELECT 1'), mlcache.get('tr:a', 'SELECT 1');  -- two L1 hits
@@ -53,6 +57,25 @@ SELECT total >= 30 AS hot_kept FROM mlcache.key_stats('tr:hot');
 SELECT count(*) FILTER (WHERE (SELECT total FROM mlcache.key_stats('tr:cold:' || g)) > 0)
        BETWEEN 4500 AND 5000 AS cold_tracked_up_to_cap
   FROM generate_series(1, 6000) g;
+
+-- Counts kept for an hour are still flushed when the backend exits.
+SET mlcache.track_flush_interval = '1h';
+SELECT mlcache.get('tr:exit', 'SELECT 1') FROM generate_series(1, 4);
+SELECT pg_backend_pid() AS tr_pid \gset
+\c
+-- The old backend leaves pg_stat_activity after its exit-time flush.
+CREATE FUNCTION pg_temp.tr_gone(p int) RETURNS bool LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1..1000 LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = p) THEN
+      RETURN true;
+    END IF;
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+  RETURN false;
+END $$;
+SELECT pg_temp.tr_gone(:tr_pid);
+SELECT hits, misses FROM mlcache.key_stats('tr:exit');
 
 -- l2_ttl: the L2 TTL a value was stored with, next to ttl_seconds (what is
 -- left of it in Redis); NULL for a key that is not in Redis.

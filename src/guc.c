@@ -39,6 +39,7 @@ int			mlcache_generation_slots = 65536;
 int			mlcache_refresh_delay = 1000;
 int			mlcache_fill_wait_timeout = 2000;
 int			mlcache_track_max = 5000;
+int			mlcache_track_flush_interval = 1000;
 int			mlcache_warm_task_timeout = 30000;
 int			mlcache_warm_max_attempts = 5;
 int			mlcache_warm_sync_limit = 2000;
@@ -414,6 +415,13 @@ mlcache_guc_init(void)
 							   &mlcache_key_prefix, "",
 							   PGC_SUSET, 0,
 							   key_prefix_check, key_prefix_assign, NULL);
+	DefineCustomIntVariable("mlcache.track_flush_interval",
+							"How long a backend may keep its per-key read counts before adding them to key_stats().",
+							"They are added at the end of the first transaction this long after the oldest, "
+							"and when the backend exits; 0 adds them at the end of every transaction.",
+							&mlcache_track_flush_interval, 1000, 0, 3600000,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
 	/* Shared-memory sizes can only be defined while preloading. */
 	if (process_shared_preload_libraries_in_progress)
 		DefineCustomIntVariable("mlcache.track_max",

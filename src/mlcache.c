@@ -53,6 +53,7 @@ _PG_init(void)
 	mlcache_wal_register();
 	/* Before mlcache_inval_init: see lookup.c's lookup_xact_callback. */
 	mlcache_lookup_init();
+	mlcache_track_init();
 	mlcache_inval_init();
 	mlcache_security_init();
 	mlcache_compute_init();

@@ -23,12 +23,16 @@
 #include "shmem.h"
 #include "stats.h"
 
+/*
+ * A row starts a cache line and fills whole ones (shared memory is
+ * allocated cache-line aligned), so no two backends' counters share one.
+ */
 typedef struct MlcacheCounterRow
 {
 	pg_atomic_uint64 v[MLC_NCOUNTERS];
 	pg_atomic_uint64 l1_entries;	/* gauges of the backend's L1, zeroed at exit */
 	pg_atomic_uint64 l1_bytes;
-} MlcacheCounterRow;
+} pg_attribute_aligned(PG_CACHE_LINE_SIZE) MlcacheCounterRow;
 
 typedef struct MlcacheStatsShared
 {

@@ -7,8 +7,17 @@
  * buckets, one per hour of the day, each tagged with the hour it counts, so
  * a bucket left from a previous day is recognised and restarted.  When the
  * table is full, a new key evicts the entry with the fewest reads in the
- * last 24 hours.  Nothing here touches Redis: an L1 hit costs a shared lock,
- * a hash lookup and a spinlock.
+ * last 24 hours.  Nothing here touches Redis.
+ *
+ * A read does not touch shared memory: it is counted in a backend-local
+ * table (pending), which is added to the shared one in one pass, under one
+ * acquisition of the lock, at the end of the first transaction that ends
+ * mlcache.track_flush_interval or more after the oldest count in it, when
+ * it holds TRACK_PENDING_MAX keys, when the hour changes, before this
+ * backend reads the table (key_stats, tracking_sweep) and when the backend
+ * exits.  So every backend reading the same hot key do not contend on its
+ * lock and spinlock at each hit; other backends' reads show in key_stats
+ * once they are flushed.
  *
  * Locking (see the table in shmem.c): track_shared->lock (the LWLock of
  * tranche "mlcache tracking") in shared mode to look entries up and count,
@@ -23,6 +32,8 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "access/xact.h"
+#include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
@@ -65,6 +76,24 @@ typedef struct TrackShared
 static TrackShared *track_shared = NULL;
 static HTAB *track_table = NULL;
 
+/* This backend's reads not yet added to the shared table. */
+#define TRACK_PENDING_MAX 1024
+
+typedef struct TrackPending
+{
+	TrackKey	key;			/* hash key: must be first */
+	uint32		hits;
+	uint32		misses;
+	char		text[TRACK_KEY_LEN + 1];
+} TrackPending;
+
+static HTAB *pending = NULL;	/* in TopMemoryContext */
+static TrackPending *pending_last = NULL;	/* the entry counted last */
+static int64 pending_hour;		/* the hour all pending counts belong to */
+static TimestampTz pending_since = 0;	/* of the oldest pending count; 0: none */
+static bool pending_flushing = false;
+static bool pending_exit_registered = false;
+
 Size
 mlcache_track_shmem_size(void)
 {
@@ -98,14 +127,33 @@ mlcache_track_shmem_startup(void)
 }
 
 /*
- * The current hour number, shifted by the test-only offset.  hour_offset is
- * an atomic: no lock.
+ * The hour number of ts, shifted by the test-only offset.  hour_offset is an
+ * atomic: no lock.
  */
+static int64
+track_hour_of(TimestampTz ts)
+{
+	return ts / USECS_PER_HOUR + (int64) pg_atomic_read_u64(&track_shared->hour_offset);
+}
+
+/* The current hour number, shifted by the test-only offset. */
 static int64
 track_hour(void)
 {
-	return GetCurrentTimestamp() / USECS_PER_HOUR +
-		(int64) pg_atomic_read_u64(&track_shared->hour_offset);
+	return track_hour_of(GetCurrentTimestamp());
+}
+
+/*
+ * The time a read is counted at: a client backend uses its statement's start,
+ * which PostgreSQL has already read (hours are all that matter here), other
+ * processes the clock.
+ */
+static TimestampTz
+track_now(void)
+{
+	TimestampTz ts = (MyBackendType == B_BACKEND) ? GetCurrentStatementStartTimestamp() : 0;
+
+	return ts != 0 ? ts : GetCurrentTimestamp();
 }
 
 /*
@@ -178,60 +226,56 @@ track_evict(int64 now)
 	}
 }
 
-/* Caller holds track_shared->lock (any mode); takes e->mutex. */
+/*
+ * Add hits and misses of hour `hour` to e, unless its bucket already counts
+ * a later hour (a count that waited in a backend past a whole day).  Caller
+ * holds track_shared->lock (any mode); takes e->mutex.
+ */
 static void
-track_add(TrackEntry *e, int64 now, bool hit)
+track_add(TrackEntry *e, int64 hour, uint32 hits, uint32 misses)
 {
-	int			b = (int) (now % TRACK_HOURS);
+	int			b = (int) (hour % TRACK_HOURS);
 
 	SpinLockAcquire(&e->mutex);
-	if (e->hour[b] != now)
+	if (e->hour[b] < hour)
 	{
-		e->hour[b] = now;
+		e->hour[b] = hour;
 		e->hits[b] = 0;
 		e->misses[b] = 0;
 	}
-	if (hit)
-		e->hits[b]++;
-	else
-		e->misses[b]++;
+	if (e->hour[b] == hour)
+	{
+		e->hits[b] += hits;
+		e->misses[b] += misses;
+	}
 	SpinLockRelease(&e->mutex);
 }
 
 /*
- * Count one read of k: a hit in any level, or a miss that computed.  Takes
- * track_shared->lock shared (exclusive to insert or evict), then the entry's
- * spinlock.
+ * Add one pending entry to the shared table.  Takes track_shared->lock
+ * shared (exclusive to insert or evict), then the entry's spinlock.
  */
-void
-mlcache_track(const MlcacheKey *k, uint64 hash, bool hit)
+static void
+track_flush_one(const TrackPending *p, int64 hour, int64 now)
 {
-	TrackKey	tk;
 	TrackEntry *e;
-	int64		now;
 	bool		found;
 
-	if (track_table == NULL || mlcache_track_max == 0)
-		return;
-	memset(&tk, 0, sizeof(tk));
-	tk.dbid = MyDatabaseId;
-	tk.hash = hash;
-	now = track_hour();
 	LWLockAcquire(track_shared->lock, LW_SHARED);
-	e = hash_search(track_table, &tk, HASH_FIND, NULL);
+	e = hash_search(track_table, &p->key, HASH_FIND, NULL);
 	if (e != NULL)
 	{
-		track_add(e, now, hit);
+		track_add(e, hour, p->hits, p->misses);
 		LWLockRelease(track_shared->lock);
 		return;
 	}
 	LWLockRelease(track_shared->lock);
 
 	LWLockAcquire(track_shared->lock, LW_EXCLUSIVE);
-	e = hash_search(track_table, &tk, HASH_FIND, NULL);
+	e = hash_search(track_table, &p->key, HASH_FIND, NULL);
 	if (e == NULL && hash_get_num_entries(track_table) >= mlcache_track_max)
 		track_evict(now);
-	e = hash_search(track_table, &tk, HASH_ENTER_NULL, &found);
+	e = hash_search(track_table, &p->key, HASH_ENTER_NULL, &found);
 	if (e != NULL)
 	{
 		if (!found)
@@ -240,11 +284,130 @@ mlcache_track(const MlcacheKey *k, uint64 hash, bool hit)
 			memset(e->hour, 0, sizeof(e->hour));
 			memset(e->hits, 0, sizeof(e->hits));
 			memset(e->misses, 0, sizeof(e->misses));
-			strlcpy(e->text, k->key, Min(k->keylen, TRACK_KEY_LEN) + 1);
+			strlcpy(e->text, p->text, sizeof(e->text));
 		}
-		track_add(e, now, hit);
+		track_add(e, hour, p->hits, p->misses);
 	}
 	LWLockRelease(track_shared->lock);
+}
+
+/*
+ * Add this backend's pending counts to the shared table and forget them.
+ * Never re-entered (an error in the middle leaves the rest pending; they are
+ * dropped at exit rather than risk a second error there).
+ */
+static void
+track_flush(void)
+{
+	HASH_SEQ_STATUS seq;
+	TrackPending *p;
+	int64		now;
+
+	if (pending == NULL || pending_since == 0 || pending_flushing || track_table == NULL)
+		return;
+	pending_flushing = true;
+	now = track_hour();
+	hash_seq_init(&seq, pending);
+	while ((p = hash_seq_search(&seq)) != NULL)
+	{
+		track_flush_one(p, pending_hour, now);
+		hash_search(pending, &p->key, HASH_REMOVE, NULL);
+	}
+	pending_last = NULL;
+	pending_since = 0;
+	pending_flushing = false;
+}
+
+/* At backend exit: what is still pending. */
+static void
+track_exit(int code, Datum arg)
+{
+	track_flush();
+}
+
+/*
+ * At the end of a transaction, flush if the oldest pending count is
+ * mlcache.track_flush_interval old.  Not at abort: the lock and hash code
+ * are best left alone there; the counts wait for the next commit or exit.
+ */
+static void
+track_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT)
+		pending_flushing = false;	/* an error in track_flush: try again later */
+	if (pending_since == 0 || (event != XACT_EVENT_COMMIT && event != XACT_EVENT_PARALLEL_COMMIT))
+		return;
+	if (track_now() - pending_since >= (TimestampTz) mlcache_track_flush_interval * 1000)
+		track_flush();
+}
+
+/* Register the end-of-transaction flush; called from _PG_init. */
+void
+mlcache_track_init(void)
+{
+	RegisterXactCallback(track_xact_callback, NULL);
+}
+
+/*
+ * Count one read of k: a hit in any level, or a miss that computed.  Counted
+ * in this backend's pending table: no shared memory, no lock.
+ */
+void
+mlcache_track(const MlcacheKey *k, uint64 hash, bool hit)
+{
+	TrackKey	tk;
+	TrackPending *p;
+	TimestampTz ts;
+	int64		hour;
+	bool		found;
+
+	if (track_table == NULL || mlcache_track_max == 0)
+		return;
+	ts = track_now();
+	hour = track_hour_of(ts);
+	if (pending_since != 0 && hour != pending_hour)
+		track_flush();
+	p = pending_last;
+	if (p == NULL || p->key.hash != hash || p->key.dbid != MyDatabaseId)
+	{
+		if (pending == NULL)
+		{
+			HASHCTL		info;
+
+			info.keysize = sizeof(TrackKey);
+			info.entrysize = sizeof(TrackPending);
+			info.hcxt = TopMemoryContext;
+			pending = hash_create("mlcache pending tracking", 64, &info,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		}
+		if (!pending_exit_registered)
+		{
+			before_shmem_exit(track_exit, (Datum) 0);
+			pending_exit_registered = true;
+		}
+		memset(&tk, 0, sizeof(tk));
+		tk.dbid = MyDatabaseId;
+		tk.hash = hash;
+		p = hash_search(pending, &tk, HASH_FIND, NULL);
+		if (p == NULL && hash_get_num_entries(pending) >= TRACK_PENDING_MAX)
+			track_flush();
+		if (p == NULL)
+		{
+			p = hash_search(pending, &tk, HASH_ENTER, &found);
+			p->hits = p->misses = 0;
+			strlcpy(p->text, k->key, Min(k->keylen, TRACK_KEY_LEN) + 1);
+		}
+		pending_last = p;
+	}
+	if (pending_since == 0)
+	{
+		pending_since = ts;
+		pending_hour = hour;
+	}
+	if (hit)
+		p->hits++;
+	else
+		p->misses++;
 }
 
 /*
@@ -328,6 +491,7 @@ mlcache_key_stats(PG_FUNCTION_ARGS)
 	mlcache_key_arg(fcinfo, &k);
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
+	track_flush();
 	(void) track_lookup(mlcache_key_hash(&k), &hits, &misses);
 	rkey = mlcache_key_rkey(&k);
 	v[0] = Int64GetDatum(hits);
@@ -358,6 +522,7 @@ mlcache_tracking_sweep(PG_FUNCTION_ARGS)
 	int64		removed = 0;
 
 	mlcache_require_loaded();
+	track_flush();
 	now = track_hour();
 	LWLockAcquire(track_shared->lock, LW_EXCLUSIVE);
 	hash_seq_init(&seq, track_table);
