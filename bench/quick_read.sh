@@ -49,7 +49,7 @@ if [[ ${QR_L2_TCP:-0} == 1 ]]; then
 fi
 cc -shared -fPIC -O2 -I"$("${PG_CONFIG:-pg_config}" --includedir-server)" -o "$w/noop.so" bench/noop_trigger.c
 chmod 755 "$w/noop.so"
-psql_db "$db" -c 'CREATE SCHEMA mlcachz' \
+psql_db "$db" -c 'DROP SCHEMA IF EXISTS mlcachz CASCADE' -c 'CREATE SCHEMA mlcachz' \
 	-c "CREATE FUNCTION mlcachz.get(text, text) RETURNS jsonb LANGUAGE c VOLATILE AS '$w/noop.so', 'mlcache_bench_noop_get'" \
 	-c "CREATE FUNCTION mlcachz.get(text, text, int) RETURNS jsonb LANGUAGE c VOLATILE AS '$w/noop.so', 'mlcache_bench_noop_get'" >/dev/null
 printf 'SELECT 1;\n' >"$w/floor.sql"
@@ -65,7 +65,7 @@ if command -v memcached >/dev/null && [[ -e $(pg_config --sharedir)/extension/pg
 	wait_for 5 mc_listens || true
 	psql_db "$db" -c "ALTER DATABASE $db SET session_preload_libraries = 'pgmemcache'" \
 		-c "ALTER DATABASE $db SET pgmemcache.default_servers = '127.0.0.1:$mcport'" >/dev/null
-	psql_db "$db" -c 'CREATE EXTENSION pgmemcache' -c "SELECT memcache_set('bench:peer', '1')" >/dev/null
+	psql_db "$db" -c 'CREATE EXTENSION IF NOT EXISTS pgmemcache' -c "SELECT memcache_set('bench:peer', '1')" >/dev/null
 	printf "SELECT memcache_get('bench:peer');\n" >"$w/peer.sql"
 	scripts+=" peer"
 fi

@@ -39,6 +39,7 @@ int			mlcache_generation_slots = 65536;
 int			mlcache_refresh_delay = 1000;
 int			mlcache_fill_wait_timeout = 2000;
 int			mlcache_track_max = 5000;
+int			mlcache_redis_spin_us = 0;
 int			mlcache_track_flush_interval = 1000;
 int			mlcache_warm_task_timeout = 30000;
 int			mlcache_warm_max_attempts = 5;
@@ -415,6 +416,12 @@ mlcache_guc_init(void)
 							   &mlcache_key_prefix, "",
 							   PGC_SUSET, 0,
 							   key_prefix_check, key_prefix_assign, NULL);
+	DefineCustomIntVariable("mlcache.redis_spin_us",
+							"How long to poll for a Redis reply before sleeping on it.",
+							NULL,
+							&mlcache_redis_spin_us, 0, 0, 1000,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
 	DefineCustomIntVariable("mlcache.track_flush_interval",
 							"How long a backend may keep its per-key read counts before adding them to key_stats().",
 							"They are added at the end of the first transaction this long after the oldest, "

@@ -28,6 +28,7 @@ extern int	mlcache_generation_slots;
 extern int	mlcache_refresh_delay;	/* ms */
 extern int	mlcache_fill_wait_timeout;	/* ms */
 extern int	mlcache_track_max;
+extern int	mlcache_redis_spin_us;
 extern int	mlcache_track_flush_interval;
 extern int	mlcache_warm_task_timeout;	/* ms */
 extern int	mlcache_warm_max_attempts;

@@ -41,11 +41,13 @@
  */
 #include "postgres.h"
 
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <hiredis/hiredis.h>
 
 #include "miscadmin.h"
+#include "portability/instr_time.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -428,6 +430,55 @@ l2_dropped_connection(redisContext *c, int saved_errno)
 }
 
 /*
+ * Send one command and read its reply.  With mlcache.redis_spin_us > 0, and
+ * while this backend's replies have been coming back within that time (a
+ * moving average of the last few round trips), the reply is first waited
+ * for by polling the socket without blocking, for up to that long, so that
+ * a fast reply is read without this process going to sleep and being woken
+ * up.  Slower replies (a remote or loaded Redis) stop the polling by
+ * themselves, and it resumes once round trips are fast again.
+ */
+static redisReply *
+l2_roundtrip(redisContext *c, int argc, const char **argv, const size_t *argvlen)
+{
+	static double rtt_us = 0;	/* moving average of round trips */
+	void	   *reply = NULL;
+	int			done = 0;
+	bool		spin;
+	instr_time	start,
+				now;
+
+	if (mlcache_redis_spin_us <= 0)
+		return redisCommandArgv(c, argc, argv, argvlen);
+	if (redisAppendCommandArgv(c, argc, argv, argvlen) != REDIS_OK)
+		return NULL;
+	do
+	{
+		if (redisBufferWrite(c, &done) != REDIS_OK)
+			return NULL;
+	} while (!done);
+	INSTR_TIME_SET_CURRENT(start);
+	spin = rtt_us <= mlcache_redis_spin_us;
+	while (spin)
+	{
+		char		b;
+		ssize_t		n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+		if (n != -1 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+			break;
+		INSTR_TIME_SET_CURRENT(now);
+		INSTR_TIME_SUBTRACT(now, start);
+		spin = INSTR_TIME_GET_MICROSEC(now) < mlcache_redis_spin_us;
+	}
+	if (redisGetReply(c, &reply) != REDIS_OK)
+		return NULL;
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, start);
+	rtt_us += ((double) INSTR_TIME_GET_MICROSEC(now) - rtt_us) / 8;
+	return (redisReply *) reply;
+}
+
+/*
  * Run one command.  Returns the reply (caller frees it) or NULL after a
  * connection-level failure, which has been reported.
  */
@@ -442,7 +493,7 @@ l2_command(int argc, const char **argv, const size_t *argvlen, MlcacheL2Result *
 		*res = mlcache_l2_breaker_open() ? L2_SKIPPED : L2_FAILED;
 		return NULL;
 	}
-	r = redisCommandArgv(c, argc, argv, argvlen);
+	r = l2_roundtrip(c, argc, argv, argvlen);
 	if (r == NULL && l2_dropped_connection(c, errno))
 	{
 		c = l2_connection();
@@ -451,7 +502,7 @@ l2_command(int argc, const char **argv, const size_t *argvlen, MlcacheL2Result *
 			*res = mlcache_l2_breaker_open() ? L2_SKIPPED : L2_FAILED;
 			return NULL;
 		}
-		r = redisCommandArgv(c, argc, argv, argvlen);
+		r = l2_roundtrip(c, argc, argv, argvlen);
 	}
 	if (r == NULL)
 	{

@@ -104,6 +104,7 @@ shell() {
 shell e-coherence /usr/bin/python3 test/coherence_check.py --seconds 6
 shell e-hygiene-late bash test/hygiene_late.sh
 shell e-publish bash test/publish.sh
+shell e-redis-spin bash test/redis_spin.sh
 shell e-redis-values bash test/redis_values.sh
 shell e-standby bash test/standby.sh
 shell e-late-inval bash test/late_inval.sh
