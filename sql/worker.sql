@@ -34,6 +34,25 @@ SELECT counter('redis_unlinked') - :u0 AS unlinked;
 \c
 SELECT mlcache.get('wk:q', 'SELECT 3'), mlcache.last_level();
 
+-- Several prefixes of one namespace in a batch are cleaned in one SCAN pass
+-- (MATCH on their common prefix, each key checked against every prefix):
+-- the keys under them go, keys under none stay.
+SELECT mlcache.get('wk:m:a:1', 'SELECT 1'), mlcache.get('wk:m:a:2', 'SELECT 2'),
+       mlcache.get('wk:m:b:1', 'SELECT 3'), mlcache.get('wk:m:c:1', 'SELECT 4'),
+       mlcache.get('wk:m:ab', 'SELECT 5');
+CALL settle();
+SELECT counter('redis_unlinked') AS u0 \gset
+BEGIN;
+SELECT mlcache.invalidate_pattern('wk:m:a:*');
+SELECT mlcache.invalidate_pattern('wk:m:b:*');
+COMMIT;
+CALL settle();
+SELECT counter('redis_unlinked') - :u0 AS unlinked;
+\c
+SELECT mlcache.get('wk:m:c:1', 'SELECT 4'), mlcache.last_level();
+SELECT mlcache.get('wk:m:ab', 'SELECT 5'), mlcache.last_level();
+SELECT mlcache.get('wk:m:a:1', 'SELECT 1'), mlcache.last_level();
+
 -- A value stored right after the invalidating commit survives the clean-up,
 -- whether the worker runs before the refill (and removes the old value) or
 -- after it (and leaves the new one).  test/hygiene_late.sh holds the worker

@@ -76,6 +76,8 @@ static MlcacheRing *ring = NULL;
 typedef struct HygieneItem
 {
 	char	   *text;			/* Redis name, or SCAN pattern */
+	char	   *prefix;			/* a pattern's Redis name prefix, unescaped */
+	int			prefixlen;
 	char	   *channel;		/* shared by the items of one namespace */
 	bool		is_pattern;
 	bool		scan;			/* SCAN for the pattern (else only PUBLISH) */
@@ -230,7 +232,16 @@ hygiene_item(HygieneItem *item, char kind, const char *ns, int nslen,
 	else if (kind == MLCACHE_TARGET_KEY)
 		item->text = mlcache_redis_name(ns, nslen, text, len, &rlen);
 	else
-		item->text = mlcache_prefix_glob(ns, nslen, text, kind == MLCACHE_TARGET_ALL ? 0 : len);
+	{
+		int			plen = kind == MLCACHE_TARGET_ALL ? 0 : len;
+
+		item->text = mlcache_prefix_glob(ns, nslen, text, plen);
+		item->prefixlen = nslen + plen;
+		item->prefix = palloc(item->prefixlen + 1);
+		memcpy(item->prefix, ns, nslen);
+		memcpy(item->prefix + nslen, text, plen);
+		item->prefix[item->prefixlen] = '\0';
+	}
 	item->scan = scan;
 	item->committed = committed;
 	item->hash = hash_bytes_extended((const unsigned char *) item->text, strlen(item->text),
@@ -387,10 +398,67 @@ hygiene_publishes(HygieneItem *items, int n, MlcacheL2Cmd *cmds)
 }
 
 /*
+ * SCAN and clean the batch's patterns that are marked for it: one SCAN pass
+ * per namespace (channel), however many patterns it has.  A lone pattern is
+ * its own MATCH; several are matched by the glob of their longest common
+ * prefix, and each key found is compared with the prefixes it is under.
+ * Returns false if Redis failed; adds what was removed to *removed.
+ */
+static bool
+hygiene_scan_patterns(HygieneItem *items, int n, char **committed, int64 *removed)
+{
+	bool	   *done = palloc0(sizeof(bool) * n);
+	MlcacheL2Prefix *prefixes = palloc(sizeof(MlcacheL2Prefix) * n);
+	int			i,
+				j;
+
+	for (i = 0; i < n; i++)
+	{
+		int			np = 0;
+		int			lcp = 0;
+		int64		got = 0;
+		MlcacheL2Result res;
+
+		if (done[i] || !items[i].is_pattern || !items[i].scan)
+			continue;
+		for (j = i; j < n; j++)
+		{
+			if (done[j] || !items[j].is_pattern || !items[j].scan ||
+				strcmp(items[j].channel, items[i].channel) != 0)
+				continue;
+			done[j] = true;
+			if (np == 0)
+				lcp = items[j].prefixlen;
+			else
+			{
+				int			k = 0;
+
+				while (k < lcp && k < items[j].prefixlen && items[j].prefix[k] == prefixes[0].text[k])
+					k++;
+				lcp = k;
+			}
+			prefixes[np].text = items[j].prefix;
+			prefixes[np].len = items[j].prefixlen;
+			prefixes[np].before = items[j].committed;
+			np++;
+		}
+		if (np == 1)
+			res = mlcache_l2_scan_unlink(items[i].text, committed[i], &got);
+		else
+			res = mlcache_l2_scan_unlink_prefixes(psprintf("%s*", mlcache_glob_escape(prefixes[0].text, lcp)),
+												  prefixes, np, &got);
+		if (res != L2_OK)
+			return false;
+		*removed += got;
+	}
+	return true;
+}
+
+/*
  * Deliver a batch: remove the keys (one EVAL per MLCACHE_L2_KEYS_PER_EVAL,
  * each key compared with its own commit time) and PUBLISH every item, all
- * pipelined, then SCAN each pattern marked for it and remove what it
- * matches.  Only values computed before the invalidating commit are removed
+ * pipelined, then SCAN for the patterns marked for it (one pass per
+ * namespace, hygiene_scan_patterns) and remove what they match.  Only values computed before the invalidating commit are removed
  * (mlcache_l2_cmd_unlink_older).  Returns true if all of it went through.
  */
 static bool
@@ -425,17 +493,8 @@ hygiene_deliver(HygieneItem *items, int n)
 		return false;
 	for (i = 0; i < neval; i++)
 		removed += cmds[i].result;
-	for (i = 0; i < n; i++)
-	{
-		int64		got = 0;
-
-		if (items[i].is_pattern && items[i].scan)
-		{
-			if (mlcache_l2_scan_unlink(items[i].text, committed[i], &got) != L2_OK)
-				return false;
-			removed += got;
-		}
-	}
+	if (!hygiene_scan_patterns(items, n, committed, &removed))
+		return false;
 	mlcache_count_n(MLC_REDIS_UNLINKED, removed);
 	return true;
 }

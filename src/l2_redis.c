@@ -835,17 +835,18 @@ l2_eval_keys(const char *script, const char **keys, const size_t *keylens, int n
 	return res;
 }
 
+/* What to do with one page of SCAN results. */
+typedef MlcacheL2Result (*L2ScanPageFn) (const char **keys, const size_t *keylens, int n,
+										 void *arg, int64 *removed);
+
 /*
- * SCAN the keys matching match and run script (an EVAL with the keys as KEYS
- * and arg, arglen bytes, as ARGV[1]) on them, batch by batch (see
- * l2_eval_keys); *removed sums the integer replies.  Each batch is built in
- * a context of its own, reset after it.  Interrupts are checked between
- * batches, where no reply is live and no command in flight.  Off the commit
- * path only.
+ * SCAN the keys matching match and hand them to page_fn page by page;
+ * *removed sums what it reports.  Each page is handled in a context of its
+ * own, reset after it.  Interrupts are checked between pages, where no
+ * reply is live and no command in flight.  Off the commit path only.
  */
 static MlcacheL2Result
-l2_scan_eval(const char *match, const char *script, const char *arg, size_t arglen,
-			 int64 *removed)
+l2_scan_pages(const char *match, L2ScanPageFn page_fn, void *arg, int64 *removed)
 {
 	char		cursor[L2_CURSOR_LEN] = "0";
 	MemoryContext batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "mlcache SCAN batch",
@@ -875,7 +876,7 @@ l2_scan_eval(const char *match, const char *script, const char *arg, size_t argl
 			res = L2_FAILED;
 			break;
 		}
-		res = l2_eval_keys(script, keys, keylens, n, arg, arglen, removed);
+		res = page_fn(keys, keylens, n, arg, removed);
 		if (res != L2_OK)
 			break;
 		MemoryContextReset(batch_cxt);
@@ -883,6 +884,150 @@ l2_scan_eval(const char *match, const char *script, const char *arg, size_t argl
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(batch_cxt);
 	return res;
+}
+
+typedef struct L2ScriptArg
+{
+	const char *script;
+	const char *arg;
+	size_t		arglen;
+} L2ScriptArg;
+
+/* A page handler: the script over the page's keys (see l2_eval_keys). */
+static MlcacheL2Result
+l2_scan_script_page(const char **keys, const size_t *keylens, int n, void *arg, int64 *removed)
+{
+	L2ScriptArg *a = arg;
+
+	return l2_eval_keys(a->script, keys, keylens, n, a->arg, a->arglen, removed);
+}
+
+/*
+ * SCAN the keys matching match and run script (an EVAL with the keys as KEYS
+ * and arg, arglen bytes, as ARGV[1]) on them, page by page.
+ */
+static MlcacheL2Result
+l2_scan_eval(const char *match, const char *script, const char *arg, size_t arglen,
+			 int64 *removed)
+{
+	L2ScriptArg a = {script, arg, arglen};
+
+	return l2_scan_pages(match, l2_scan_script_page, &a, removed);
+}
+
+/* Order prefixes by length, then bytes: each length's run is sorted. */
+static int
+l2_prefix_cmp(const void *a, const void *b)
+{
+	const MlcacheL2Prefix *x = a;
+	const MlcacheL2Prefix *y = b;
+
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return memcmp(x->text, y->text, x->len);
+}
+
+typedef struct L2PrefixArg
+{
+	MlcacheL2Prefix *prefixes;	/* sorted by l2_prefix_cmp */
+	int			np;
+} L2PrefixArg;
+
+/*
+ * The latest commit time among the prefixes key begins with, or 0 if none:
+ * for each length, a binary search of that length's run.
+ */
+static TimestampTz
+l2_prefix_before(const L2PrefixArg *a, const char *key, size_t keylen)
+{
+	TimestampTz before = 0;
+	int			run = 0;
+
+	while (run < a->np)
+	{
+		int			len = a->prefixes[run].len;
+		int			end = run;
+		int			lo,
+					hi;
+
+		while (end < a->np && a->prefixes[end].len == len)
+			end++;
+		lo = run;
+		hi = end - 1;
+		while ((size_t) len <= keylen && lo <= hi)
+		{
+			int			mid = lo + (hi - lo) / 2;
+			int			c = memcmp(key, a->prefixes[mid].text, len);
+
+			if (c == 0)
+			{
+				before = Max(before, a->prefixes[mid].before);
+				break;
+			}
+			if (c < 0)
+				hi = mid - 1;
+			else
+				lo = mid + 1;
+		}
+		run = end;
+	}
+	return before;
+}
+
+/*
+ * A page handler: remove the page's keys that are under one of the
+ * prefixes, each compared with the latest commit time of the prefixes it
+ * is under (mlcache_l2_cmd_unlink_older), pipelined.
+ */
+static MlcacheL2Result
+l2_scan_prefix_page(const char **keys, const size_t *keylens, int n, void *arg, int64 *removed)
+{
+	L2PrefixArg *a = arg;
+	const char **mkeys = palloc(sizeof(char *) * Max(n, 1));
+	const char **befores = palloc(sizeof(char *) * Max(n, 1));
+	MlcacheL2Cmd *cmds;
+	MlcacheL2Result res;
+	int			m = 0,
+				ncmds = 0,
+				i;
+
+	for (i = 0; i < n; i++)
+	{
+		TimestampTz before = l2_prefix_before(a, keys[i], keylens[i]);
+
+		if (before == 0)
+			continue;
+		mkeys[m] = keys[i];
+		befores[m] = psprintf(INT64_FORMAT, (int64) before);
+		m++;
+	}
+	if (m == 0)
+		return L2_OK;
+	cmds = palloc0(sizeof(MlcacheL2Cmd) * ((m + MLCACHE_L2_KEYS_PER_EVAL - 1) / MLCACHE_L2_KEYS_PER_EVAL));
+	for (i = 0; i < m; i += MLCACHE_L2_KEYS_PER_EVAL)
+		mlcache_l2_cmd_unlink_older(&cmds[ncmds++], mkeys + i, befores + i,
+									Min(m - i, MLCACHE_L2_KEYS_PER_EVAL));
+	res = mlcache_l2_pipeline(cmds, ncmds);
+	if (res == L2_OK)
+		for (i = 0; i < ncmds; i++)
+			*removed += cmds[i].result;
+	return res;
+}
+
+/*
+ * One SCAN pass for several prefixes: SCAN the keys matching match (which
+ * must cover every prefix) and remove those under one of the prefixes that
+ * were computed before its commit time (the latest of them, for a key under
+ * several; see l2_unlink_older_script).  Sorts prefixes.
+ */
+MlcacheL2Result
+mlcache_l2_scan_unlink_prefixes(const char *match, MlcacheL2Prefix *prefixes, int np,
+								int64 *removed)
+{
+	L2PrefixArg a = {prefixes, np};
+
+	qsort(prefixes, np, sizeof(MlcacheL2Prefix), l2_prefix_cmp);
+	return l2_scan_pages(match, l2_scan_prefix_page, &a, removed);
 }
 
 /*

@@ -6,6 +6,8 @@
 #ifndef MLCACHE_L2_REDIS_H
 #define MLCACHE_L2_REDIS_H
 
+#include "datatype/timestamp.h"
+
 typedef enum MlcacheL2Result
 {
 	L2_OK,						/* command done (GET: value found) */
@@ -26,6 +28,14 @@ typedef struct MlcacheL2Cmd
 	long long	result;
 } MlcacheL2Cmd;
 
+/* A Redis name prefix whose values computed before `before` are removed. */
+typedef struct MlcacheL2Prefix
+{
+	const char *text;
+	int			len;
+	TimestampTz before;
+} MlcacheL2Prefix;
+
 /* Redis keys per EVAL of the clean-up scripts. */
 #define MLCACHE_L2_KEYS_PER_EVAL 512
 
@@ -39,6 +49,8 @@ extern void mlcache_l2_cmd_unlink_older(MlcacheL2Cmd *c, const char *const *keys
 extern MlcacheL2Result mlcache_l2_clean_orphans(const char *match, uint64 epoch,
 												const char *skip, int64 *removed);
 extern MlcacheL2Result mlcache_l2_scan_unlink(const char *match, const char *before, int64 *removed);
+extern MlcacheL2Result mlcache_l2_scan_unlink_prefixes(const char *match, MlcacheL2Prefix *prefixes,
+													   int np, int64 *removed);
 extern MlcacheL2Result mlcache_l2_ping(double *rtt_ms);
 extern bool mlcache_l2_breaker_open(void);
 extern MlcacheL2Result mlcache_l2_pttl(const char *rkey, int rkeylen, int64 *ttl_ms);
