@@ -18,6 +18,9 @@
 #                  statement triggers calling a no-op C function
 #   write_watched  the same UPDATE on a watched table (watch() with two
 #                  templates, as bench.sh's write group)
+#   worker_watched the write_watched load, but perf samples the mlcache
+#                  worker (its Redis clean-up and PUBLISH after each watched
+#                  commit): us_per_tx is the worker's CPU per watched commit
 #   bulk_watched   UPDATE of all 100k rows of the watched table, then VACUUM;
 #                  NAME.children.txt also gives the inclusive share of the
 #                  watch trigger (perf report --children), which is
@@ -35,7 +38,7 @@ command -v perf >/dev/null || { echo "profile: perf is not installed (Debian: li
 
 secs=${PROFILE_SECONDS:-8}
 out=${PROFILE_OUT:-bench/results/profile}
-only=${PROFILE_ONLY:-floor call l1 l2 peer write_floor write_watched bulk_watched}
+only=${PROFILE_ONLY:-floor call l1 l2 peer write_floor write_watched worker_watched bulk_watched}
 db=mlcache_prof
 work=$MLCACHE_TMP/profile
 mkdir -p "$work" "$out"
@@ -58,6 +61,7 @@ for t in floor watched; do
 	printf '\\set id random(1, 100000)\nUPDATE sub_%s SET score = score + 1 WHERE id = :id;\n' "$t" >"$work/write_$t.sql"
 done
 psql -c "SELECT mlcache.watch('sub_watched', ARRAY[$templates])" >/dev/null
+cp "$work/write_watched.sql" "$work/worker_watched.sql"
 printf 'UPDATE sub_watched SET score = score + 1;\nVACUUM sub_watched;\n' >"$work/bulk_watched.sql"
 cc -shared -fPIC -O2 -I"$("${PG_CONFIG:-pg_config}" --includedir-server)" -o "$work/noop_trigger.so" bench/noop_trigger.c
 chmod 755 "$work" "$work/noop_trigger.so"
@@ -103,6 +107,9 @@ profile() {
 	pb=$!
 	backend() { pid=$(psql -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'prof_$name' LIMIT 1") && [[ -n $pid ]]; }
 	wait_for 10 backend
+	if [[ $name == worker_* ]]; then
+		pid=$(psql -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'mlcache worker'")
+	fi
 	sleep 1
 	perf record -F 2999 -g -p "$pid" -o "$data" -- sleep "$secs" >/dev/null 2>&1
 	wait "$pb" || true
