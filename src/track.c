@@ -184,7 +184,8 @@ track_cmp_u64(const void *a, const void *b)
 
 /*
  * Make room: evict the 5% of entries read least in the last 24 hours (at
- * least one).  Evicting in batches keeps a stream of new keys from scanning
+ * least one); without memory for the counts, evict nothing (the new key is
+ * then not tracked).  Evicting in batches keeps a stream of new keys from scanning
  * the whole table for each one, which made every read of an untracked key
  * cost O(track_max) once the table was full.  Caller holds
  * track_shared->lock exclusively.
@@ -203,7 +204,11 @@ track_evict(int64 now)
 
 	if (n == 0)
 		return;
-	totals = palloc(sizeof(uint64) * n);
+	/* No ERROR here: this runs in the commit callback (track_flush). */
+	totals = palloc_extended(sizeof(uint64) * n, MCXT_ALLOC_NO_OOM);
+	if (totals == NULL)
+		return;
+
 	hash_seq_init(&seq, track_table);
 	while ((e = hash_seq_search(&seq)) != NULL)
 		if (i < n)
@@ -293,8 +298,11 @@ track_flush_one(const TrackPending *p, int64 hour, int64 now)
 
 /*
  * Add this backend's pending counts to the shared table and forget them.
- * Never re-entered (an error in the middle leaves the rest pending; they are
- * dropped at exit rather than risk a second error there).
+ * It runs in the commit callback, so nothing in it raises an ERROR: the
+ * shared table is entered with HASH_ENTER_NULL (a key that finds no room is
+ * not tracked) and eviction allocates without failing (track_evict).  Never
+ * re-entered: a failure in the middle (a FATAL, say) leaves the rest
+ * pending, and the exit callback then leaves them alone.
  */
 static void
 track_flush(void)

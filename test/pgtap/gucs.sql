@@ -4,13 +4,13 @@
 -- superuser-only, hidden mlcache.redis_password; range checks; and the
 -- reserved "mlcache" prefix.  Run as a superuser.
 BEGIN;
-SELECT plan(42);
+SELECT plan(46);
 
 -- The parameters are defined when the library is loaded; it normally is
 -- already (shared_preload_libraries), and then this is a no-op.
 LOAD 'mlcache';
 
--- ---- what pg_settings shows (25) ----
+-- ---- what pg_settings shows (27) ----
 -- setting NULL: not checked, because the test server's postgresql.conf sets it.
 CREATE TEMP TABLE tap_guc (
     name     text PRIMARY KEY,
@@ -42,12 +42,14 @@ INSERT INTO tap_guc VALUES
  ('mlcache.refresh_delay',         '1000',      'ms', 'sighup',     '1000',      'integer'),
  ('mlcache.fill_wait_timeout',     '2000',      'ms', 'user',       '2000',      'integer'),
  ('mlcache.track_max',             '5000',      NULL, 'postmaster', '5000',      'integer'),
+ ('mlcache.track_flush_interval',  '1000',      'ms', 'user',       '1000',      'integer'),
+ ('mlcache.redis_spin_us',         '0',         NULL, 'user',       '0',         'integer'),
  ('mlcache.warm_sync_limit',       '2000',      'ms', 'user',       '2000',      'integer'),
  ('mlcache.warm_task_timeout',     '30000',     'ms', 'sighup',     '30000',     'integer'),
  ('mlcache.warm_max_attempts',     '5',         NULL, 'sighup',     '5',         'integer'),
  ('mlcache.standby_invalidation',  'on',        NULL, 'sighup',     'on',        'bool');
 
--- One test per parameter; a missing parameter shows as NULL (25).
+-- One test per parameter; a missing parameter shows as NULL (27).
 SELECT is(
     (SELECT format('setting=%s unit=%s context=%s boot_val=%s vartype=%s',
                    CASE WHEN g.setting IS NULL THEN '(not checked)' ELSE quote_literal(s.setting) END,
@@ -148,7 +150,7 @@ SELECT throws_ok(
 );
 RESET ROLE;
 
--- ---- validation (4) ----
+-- ---- validation (6) ----
 SELECT throws_ok(
     $$SET mlcache.l1_ttl = -1$$,
     '22023',
@@ -158,6 +160,18 @@ SELECT throws_ok(
 SELECT lives_ok(
     $$SET LOCAL mlcache.l1_ttl = 0$$,
     'mlcache.l1_ttl = 0 (do not keep in L1) is accepted'
+);
+SELECT throws_ok(
+    $$SET mlcache.redis_spin_us = 1001$$,
+    '22023',
+    NULL,
+    'mlcache.redis_spin_us above 1000 (1 ms of polling) is rejected'
+);
+SELECT throws_ok(
+    $$SET mlcache.track_flush_interval = -1$$,
+    '22023',
+    NULL,
+    'mlcache.track_flush_interval = -1 is rejected as out of range'
 );
 -- MarkGUCPrefixReserved("mlcache"): PostgreSQL 15 reports an unknown name
 -- under a reserved prefix as invalid_name (42602), not undefined_object.
