@@ -16,8 +16,8 @@
 #            interleaved with the read group's rounds (pgmemcache loaded in
 #            a database of its own, $db_peer);
 #   throughput  SELECT 1, L1 and L2 hits at 1, 4, 16 and 32 clients
-#            (bench/throughput.sh; BENCH_TP_SECONDS, default 4, and
-#            BENCH_TP_ROUNDS, default 2);
+#            (bench/throughput.sh; BENCH_TP_SECONDS, default 3, and
+#            BENCH_TP_ROUNDS, default 3);
 #   stampede computations for 32 concurrent cold misses on one key;
 #   memory   backend RSS after pushing 200 MB through a 64 MB L1;
 #   write    single-row UPDATE commit throughput and a 100k-row UPDATE, with
@@ -242,8 +242,8 @@ commands+=("pgbench -n -f stampede.sql -c 32 -j 2 -t 1 $db   # SELECT mlcache.ge
 stampede=$(($(psql -c "SELECT value FROM mlcache.counters() WHERE counter = 'computes'") - c0))
 
 # ----------------------------------------------------------- throughput --
-tp_secs=${BENCH_TP_SECONDS:-4}
-tp_rounds=${BENCH_TP_ROUNDS:-2}
+tp_secs=${BENCH_TP_SECONDS:-3}
+tp_rounds=${BENCH_TP_ROUNDS:-3}
 log "bench: throughput group (1, 4, 16, 32 clients, ${tp_rounds} rounds of ${tp_secs}s)"
 TP_DB=$db TP_OUT=$work/throughput.txt TP_SECONDS=$tp_secs TP_ROUNDS=$tp_rounds bash bench/throughput.sh >/dev/null
 commands+=("TP_DB=$db TP_SECONDS=$tp_secs TP_ROUNDS=$tp_rounds bash bench/throughput.sh")
