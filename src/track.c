@@ -15,9 +15,9 @@
  * mlcache.track_flush_interval or more after the oldest count in it, when
  * it holds TRACK_PENDING_MAX keys, when the hour changes, before this
  * backend reads the table (key_stats, tracking_sweep) and when the backend
- * exits.  So every backend reading the same hot key do not contend on its
- * lock and spinlock at each hit; other backends' reads show in key_stats
- * once they are flushed.
+ * exits.  So backends reading the same hot key do not contend on the lock
+ * and the key's spinlock at each hit; other backends' reads show in
+ * key_stats once they are flushed.
  *
  * Locking (see the table in shmem.c): track_shared->lock (the LWLock of
  * tranche "mlcache tracking") in shared mode to look entries up and count,
@@ -28,11 +28,11 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "common/hashfn.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "access/xact.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
@@ -185,9 +185,9 @@ track_cmp_u64(const void *a, const void *b)
 /*
  * Make room: evict the 5% of entries read least in the last 24 hours (at
  * least one); without memory for the counts, evict nothing (the new key is
- * then not tracked).  Evicting in batches keeps a stream of new keys from scanning
- * the whole table for each one, which made every read of an untracked key
- * cost O(track_max) once the table was full.  Caller holds
+ * then not tracked).  Evicting in batches keeps a stream of new keys from
+ * scanning the whole table for each one, which made every read of an
+ * untracked key cost O(track_max) once the table was full.  Caller holds
  * track_shared->lock exclusively.
  */
 static void
@@ -208,7 +208,6 @@ track_evict(int64 now)
 	totals = palloc_extended(sizeof(uint64) * n, MCXT_ALLOC_NO_OOM);
 	if (totals == NULL)
 		return;
-
 	hash_seq_init(&seq, track_table);
 	while ((e = hash_seq_search(&seq)) != NULL)
 		if (i < n)
