@@ -53,6 +53,23 @@ SELECT mlcache.get('wk:m:c:1', 'SELECT 4'), mlcache.last_level();
 SELECT mlcache.get('wk:m:ab', 'SELECT 5'), mlcache.last_level();
 SELECT mlcache.get('wk:m:a:1', 'SELECT 1'), mlcache.last_level();
 
+-- A watch trigger's prefix (left to the TTL) and invalidate_pattern() of the
+-- same prefix in one transaction: the prefix is still SCANned.
+CREATE TABLE wk_t (id int PRIMARY KEY, v int);
+INSERT INTO wk_t VALUES (1, 0);
+SELECT mlcache.watch('wk_t', ARRAY['wk:w:{id}:*']) IS NOT NULL AS watched;
+SELECT mlcache.get('wk:w:1:a', 'SELECT 1'), mlcache.get('wk:w:1:b', 'SELECT 2');
+CALL settle();
+SELECT counter('redis_unlinked') AS u0 \gset
+BEGIN;
+UPDATE wk_t SET v = v + 1 WHERE id = 1;
+SELECT mlcache.invalidate_pattern('wk:w:1:*') AS new_invalidation;
+COMMIT;
+CALL settle();
+SELECT counter('redis_unlinked') - :u0 AS unlinked;
+SELECT mlcache.unwatch('wk_t') IS NOT NULL AS unwatched;
+DROP TABLE wk_t;
+
 -- A value stored right after the invalidating commit survives the clean-up,
 -- whether the worker runs before the refill (and removes the old value) or
 -- after it (and leaves the new one).  test/hygiene_late.sh holds the worker

@@ -295,56 +295,54 @@ hygiene_drain(HygieneItem *items, int nitems, int max)
 	return nitems;
 }
 
-/*
- * Order a batch so that duplicates (same kind, text and channel) are
- * adjacent, the latest commit last.
- */
-static int
-hygiene_item_cmp(const void *a, const void *b)
+/* Are a and b the same key or pattern of the same namespace? */
+static bool
+hygiene_item_same(const HygieneItem *a, const HygieneItem *b)
 {
-	const HygieneItem *x = a;
-	const HygieneItem *y = b;
-	int			c;
-
-	if (x->is_pattern != y->is_pattern)
-		return x->is_pattern ? 1 : -1;
-	if (x->hash != y->hash)
-		return x->hash < y->hash ? -1 : 1;
-	if ((c = strcmp(x->text, y->text)) != 0)
-		return c;
-	if ((c = strcmp(x->channel, y->channel)) != 0)
-		return c;
-	if (x->committed != y->committed)
-		return x->committed < y->committed ? -1 : 1;
-	return 0;
+	return a->is_pattern == b->is_pattern && a->hash == b->hash &&
+		strcmp(a->text, b->text) == 0 && strcmp(a->channel, b->channel) == 0;
 }
 
 /*
  * Collapse a batch: the same key or pattern invalidated by many commits is
  * removed (or SCANned) once, with the latest commit time, and published
- * once.  Returns the new length.
+ * once; it is SCANned if any of its records asked for it.  An open-addressed
+ * table of item indexes, by hash: linear in the batch, where sorting it cost
+ * the worker a tenth of its time under single-row commits.  Keeps the first
+ * occurrences' order.  Returns the new length.
  */
 static int
 hygiene_dedup(HygieneItem *items, int n)
 {
+	int			size = 16;
+	int		   *slots;
 	int			i,
 				kept = 0;
 
 	if (n < 2)
 		return n;
-	qsort(items, n, sizeof(HygieneItem), hygiene_item_cmp);
+	while (size < 2 * n)
+		size *= 2;
+	slots = palloc(sizeof(int) * size);
+	memset(slots, -1, sizeof(int) * size);
 	for (i = 0; i < n; i++)
 	{
-		if (kept > 0 && items[kept - 1].is_pattern == items[i].is_pattern &&
-			items[kept - 1].hash == items[i].hash &&
-			strcmp(items[kept - 1].text, items[i].text) == 0 &&
-			strcmp(items[kept - 1].channel, items[i].channel) == 0)
+		uint32		s = (uint32) (items[i].hash ^ (items[i].hash >> 32)) & (size - 1);
+
+		while (slots[s] >= 0 && !hygiene_item_same(&items[slots[s]], &items[i]))
+			s = (s + 1) & (size - 1);
+		if (slots[s] < 0)
 		{
-			items[kept - 1] = items[i];
+			/* First of its kind: move it down to the kept prefix. */
+			if (kept != i)
+				items[kept] = items[i];
+			slots[s] = kept++;
 			continue;
 		}
-		items[kept++] = items[i];
+		items[slots[s]].committed = Max(items[slots[s]].committed, items[i].committed);
+		items[slots[s]].scan = items[slots[s]].scan || items[i].scan;
 	}
+	pfree(slots);
 	return kept;
 }
 

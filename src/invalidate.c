@@ -175,9 +175,12 @@ inval_same(const PendingTarget *p, uint64 hash, const MlcacheTarget *t,
 		p->nslen == nslen && memcmp(p->ns, ns, nslen) == 0;
 }
 
-/* Is this target already pending?  Any pending entry covers a new one. */
-static bool
-inval_is_pending(uint64 hash, const MlcacheTarget *t, const char *ns, int nslen)
+/*
+ * The pending entry of this target, or NULL.  Any pending entry covers a new
+ * one.
+ */
+static PendingTarget *
+inval_find_pending(uint64 hash, const MlcacheTarget *t, const char *ns, int nslen)
 {
 	PendingHashEntry *he;
 	int			i;
@@ -186,11 +189,13 @@ inval_is_pending(uint64 hash, const MlcacheTarget *t, const char *ns, int nslen)
 	{
 		for (i = 0; i < npend; i++)
 			if (inval_same(&pend[i], hash, t, ns, nslen))
-				return true;
-		return false;
+				return &pend[i];
+		return NULL;
 	}
 	he = hash_search(pend_by_hash, &hash, HASH_FIND, NULL);
-	return he != NULL && inval_same(&pend[he->index], hash, t, ns, nslen);
+	if (he != NULL && inval_same(&pend[he->index], hash, t, ns, nslen))
+		return &pend[he->index];
+	return NULL;
 }
 
 /*
@@ -219,7 +224,7 @@ inval_slot_hash(const MlcacheTarget *t)
  * invalidate_pattern() and clear()); without it such values are left to their
  * TTL, since watch triggers invalidate prefixes far too often for a SCAN of
  * the keyspace each time.  Returns false if an identical target was already
- * pending.
+ * pending (a SCAN asked for now still happens).
  */
 bool
 mlcache_inval_add(const MlcacheTarget *t, bool scan)
@@ -237,8 +242,12 @@ mlcache_inval_add(const MlcacheTarget *t, bool scan)
 				 errdetail("The transaction is committing: its invalidations were written to the WAL at PRE_COMMIT, and one added now would never reach a hot standby."),
 				 errhint("Invalidate before COMMIT, not from a commit callback.")));
 	hash = inval_slot_hash(t);
-	if (inval_is_pending(hash, t, ns, nslen))
+	if ((p = inval_find_pending(hash, t, ns, nslen)) != NULL)
+	{
+		/* A watch trigger's prefix, then invalidate_pattern: still SCAN. */
+		p->scan = p->scan || scan;
 		return false;
+	}
 
 	old = MemoryContextSwitchTo(TopTransactionContext);
 	if (npend == maxpend)
