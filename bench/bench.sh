@@ -46,6 +46,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=test/lib.sh
 . test/lib.sh
+# shellcheck source=bench/write_tables.sh
+. bench/write_tables.sh
 : "${MLCACHE_TMP:?is not set: run this under test/harness.sh}"
 
 secs=${BENCH_SECONDS:-10}
@@ -130,19 +132,12 @@ rtcp=$((30000 + RANDOM % 10000))
 redis_start "$rtcp" "$MLCACHE_TMP/redis_bench_tcp"
 on_exit quiet redis_stop "$rtcp" "$MLCACHE_TMP/redis_bench_tcp"
 rcli() { redis-cli -h 127.0.0.1 -p "$rtcp" "$@"; }
-psql -c "ALTER SYSTEM SET mlcache.redis_socket = ''" -c "ALTER SYSTEM SET mlcache.redis_host = '127.0.0.1'" \
-	-c "ALTER SYSTEM SET mlcache.redis_port = $rtcp" -c 'SELECT pg_reload_conf()' >/dev/null
-redis_tcp_shown() { [[ $(psql -c 'SHOW mlcache.redis_port') == "$rtcp" ]]; }
-wait_for 10 redis_tcp_shown
+bench_settings "mlcache.redis_socket = ; mlcache.redis_host = 127.0.0.1; mlcache.redis_port = $rtcp" >&2
 commands+=("redis-server --port PORT --bind 127.0.0.1 --save '' --appendonly no   # ALTER SYSTEM SET mlcache.redis_socket = '', mlcache.redis_host = '127.0.0.1', mlcache.redis_port = PORT")
 # The call floor: mlcachz.get(text, text), as long a name as mlcache.get,
 # a C function returning the jsonb 1 (bench/noop_trigger.c, compiled here).
 have_noop=0
-if cc -shared -fPIC -O2 -I"$("${PG_CONFIG:-pg_config}" --includedir-server)" -o "$work/noop_trigger.so" bench/noop_trigger.c 2>"$work/cc.log"; then
-	chmod 755 "$work" "$work/noop_trigger.so"
-	psql -c 'CREATE SCHEMA mlcachz' \
-		-c "CREATE FUNCTION mlcachz.get(text, text) RETURNS jsonb LANGUAGE c VOLATILE AS '$work/noop_trigger.so', 'mlcache_bench_noop_get'" \
-		-c "CREATE FUNCTION mlcachz.get(text, text, int) RETURNS jsonb LANGUAGE c VOLATILE AS '$work/noop_trigger.so', 'mlcache_bench_noop_get'"
+if bench_noop_so "$work" && bench_call_floor "$db" "$work"; then
 	have_noop=1
 	commands+=("cc -shared -fPIC -O2 -I\$(pg_config --includedir-server) -o noop_trigger.so bench/noop_trigger.c; CREATE FUNCTION mlcachz.get(text, text) RETURNS jsonb LANGUAGE c VOLATILE AS 'noop_trigger.so', 'mlcache_bench_noop_get' (and (text, text, int))")
 else

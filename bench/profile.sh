@@ -33,6 +33,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=test/lib.sh
 . test/lib.sh
+# shellcheck source=bench/write_tables.sh
+. bench/write_tables.sh
 : "${MLCACHE_TMP:?is not set: run this under test/harness.sh}"
 command -v perf >/dev/null || { echo "profile: perf is not installed (Debian: linux-perf)" >&2; exit 1; }
 
@@ -63,12 +65,9 @@ done
 psql -c "SELECT mlcache.watch('sub_watched', ARRAY[$templates])" >/dev/null
 cp "$work/write_watched.sql" "$work/worker_watched.sql"
 printf 'UPDATE sub_watched SET score = score + 1;\nVACUUM sub_watched;\n' >"$work/bulk_watched.sql"
-cc -shared -fPIC -O2 -I"$("${PG_CONFIG:-pg_config}" --includedir-server)" -o "$work/noop_trigger.so" bench/noop_trigger.c
-chmod 755 "$work" "$work/noop_trigger.so"
+bench_noop_so "$work"
 psql -c "CREATE FUNCTION bench_noop() RETURNS trigger LANGUAGE c AS '$work/noop_trigger.so', 'mlcache_bench_noop_trigger'"
-psql -c 'CREATE SCHEMA mlcachz' \
-	-c "CREATE FUNCTION mlcachz.get(text, text) RETURNS jsonb LANGUAGE c VOLATILE AS '$work/noop_trigger.so', 'mlcache_bench_noop_get'" \
-	-c "CREATE FUNCTION mlcachz.get(text, text, int) RETURNS jsonb LANGUAGE c VOLATILE AS '$work/noop_trigger.so', 'mlcache_bench_noop_get'"
+bench_call_floor "$db" "$work"
 printf "SELECT mlcachz.get('bench:l1', 'SELECT 1');\n" >"$work/call.sql"
 for ev in INSERT UPDATE DELETE; do
 	case $ev in
@@ -108,7 +107,7 @@ profile() {
 	backend() { pid=$(psql -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'prof_$name' LIMIT 1") && [[ -n $pid ]]; }
 	wait_for 10 backend
 	if [[ $name == worker_* ]]; then
-		pid=$(psql -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'mlcache worker'")
+		pid=$(mlcache_worker_pid "$db")
 	fi
 	sleep 1
 	perf record -F 2999 -g -p "$pid" -o "$data" -- sleep "$secs" >/dev/null 2>&1

@@ -28,6 +28,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=test/lib.sh
 . test/lib.sh
+# shellcheck source=bench/write_tables.sh
+. bench/write_tables.sh
 : "${MLCACHE_TMP:?is not set: run this under test/harness.sh}"
 rounds=${QR_ROUNDS:-5}
 secs=${QR_SECONDS:-10}
@@ -40,18 +42,11 @@ if [[ ${QR_L2_TCP:-0} == 1 ]]; then
 	rtcp=$((30000 + RANDOM % 10000))
 	redis_start "$rtcp" "$MLCACHE_TMP/redis_tcp"
 	on_exit quiet redis_stop "$rtcp" "$MLCACHE_TMP/redis_tcp"
-	psql_db "$db" -c "ALTER SYSTEM SET mlcache.redis_socket = ''" \
-		-c "ALTER SYSTEM SET mlcache.redis_host = '127.0.0.1'" \
-		-c "ALTER SYSTEM SET mlcache.redis_port = $rtcp" -c 'SELECT pg_reload_conf()' >/dev/null
-	tcp_shown() { [[ $(psql_db "$db" -c 'SHOW mlcache.redis_port') == "$rtcp" ]]; }
-	wait_for 10 tcp_shown
+	bench_settings "mlcache.redis_socket = ; mlcache.redis_host = 127.0.0.1; mlcache.redis_port = $rtcp"
 	echo "L2 over TCP: redis-server on 127.0.0.1:$rtcp"
 fi
-cc -shared -fPIC -O2 -I"$("${PG_CONFIG:-pg_config}" --includedir-server)" -o "$w/noop.so" bench/noop_trigger.c
-chmod 755 "$w/noop.so"
-psql_db "$db" -c 'DROP SCHEMA IF EXISTS mlcachz CASCADE' -c 'CREATE SCHEMA mlcachz' \
-	-c "CREATE FUNCTION mlcachz.get(text, text) RETURNS jsonb LANGUAGE c VOLATILE AS '$w/noop.so', 'mlcache_bench_noop_get'" \
-	-c "CREATE FUNCTION mlcachz.get(text, text, int) RETURNS jsonb LANGUAGE c VOLATILE AS '$w/noop.so', 'mlcache_bench_noop_get'" >/dev/null
+bench_noop_so "$w"
+bench_call_floor "$db" "$w"
 printf 'SELECT 1;\n' >"$w/floor.sql"
 printf "SELECT mlcachz.get('bench:l1', 'SELECT 1');\n" >"$w/call.sql"
 printf "SELECT mlcache.get('bench:l1', 'SELECT 1');\n" >"$w/l1.sql"

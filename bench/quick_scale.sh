@@ -24,10 +24,9 @@ w=$MLCACHE_TMP/qs
 mkdir -p "$w"
 printf "SELECT mlcache.invalidate_pattern('analytics:student:456:*');\n" >"$w/same.sql"
 printf "\\set s random(0, 999)\nSELECT mlcache.invalidate_pattern('analytics:student:' || :s || ':*');\n" >"$w/distinct.sql"
-worker=$(psql_db "$db" -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'mlcache worker'")
+worker=$(mlcache_worker_pid "$db")
 redis=$(redis_pid)
 hz=$(getconf CLK_TCK)
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 for f in same distinct; do
 	echo "pgbench -n -M simple -f $f.sql -c 1 -j 1 -T $secs $db   # $(tr '\n' ' ' <"$w/$f.sql")"
 done
@@ -39,9 +38,9 @@ for n in 1000 1000000; do
 	for ((r = 1; r <= 2 * rounds; r++)); do
 		f=same
 		((r > rounds)) && f=distinct
-		w0=$(ticks "$worker") r0=$(ticks "$redis") t0=$(date +%s.%N)
+		w0=$(cpu_ticks "$worker") r0=$(cpu_ticks "$redis") t0=$(date +%s.%N)
 		out=$(pgbench -n -M simple -f "$w/$f.sql" -c 1 -j 1 -T "$secs" "$db" 2>/dev/null)
-		w1=$(ticks "$worker") r1=$(ticks "$redis") t1=$(date +%s.%N)
+		w1=$(cpu_ticks "$worker") r1=$(cpu_ticks "$redis") t1=$(date +%s.%N)
 		tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out")
 		n_tx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
 		awk -v n="$n" -v f="$f" -v r="$r" -v tps="$tps" -v tx="$n_tx" -v w="$((w1 - w0))" -v rd="$((r1 - r0))" -v hz="$hz" -v el="$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" \

@@ -37,10 +37,8 @@ for t in plain floor watched; do
 done
 psql -c CHECKPOINT
 echo "pgbench -n -f upd_plain.sql -f upd_floor.sql -f upd_watched.sql -c 1 -j 1 -T $secs -l $db   # \\set id random(1, 100000) UPDATE sub_<variant> SET score = score + 1 WHERE id = :id"
-wpid=$(psql -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'mlcache worker' LIMIT 1")
+wpid=$(mlcache_worker_pid "$db")
 hz=$(getconf CLK_TCK)
-# cpu_ticks PID: utime + stime of PID (fields 14 and 15 of /proc/PID/stat).
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 for ((r = 1; r <= rounds; r++)); do
 	rm -f "$w"/log*
 	t0=$(cpu_ticks "$wpid")

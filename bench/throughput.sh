@@ -22,6 +22,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=test/lib.sh
 . test/lib.sh
+# shellcheck source=bench/write_tables.sh
+. bench/write_tables.sh
 : "${MLCACHE_TMP:?is not set: run this under test/harness.sh}"
 clients=${TP_CLIENTS:-1 4 16 32}
 secs=${TP_SECONDS:-5}
@@ -35,10 +37,7 @@ if [[ -z $(psql_db postgres -c "SELECT 1 FROM pg_database WHERE datname = '$db'"
 fi
 psql_db "$db" -c 'CREATE EXTENSION IF NOT EXISTS mlcache CASCADE' >/dev/null
 have_call=0
-if cc -shared -fPIC -O2 -I"$("${PG_CONFIG:-pg_config}" --includedir-server)" -o "$w/noop_trigger.so" bench/noop_trigger.c 2>"$w/cc.log"; then
-	chmod 755 "$w" "$w/noop_trigger.so"
-	psql_db "$db" -c 'DROP SCHEMA IF EXISTS mlcachz CASCADE' -c 'CREATE SCHEMA mlcachz' \
-		-c "CREATE FUNCTION mlcachz.get(text, text) RETURNS jsonb LANGUAGE c VOLATILE AS '$w/noop_trigger.so', 'mlcache_bench_noop_get'" >/dev/null
+if bench_noop_so "$w" && bench_call_floor "$db" "$w"; then
 	have_call=1
 fi
 printf 'SELECT 1;\n' >"$w/floor.sql"

@@ -1,5 +1,6 @@
-# bench/write_tables.sh: the set-up that bench/quick_write.sh and bench/quick_bulk.sh share, sourced
-# after test/lib.sh.  Nothing here runs on its own.
+# bench/write_tables.sh: the set-up the bench scripts share (the write tables of bench/quick_write.sh
+# and bench/quick_bulk.sh, the no-op C function and the call floor, settings), sourced after
+# test/lib.sh.  Nothing here runs on its own.
 # shellcheck shell=bash
 
 # bench_shows NAME VALUE: a new session shows setting NAME as VALUE.
@@ -25,6 +26,23 @@ bench_settings() {
 	echo "settings: $1"
 }
 
+# bench_noop_so DIR: compile bench/noop_trigger.c (the no-op trigger and the call floor's function)
+# into DIR/noop_trigger.so, readable by the server; non-zero if it does not compile (errors in
+# DIR/cc.log).
+bench_noop_so() {
+	cc -shared -fPIC -O2 -I"$("${PG_CONFIG:-pg_config}" --includedir-server)" -o "$1/noop_trigger.so" \
+		bench/noop_trigger.c 2>"$1/cc.log" && chmod 755 "$1" "$1/noop_trigger.so"
+}
+
+# bench_call_floor DB DIR: the call floor in DB, after bench_noop_so DIR: mlcachz.get(text, text)
+# and (text, text, int), a C function returning the jsonb 1 under a name as long as mlcache.get
+# (schema mlcachz made afresh).
+bench_call_floor() {
+	psql_db "$1" -c 'DROP SCHEMA IF EXISTS mlcachz CASCADE' -c 'CREATE SCHEMA mlcachz' \
+		-c "CREATE FUNCTION mlcachz.get(text, text) RETURNS jsonb LANGUAGE c VOLATILE AS '$2/noop_trigger.so', 'mlcache_bench_noop_get'" \
+		-c "CREATE FUNCTION mlcachz.get(text, text, int) RETURNS jsonb LANGUAGE c VOLATILE AS '$2/noop_trigger.so', 'mlcache_bench_noop_get'" >/dev/null
+}
+
 # bench_write_tables DB DIR: in DB (with mlcache created), three tables of 100,000 rows, autovacuum
 # off: sub_plain (no trigger), sub_floor (watch()'s four statement triggers, with their transition
 # tables and arguments, calling a no-op C function, bench/noop_trigger.c, built in DIR) and
@@ -39,8 +57,7 @@ bench_write_tables() {
 			-c "VACUUM ANALYZE sub_$t" >/dev/null
 	done
 	psql_db "$db" -c "SELECT mlcache.watch('sub_watched', ARRAY[$templates])" >/dev/null
-	cc -shared -fPIC -O2 -I"$("${PG_CONFIG:-pg_config}" --includedir-server)" -o "$dir/noop_trigger.so" bench/noop_trigger.c
-	chmod 755 "$dir/noop_trigger.so"
+	bench_noop_so "$dir" || return 1
 	psql_db "$db" -c "CREATE FUNCTION bench_noop() RETURNS trigger LANGUAGE c AS '$dir/noop_trigger.so', 'mlcache_bench_noop_trigger'" \
 		-c "CREATE TRIGGER floor_insert AFTER INSERT ON sub_floor REFERENCING NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION bench_noop($templates)" \
 		-c "CREATE TRIGGER floor_update AFTER UPDATE ON sub_floor REFERENCING OLD TABLE AS o NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION bench_noop($templates)" \

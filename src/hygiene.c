@@ -397,13 +397,13 @@ hygiene_publishes(HygieneItem *items, int n, MlcacheL2Cmd *cmds)
 
 /*
  * SCAN and clean the batch's patterns that are marked for it: one SCAN pass
- * per namespace (channel), however many patterns it has.  A lone pattern is
- * its own MATCH; several are matched by the glob of their longest common
- * prefix, and each key found is compared with the prefixes it is under.
- * Returns false if Redis failed; adds what was removed to *removed.
+ * per namespace (channel), however many patterns it has, matching the glob
+ * of their longest common prefix (a lone pattern's own); each key found is
+ * compared with the prefixes it is under.  Returns false if Redis failed;
+ * adds what was removed to *removed.
  */
 static bool
-hygiene_scan_patterns(HygieneItem *items, int n, char **committed, int64 *removed)
+hygiene_scan_patterns(HygieneItem *items, int n, int64 *removed)
 {
 	bool	   *done = palloc0(sizeof(bool) * n);
 	MlcacheL2Prefix *prefixes = palloc(sizeof(MlcacheL2Prefix) * n);
@@ -440,11 +440,8 @@ hygiene_scan_patterns(HygieneItem *items, int n, char **committed, int64 *remove
 			prefixes[np].before = items[j].committed;
 			np++;
 		}
-		if (np == 1)
-			res = mlcache_l2_scan_unlink(items[i].text, committed[i], &got);
-		else
-			res = mlcache_l2_scan_unlink_prefixes(psprintf("%s*", mlcache_glob_escape(prefixes[0].text, lcp)),
-												  prefixes, np, &got);
+		res = mlcache_l2_scan_unlink_prefixes(psprintf("%s*", mlcache_glob_escape(prefixes[0].text, lcp)),
+											  prefixes, np, &got);
 		if (res != L2_OK)
 			return false;
 		*removed += got;
@@ -456,7 +453,8 @@ hygiene_scan_patterns(HygieneItem *items, int n, char **committed, int64 *remove
  * Deliver a batch: remove the keys (one EVAL per MLCACHE_L2_KEYS_PER_EVAL,
  * each key compared with its own commit time) and PUBLISH every item, all
  * pipelined, then SCAN for the patterns marked for it (one pass per
- * namespace, hygiene_scan_patterns) and remove what they match.  Only values computed before the invalidating commit are removed
+ * namespace, hygiene_scan_patterns) and remove what they match.  Only
+ * values computed before the invalidating commit are removed
  * (mlcache_l2_cmd_unlink_older).  Returns true if all of it went through.
  */
 static bool
@@ -465,8 +463,7 @@ hygiene_deliver(HygieneItem *items, int n)
 	/* At most one EVAL and one PUBLISH per item. */
 	MlcacheL2Cmd *cmds = palloc0(sizeof(MlcacheL2Cmd) * 2 * n);
 	const char **keys = palloc(sizeof(char *) * n);
-	const char **befores = palloc(sizeof(char *) * n);
-	char	  **committed = palloc(sizeof(char *) * n);	/* items' commit times, as text */
+	const char **befores = palloc(sizeof(char *) * n);	/* keys' commit times, as text */
 	int			nkeys = 0,
 				ncmds = 0,
 				neval,
@@ -475,11 +472,10 @@ hygiene_deliver(HygieneItem *items, int n)
 
 	for (i = 0; i < n; i++)
 	{
-		committed[i] = psprintf(INT64_FORMAT, (int64) items[i].committed);
 		if (items[i].is_pattern)
 			continue;
 		keys[nkeys] = items[i].text;
-		befores[nkeys] = committed[i];
+		befores[nkeys] = psprintf(INT64_FORMAT, (int64) items[i].committed);
 		nkeys++;
 	}
 	for (i = 0; i < nkeys; i += MLCACHE_L2_KEYS_PER_EVAL)
@@ -491,7 +487,7 @@ hygiene_deliver(HygieneItem *items, int n)
 		return false;
 	for (i = 0; i < neval; i++)
 		removed += cmds[i].result;
-	if (!hygiene_scan_patterns(items, n, committed, &removed))
+	if (!hygiene_scan_patterns(items, n, &removed))
 		return false;
 	mlcache_count_n(MLC_REDIS_UNLINKED, removed);
 	return true;

@@ -805,13 +805,14 @@ l2_scan_keys(const redisReply *r, const char ***keys, size_t **keylens, int *n)
 }
 
 /*
- * Run script (arg, arglen bytes, as ARGV[1]) over n keys, one EVAL per
- * MLCACHE_L2_KEYS_PER_EVAL keys, pipelined; the integer replies are added
- * to *removed.
+ * Run script over n keys, one EVAL per MLCACHE_L2_KEYS_PER_EVAL keys,
+ * pipelined; the integer replies are added to *removed.  Its ARGV is args[0]
+ * for every EVAL, or with per_key args[i] for keys[i] (arglens NULL: the
+ * args are NUL-terminated).
  */
 static MlcacheL2Result
 l2_eval_keys(const char *script, const char **keys, const size_t *keylens, int n,
-			 const char *arg, size_t arglen, int64 *removed)
+			 const char *const *args, const size_t *arglens, bool per_key, int64 *removed)
 {
 	int			ncmds = (n + MLCACHE_L2_KEYS_PER_EVAL - 1) / MLCACHE_L2_KEYS_PER_EVAL;
 	MlcacheL2Cmd *cmds;
@@ -824,9 +825,14 @@ l2_eval_keys(const char *script, const char **keys, const size_t *keylens, int n
 	for (i = 0; i < ncmds; i++)
 	{
 		int			first = i * MLCACHE_L2_KEYS_PER_EVAL;
+		int			count = Min(n - first, MLCACHE_L2_KEYS_PER_EVAL);
 
-		l2_cmd_eval(&cmds[i], script, keys + first, keylens + first,
-					Min(n - first, MLCACHE_L2_KEYS_PER_EVAL), &arg, &arglen, 1);
+		if (per_key)
+			l2_cmd_eval(&cmds[i], script, keys + first, keylens + first, count,
+						args + first, arglens ? arglens + first : NULL, count);
+		else
+			l2_cmd_eval(&cmds[i], script, keys + first, keylens + first, count,
+						args, arglens, 1);
 	}
 	res = mlcache_l2_pipeline(cmds, ncmds);
 	if (res == L2_OK)
@@ -899,7 +905,7 @@ l2_scan_script_page(const char **keys, const size_t *keylens, int n, void *arg, 
 {
 	L2ScriptArg *a = arg;
 
-	return l2_eval_keys(a->script, keys, keylens, n, a->arg, a->arglen, removed);
+	return l2_eval_keys(a->script, keys, keylens, n, &a->arg, &a->arglen, false, removed);
 }
 
 /*
@@ -984,11 +990,9 @@ l2_scan_prefix_page(const char **keys, const size_t *keylens, int n, void *arg, 
 {
 	L2PrefixArg *a = arg;
 	const char **mkeys = palloc(sizeof(char *) * Max(n, 1));
+	size_t	   *mkeylens = palloc(sizeof(size_t) * Max(n, 1));
 	const char **befores = palloc(sizeof(char *) * Max(n, 1));
-	MlcacheL2Cmd *cmds;
-	MlcacheL2Result res;
 	int			m = 0,
-				ncmds = 0,
 				i;
 
 	for (i = 0; i < n; i++)
@@ -998,20 +1002,11 @@ l2_scan_prefix_page(const char **keys, const size_t *keylens, int n, void *arg, 
 		if (before == 0)
 			continue;
 		mkeys[m] = keys[i];
+		mkeylens[m] = keylens[i];
 		befores[m] = psprintf(INT64_FORMAT, (int64) before);
 		m++;
 	}
-	if (m == 0)
-		return L2_OK;
-	cmds = palloc0(sizeof(MlcacheL2Cmd) * ((m + MLCACHE_L2_KEYS_PER_EVAL - 1) / MLCACHE_L2_KEYS_PER_EVAL));
-	for (i = 0; i < m; i += MLCACHE_L2_KEYS_PER_EVAL)
-		mlcache_l2_cmd_unlink_older(&cmds[ncmds++], mkeys + i, befores + i,
-									Min(m - i, MLCACHE_L2_KEYS_PER_EVAL));
-	res = mlcache_l2_pipeline(cmds, ncmds);
-	if (res == L2_OK)
-		for (i = 0; i < ncmds; i++)
-			*removed += cmds[i].result;
-	return res;
+	return l2_eval_keys(l2_unlink_older_script, mkeys, mkeylens, m, befores, NULL, true, removed);
 }
 
 /*
@@ -1067,16 +1062,6 @@ mlcache_l2_cmd_unlink_older(MlcacheL2Cmd *c, const char *const *keys,
 {
 	Assert(n > 0 && n <= MLCACHE_L2_KEYS_PER_EVAL);
 	l2_cmd_eval(c, l2_unlink_older_script, keys, NULL, n, befores, NULL, n);
-}
-
-/*
- * SCAN the keyspace with MATCH and remove what it finds that was computed
- * before 'before' (see l2_unlink_older_script).
- */
-MlcacheL2Result
-mlcache_l2_scan_unlink(const char *match, const char *before, int64 *removed)
-{
-	return l2_scan_eval(match, l2_unlink_older_script, before, 0, removed);
 }
 
 /* PING, reporting the round trip in milliseconds. */

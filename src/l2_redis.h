@@ -48,7 +48,6 @@ extern void mlcache_l2_cmd_unlink_older(MlcacheL2Cmd *c, const char *const *keys
 										const char *const *befores, int n);
 extern MlcacheL2Result mlcache_l2_clean_orphans(const char *match, uint64 epoch,
 												const char *skip, int64 *removed);
-extern MlcacheL2Result mlcache_l2_scan_unlink(const char *match, const char *before, int64 *removed);
 extern MlcacheL2Result mlcache_l2_scan_unlink_prefixes(const char *match, MlcacheL2Prefix *prefixes,
 													   int np, int64 *removed);
 extern MlcacheL2Result mlcache_l2_ping(double *rtt_ms);

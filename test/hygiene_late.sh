@@ -11,7 +11,7 @@ psql() { psql_db "$db" "$@"; }
 
 fresh_db "$db"
 psql -c 'CREATE EXTENSION mlcache'
-pid=$(psql -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'mlcache worker'")
+pid=$(mlcache_worker_pid "$db")
 [[ -n $pid ]] || { echo "hygiene_late: no mlcache worker running" >&2; exit 1; }
 counter() { psql -c "SELECT value FROM mlcache.counters() WHERE counter = '$1'"; }
 

@@ -26,6 +26,8 @@
 #              mlcache_ns DB [ARGS...]  the Redis key namespace DB's sessions use (mlcache.key_prefix, or
 #                                     "mlcache:<system identifier>:<database>:"), asked of the server; ARGS
 #                                     go to psql (e.g. -p PORT for another cluster)
+#              mlcache_worker_pid DB  the pid of the mlcache worker, as DB's pg_stat_activity shows it
+# Processes:   cpu_ticks PID          its utime + stime in clock ticks (/proc/PID/stat); 0 once it is gone
 # Clean-up:    on_exit CMD [ARGS...]  run CMD ARGS (as they are now) when the script exits, however it exits
 #                                     (normal end, error under set -e, exit, SIGINT/SIGTERM/SIGHUP); the
 #                                     commands run last-registered first and their failures are ignored
@@ -260,6 +262,8 @@ mlcache_ns() {
 		'mlcache:' || system_identifier || ':' ||
 		replace(replace(current_database(), '%', '%25'), ':', '%3A') || ':') FROM pg_control_system()"
 }
+mlcache_worker_pid() { psql_db "$1" -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'mlcache worker' LIMIT 1"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 # ---- clean-up on every exit path ----
 [[ -v lib_on_exit ]] || lib_on_exit=()
