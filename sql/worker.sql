@@ -84,6 +84,63 @@ SELECT counter('redis_unlinked') - :u0 <= 1 AS at_most_the_old_value_unlinked;
 \c
 SELECT mlcache.get('wk:b', 'SELECT 2'), mlcache.last_level();
 
+-- A namespace gets at most one SCAN pass per mlcache.scan_interval (here
+-- 3 s), counted from the end of its last: a pattern delivered sooner waits
+-- for the next pass (PUBLISHed already, pending in health() and not counted
+-- as delivered) and one pass then cleans every pattern that waited.
+ALTER SYSTEM SET mlcache.scan_interval = '3s';
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.5);
+-- Wait (bounded: 10 s) until n records wait for a SCAN pass.
+CREATE PROCEDURE wait_scans_waiting(n int) LANGUAGE plpgsql AS $$
+DECLARE
+    deadline timestamptz := clock_timestamp() + interval '10 s';
+BEGIN
+    WHILE (mlcache.health()->'worker'->>'scans_waiting')::int <> n LOOP
+        IF clock_timestamp() > deadline THEN
+            RAISE EXCEPTION 'scans_waiting did not reach % within 10 s', n;
+        END IF;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+END
+$$;
+SELECT mlcache.get('wk:s:a:1', 'SELECT 1'), mlcache.get('wk:s:b:1', 'SELECT 2'),
+       mlcache.get('wk:s:c:1', 'SELECT 3'), mlcache.get('wk:s:d:1', 'SELECT 4');
+CALL settle();
+SELECT counter('redis_unlinked') AS u0, counter('hygiene_done') AS d0 \gset
+SELECT mlcache.invalidate_pattern('wk:s:a:*');
+CALL settle();
+SELECT counter('redis_unlinked') - :u0 AS first_pass_unlinked, counter('hygiene_done') - :d0 AS delivered;
+SELECT mlcache.invalidate_pattern('wk:s:b:*');
+SELECT mlcache.invalidate_pattern('wk:s:c:*');
+CALL wait_scans_waiting(2);
+SELECT counter('redis_unlinked') - :u0 AS unlinked_meanwhile, counter('hygiene_done') - :d0 AS delivered,
+       (mlcache.health()->>'invalidations_pending')::int AS pending;
+CALL settle();
+SELECT counter('redis_unlinked') - :u0 AS unlinked, counter('hygiene_done') - :d0 AS delivered,
+       (mlcache.health()->'worker'->>'scans_waiting')::int AS scans_waiting;
+\c
+SELECT mlcache.get('wk:s:d:1', 'SELECT 4'), mlcache.last_level();
+SELECT mlcache.get('wk:s:c:1', 'SELECT 3'), mlcache.last_level();
+ALTER SYSTEM RESET mlcache.scan_interval;
+SELECT pg_reload_conf();
+DROP PROCEDURE wait_scans_waiting(int);
+
+-- A pass longer than the worker's step (16 SCAN pages of 1000 keys; the
+-- worker delivers its batches between steps) resumes where it stopped and
+-- runs to the end: with 20,000 other keys in the namespace, the three keys
+-- under the prefix are all removed.
+SELECT count(mlcache.set('wk:big:' || g, '1', 0)) AS big_keys FROM generate_series(1, 20000) g;
+SELECT mlcache.get('wk:z:1', 'SELECT 1'), mlcache.get('wk:z:2', 'SELECT 2'), mlcache.get('wk:z:3', 'SELECT 3');
+CALL settle();
+SELECT counter('redis_unlinked') AS u0 \gset
+SELECT mlcache.invalidate_pattern('wk:z:*');
+CALL settle();
+SELECT counter('redis_unlinked') - :u0 AS unlinked;
+SELECT mlcache.invalidate_pattern('wk:big:*');
+CALL settle();
+SELECT counter('redis_unlinked') - :u0 AS unlinked;
+
 -- Nothing failed on the way.
 SELECT counter('redis_errors') AS redis_errors, counter('hygiene_dropped') AS dropped;
 DROP PROCEDURE settle();

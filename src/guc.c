@@ -41,6 +41,7 @@ int			mlcache_fill_wait_timeout = 2000;
 int			mlcache_track_max = 5000;
 int			mlcache_redis_spin_us = 0;
 int			mlcache_track_flush_interval = 1000;
+int			mlcache_scan_interval = 1000;
 int			mlcache_warm_task_timeout = 30000;
 int			mlcache_warm_max_attempts = 5;
 int			mlcache_warm_sync_limit = 2000;
@@ -383,6 +384,13 @@ mlcache_guc_init(void)
 							"How long a materialized view stays dirty before it is refreshed (debounce).",
 							"Writes during this time are gathered into one refresh.",
 							&mlcache_refresh_delay, 1000, 0, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("mlcache.scan_interval",
+							"Shortest time between two SCAN passes of a namespace in Redis by the worker.",
+							"Patterns invalidated meanwhile wait for the next pass, which cleans them all; "
+							"0 runs a pass for every batch.",
+							&mlcache_scan_interval, 1000, 0, 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("mlcache.fill_wait_timeout",

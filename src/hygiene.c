@@ -13,10 +13,12 @@
  *
  * The worker (worker.c) calls mlcache_hygiene_work() every iteration: it
  * drains the ring into its own memory, folds duplicates, then UNLINKs keys
- * (a few Lua calls per batch, pipelined), SCANs and UNLINKs patterns, and
- * PUBLISHes the batch's keys and patterns on "<namespace>invalidations",
- * newline-separated, in as few messages as fit.  While Redis is down it
- * keeps the batch and retries with exponential backoff; a batch that
+ * (a few Lua calls per batch, pipelined) and PUBLISHes the batch's keys and
+ * patterns on "<namespace>invalidations", newline-separated, in as few
+ * messages as fit.  Patterns are SCANned and what they match UNLINKed in
+ * one pass per namespace, at most once per mlcache.scan_interval: patterns
+ * wait in the worker for their namespace's next pass.  While Redis is down
+ * it keeps the batch and retries with exponential backoff; a batch that
  * outgrows its bound is dropped and counted.
  *
  * Locking (see the table in shmem.c): ring fields are protected by
@@ -57,6 +59,10 @@
 #define MAX_NS			255		/* longer namespaces are not queued */
 #define MAX_BATCH		65536	/* records the worker holds while Redis is down */
 #define BATCH_DELAY_MS	10		/* gathering time before a batch is drained */
+#define SCAN_REST_FACTOR 4		/* a namespace's passes are apart at least 4
+								 * times as long as the last spent in Redis */
+#define SCAN_PAGES_PER_STEP 16	/* SCAN pages (of COUNT 1000) per worker
+								 * iteration */
 #define PUBLISH_MAX		65536	/* bytes per PUBLISH message (one text may exceed it) */
 
 typedef struct MlcacheRing
@@ -66,6 +72,7 @@ typedef struct MlcacheRing
 	uint32		tail;			/* next byte to read */
 	uint32		used;
 	uint32		records;
+	uint32		waiting;		/* records whose SCAN waits in the worker */
 	Latch	   *worker_latch;
 	pid_t		worker_pid;
 	char		data[RING_SIZE];
@@ -81,8 +88,10 @@ typedef struct HygieneItem
 	char	   *channel;		/* shared by the items of one namespace */
 	bool		is_pattern;
 	bool		scan;			/* SCAN for the pattern (else only PUBLISH) */
-	uint64		hash;			/* of text and channel: sorts duplicates together */
+	uint64		hash;			/* of text and channel: finds duplicates */
 	TimestampTz committed;		/* commit time */
+	int64		records;		/* queued records folded into this item */
+	bool		in_pass;		/* waiting pattern in its namespace's current SCAN pass */
 } HygieneItem;
 
 Size
@@ -101,7 +110,7 @@ mlcache_hygiene_shmem_startup(void)
 	if (!found)
 	{
 		SpinLockInit(&ring->mutex);
-		ring->head = ring->tail = ring->used = ring->records = 0;
+		ring->head = ring->tail = ring->used = ring->records = ring->waiting = 0;
 		ring->worker_latch = NULL;
 		ring->worker_pid = 0;
 	}
@@ -180,7 +189,22 @@ mlcache_hygiene_enqueue(char kind, const char *ns, int nslen, const char *text,
 		SetLatch(latch);
 }
 
-/* Records waiting in the ring.  Takes ring->mutex. */
+/* Records in the ring.  Takes ring->mutex. */
+static int
+hygiene_ring_records(void)
+{
+	int			n;
+
+	SpinLockAcquire(&ring->mutex);
+	n = ring->records;
+	SpinLockRelease(&ring->mutex);
+	return n;
+}
+
+/*
+ * Records not yet delivered: those in the ring and those whose SCAN waits in
+ * the worker for its namespace's next pass.  Takes ring->mutex.
+ */
 int
 mlcache_hygiene_queue_length(void)
 {
@@ -189,7 +213,21 @@ mlcache_hygiene_queue_length(void)
 	if (ring == NULL)
 		return 0;
 	SpinLockAcquire(&ring->mutex);
-	n = ring->records;
+	n = ring->records + ring->waiting;
+	SpinLockRelease(&ring->mutex);
+	return n;
+}
+
+/* Records whose SCAN waits in the worker.  Takes ring->mutex. */
+int
+mlcache_hygiene_scans_waiting(void)
+{
+	int			n;
+
+	if (ring == NULL)
+		return 0;
+	SpinLockAcquire(&ring->mutex);
+	n = ring->waiting;
 	SpinLockRelease(&ring->mutex);
 	return n;
 }
@@ -227,6 +265,8 @@ hygiene_item(HygieneItem *item, char kind, const char *ns, int nslen,
 	}
 	item->channel = *last_channel;
 	item->is_pattern = (kind == MLCACHE_TARGET_PREFIX || kind == MLCACHE_TARGET_ALL);
+	item->prefix = NULL;
+	item->prefixlen = 0;
 	if (kind == MLCACHE_HYGIENE_RNAME)
 		item->text = pnstrdup(text, len);
 	else if (kind == MLCACHE_TARGET_KEY)
@@ -244,6 +284,8 @@ hygiene_item(HygieneItem *item, char kind, const char *ns, int nslen,
 	}
 	item->scan = scan;
 	item->committed = committed;
+	item->records = 1;
+	item->in_pass = false;
 	item->hash = hash_bytes_extended((const unsigned char *) item->text, strlen(item->text),
 									 hash_bytes((const unsigned char *) item->channel,
 												strlen(item->channel)));
@@ -295,24 +337,31 @@ hygiene_drain(HygieneItem *items, int nitems, int max)
 	return nitems;
 }
 
-/* Are a and b the same key or pattern of the same namespace? */
+/*
+ * Are a and b the same key or pattern of the same namespace?  A pattern in
+ * a SCAN pass under way is not the same as a new one: the pass has already
+ * gone past keys that the new one's later commit time would remove.
+ */
 static bool
 hygiene_item_same(const HygieneItem *a, const HygieneItem *b)
 {
 	return a->is_pattern == b->is_pattern && a->hash == b->hash &&
+		a->in_pass == b->in_pass &&
 		strcmp(a->text, b->text) == 0 && strcmp(a->channel, b->channel) == 0;
 }
 
 /*
  * Collapse a batch: the same key or pattern invalidated by many commits is
  * removed (or SCANned) once, with the latest commit time, and published
- * once; it is SCANned if any of its records asked for it.  An open-addressed
- * table of item indexes, by hash: linear in the batch, where sorting it cost
- * the worker a tenth of its time under single-row commits.  Keeps the first
- * occurrences' order.  Returns the new length.
+ * once; it is SCANned if any of its records asked for it, and it counts
+ * their records.  An open-addressed table of item indexes, by hash: linear
+ * in the batch, where sorting it cost the worker a tenth of its time under
+ * single-row commits.  Keeps the first occurrences' order.  With
+ * free_folded, the folded items' text and prefix are pfree'd.  Returns the
+ * new length.
  */
 static int
-hygiene_dedup(HygieneItem *items, int n)
+hygiene_dedup(HygieneItem *items, int n, bool free_folded)
 {
 	int			size = 16;
 	int		   *slots;
@@ -341,6 +390,13 @@ hygiene_dedup(HygieneItem *items, int n)
 		}
 		items[slots[s]].committed = Max(items[slots[s]].committed, items[i].committed);
 		items[slots[s]].scan = items[slots[s]].scan || items[i].scan;
+		items[slots[s]].records += items[i].records;
+		if (free_folded)
+		{
+			pfree(items[i].text);
+			if (items[i].prefix)
+				pfree(items[i].prefix);
+		}
 	}
 	pfree(slots);
 	return kept;
@@ -396,69 +452,307 @@ hygiene_publishes(HygieneItem *items, int n, MlcacheL2Cmd *cmds)
 }
 
 /*
- * SCAN and clean the batch's patterns that are marked for it: one SCAN pass
- * per namespace (channel), however many patterns it has, matching the glob
- * of their longest common prefix (a lone pattern's own); each key found is
- * compared with the prefixes it is under.  Returns false if Redis failed;
- * adds what was removed to *removed.
+ * SCAN passes.  The patterns of a namespace are cleaned by one SCAN pass,
+ * however many there are: MATCH on the glob of their longest common prefix,
+ * each key found compared with the prefixes it is under and the latest
+ * commit time among them (mlcache_l2_scan_unlink_prefixes).  A pass reads
+ * the whole keyspace under that prefix, which over millions of keys costs
+ * Redis more than everything else the worker asks of it; so a namespace
+ * gets at most one pass per mlcache.scan_interval, counted from the end of
+ * its last, and rests at least SCAN_REST_FACTOR times as long as its last
+ * pass spent in Redis, so that however large the keyspace, its passes take
+ * at most a fifth of the time.  A pass runs SCAN_PAGES_PER_STEP pages per
+ * iteration of the worker, which delivers its batches in between, so that
+ * a long pass does not leave the ring to fill.  The patterns delivered
+ * meanwhile (their PUBLISH has gone out with their batch) wait here, folded
+ * by pattern, for the next pass, and their records count as delivered once
+ * it has run.  Worker-local; ring->waiting tells the backends how many
+ * records wait.
+ */
+typedef struct HygieneNs
+{
+	char	   *channel;		/* "<namespace>invalidations", TopMemoryContext */
+	TimestampTz next_pass;		/* no new pass of this namespace before this */
+	int			nwaiting;		/* its waiting patterns, in the pass or not */
+	bool		passing;		/* a pass is under way (its patterns: in_pass) */
+	char		cursor[MLCACHE_L2_CURSOR_LEN];	/* where the pass resumes */
+	TimestampTz busy;			/* time the pass has spent in its steps (us) */
+} HygieneNs;
+
+static HygieneNs *scan_ns = NULL;	/* namespaces with waiting patterns or a
+									 * recent pass */
+static int	scan_nns = 0;
+static int	scan_maxns = 0;
+static MemoryContext scan_cxt = NULL;	/* the waiting patterns' text and prefix */
+static HygieneItem *scan_items = NULL;	/* [MAX_BATCH]; channel is their
+										 * HygieneNs's */
+static int	scan_nitems = 0;
+
+/* The entry of the namespace whose channel is channel, added if new. */
+static HygieneNs *
+hygiene_ns(const char *channel)
+{
+	HygieneNs  *ns;
+	int			i;
+
+	for (i = 0; i < scan_nns; i++)
+		if (strcmp(scan_ns[i].channel, channel) == 0)
+			return &scan_ns[i];
+	if (scan_nns == scan_maxns)
+	{
+		scan_maxns = Max(8, 2 * scan_maxns);
+		scan_ns = scan_ns == NULL
+			? MemoryContextAlloc(TopMemoryContext, sizeof(HygieneNs) * scan_maxns)
+			: repalloc(scan_ns, sizeof(HygieneNs) * scan_maxns);
+	}
+	ns = &scan_ns[scan_nns++];
+	memset(ns, 0, sizeof(HygieneNs));
+	ns->channel = MemoryContextStrdup(TopMemoryContext, channel);
+	return ns;
+}
+
+/*
+ * Count each namespace's waiting patterns, and publish how many records
+ * wait.  Takes ring->mutex.
+ */
+static void
+hygiene_scan_recount(void)
+{
+	int64		n = 0;
+	int			i,
+				k;
+
+	for (k = 0; k < scan_nns; k++)
+		scan_ns[k].nwaiting = 0;
+	for (i = 0; i < scan_nitems; i++)
+	{
+		n += scan_items[i].records;
+		for (k = 0; k < scan_nns; k++)
+			if (scan_items[i].channel == scan_ns[k].channel)
+			{
+				scan_ns[k].nwaiting++;
+				break;
+			}
+	}
+	SpinLockAcquire(&ring->mutex);
+	ring->waiting = (uint32) Min(n, PG_UINT32_MAX);
+	SpinLockRelease(&ring->mutex);
+}
+
+/*
+ * When the worker next has a pass to start or continue: 0 if none, a time
+ * already past while a pass is under way.
+ */
+static TimestampTz
+hygiene_scan_next(void)
+{
+	TimestampTz next = 0;
+	int			i;
+
+	for (i = 0; i < scan_nns; i++)
+	{
+		TimestampTz t;
+
+		if (scan_ns[i].nwaiting == 0)
+			continue;
+		t = scan_ns[i].passing ? 1 : scan_ns[i].next_pass;
+		if (next == 0 || t < next)
+			next = t;
+	}
+	return next;
+}
+
+/*
+ * Run ns's pass for a step (SCAN_PAGES_PER_STEP pages), starting it if none
+ * is under way and one is due; with force, run passes to their end until
+ * nothing of ns waits.  When a pass ends, its patterns are done (their
+ * records are added to *done) and the next one waits.  Returns false if
+ * Redis failed: the pass starts over after the backoff.
  */
 static bool
-hygiene_scan_patterns(HygieneItem *items, int n, int64 *removed)
+hygiene_scan_ns(HygieneNs *ns, bool force, TimestampTz now, int64 *done)
 {
-	bool	   *done = palloc0(sizeof(bool) * n);
-	MlcacheL2Prefix *prefixes = palloc(sizeof(MlcacheL2Prefix) * n);
-	int			i,
-				j;
-
-	for (i = 0; i < n; i++)
+	for (;;)
 	{
-		int			np = 0;
-		int			lcp = 0;
+		MlcacheL2Prefix *prefixes;
+		int			np = 0,
+					lcp = 0,
+					kept = 0,
+					i;
 		int64		got = 0;
+		TimestampTz start,
+					end;
 		MlcacheL2Result res;
 
-		if (done[i] || !items[i].is_pattern || !items[i].scan)
-			continue;
-		for (j = i; j < n; j++)
+		if (!ns->passing)
 		{
-			if (done[j] || !items[j].is_pattern || !items[j].scan ||
-				strcmp(items[j].channel, items[i].channel) != 0)
+			if (ns->nwaiting == 0 || (!force && now < ns->next_pass))
+				return true;
+			for (i = 0; i < scan_nitems; i++)
+				if (scan_items[i].channel == ns->channel)
+					scan_items[i].in_pass = true;
+			ns->passing = true;
+			strlcpy(ns->cursor, "0", sizeof(ns->cursor));
+			ns->busy = 0;
+		}
+		prefixes = palloc(sizeof(MlcacheL2Prefix) * scan_nitems);
+		for (i = 0; i < scan_nitems; i++)
+		{
+			HygieneItem *w = &scan_items[i];
+
+			if (w->channel != ns->channel || !w->in_pass)
 				continue;
-			done[j] = true;
 			if (np == 0)
-				lcp = items[j].prefixlen;
+				lcp = w->prefixlen;
 			else
 			{
-				int			k = 0;
+				int			c = 0;
 
-				while (k < lcp && k < items[j].prefixlen && items[j].prefix[k] == prefixes[0].text[k])
-					k++;
-				lcp = k;
+				while (c < lcp && c < w->prefixlen && w->prefix[c] == prefixes[0].text[c])
+					c++;
+				lcp = c;
 			}
-			prefixes[np].text = items[j].prefix;
-			prefixes[np].len = items[j].prefixlen;
-			prefixes[np].before = items[j].committed;
+			prefixes[np].text = w->prefix;
+			prefixes[np].len = w->prefixlen;
+			prefixes[np].before = w->committed;
 			np++;
 		}
+		if (np == 0)
+		{
+			/* Cannot happen: a pass keeps its patterns until it ends. */
+			pfree(prefixes);
+			ns->passing = false;
+			continue;
+		}
+		start = GetCurrentTimestamp();
 		res = mlcache_l2_scan_unlink_prefixes(psprintf("%s*", mlcache_glob_escape(prefixes[0].text, lcp)),
-											  prefixes, np, &got);
+											  prefixes, np, ns->cursor,
+											  force ? 0 : SCAN_PAGES_PER_STEP, &got);
+		end = GetCurrentTimestamp();
+		pfree(prefixes);
+		ns->busy += end - start;
 		if (res != L2_OK)
+		{
+			strlcpy(ns->cursor, "0", sizeof(ns->cursor));
 			return false;
-		*removed += got;
+		}
+		mlcache_count_n(MLC_REDIS_UNLINKED, got);
+		if (strcmp(ns->cursor, "0") != 0)
+		{
+			if (!force)
+				return true;	/* more at the next step */
+			continue;
+		}
+
+		/* The pass has ended: its patterns are done. */
+		for (i = 0; i < scan_nitems; i++)
+		{
+			HygieneItem *w = &scan_items[i];
+
+			if (w->channel == ns->channel && w->in_pass)
+			{
+				*done += w->records;
+				pfree(w->text);
+				pfree(w->prefix);
+				continue;
+			}
+			scan_items[kept++] = *w;
+		}
+		scan_nitems = kept;
+		ns->passing = false;
+		ns->next_pass = end;
+		if (mlcache_scan_interval > 0)
+			ns->next_pass += Max((TimestampTz) mlcache_scan_interval * 1000,
+								 SCAN_REST_FACTOR * ns->busy);
+		hygiene_scan_recount();
+		if (!force)
+			return true;
 	}
+}
+
+/*
+ * Step every namespace's pass (hygiene_scan_ns), or with force run them all
+ * to their end.  Adds the records delivered to *done.  Returns false if
+ * Redis failed.
+ */
+static bool
+hygiene_scan_run(bool force, int64 *done)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool		ok = true;
+	int			k,
+				kept = 0;
+
+	for (k = 0; k < scan_nns && ok; k++)
+		ok = hygiene_scan_ns(&scan_ns[k], force, now, done);
+
+	/* Forget the namespaces with nothing waiting whose pass is long enough ago. */
+	for (k = 0; k < scan_nns; k++)
+	{
+		if (scan_ns[k].nwaiting == 0 && scan_ns[k].next_pass <= now)
+		{
+			pfree(scan_ns[k].channel);
+			continue;
+		}
+		scan_ns[kept++] = scan_ns[k];
+	}
+	scan_nns = kept;
+	if (scan_nitems == 0)
+		MemoryContextReset(scan_cxt);
+	return ok;
+}
+
+/*
+ * Hold the delivered batch's patterns that are to be SCANned until their
+ * namespace's next pass.  When they would not fit, every waiting pass runs
+ * first.  Returns false if that failed (Redis); nothing is held then.  Adds
+ * the records delivered by such passes to *done.
+ */
+static bool
+hygiene_scan_hold(HygieneItem *items, int n, int64 *done)
+{
+	MemoryContext old;
+	int			nnew = 0,
+				i;
+
+	for (i = 0; i < n; i++)
+		if (items[i].is_pattern && items[i].scan)
+			nnew++;
+	if (nnew == 0)
+		return true;
+	if (scan_nitems + nnew > MAX_BATCH && !hygiene_scan_run(true, done))
+		return false;
+	old = MemoryContextSwitchTo(scan_cxt);
+	for (i = 0; i < n; i++)
+	{
+		HygieneItem *w;
+
+		if (!items[i].is_pattern || !items[i].scan)
+			continue;
+		w = &scan_items[scan_nitems++];
+		*w = items[i];
+		w->text = pstrdup(items[i].text);
+		w->prefix = pnstrdup(items[i].prefix, items[i].prefixlen);
+		w->channel = hygiene_ns(items[i].channel)->channel;
+		w->in_pass = false;
+	}
+	MemoryContextSwitchTo(old);
+	scan_nitems = hygiene_dedup(scan_items, scan_nitems, true);
+	hygiene_scan_recount();
 	return true;
 }
 
 /*
  * Deliver a batch: remove the keys (one EVAL per MLCACHE_L2_KEYS_PER_EVAL,
  * each key compared with its own commit time) and PUBLISH every item, all
- * pipelined, then SCAN for the patterns marked for it (one pass per
- * namespace, hygiene_scan_patterns) and remove what they match.  Only
- * values computed before the invalidating commit are removed
- * (mlcache_l2_cmd_unlink_older).  Returns true if all of it went through.
+ * pipelined; then hand the patterns marked for SCAN to their namespace's
+ * next pass (hygiene_scan_hold).  Only values computed before the
+ * invalidating commit are removed (mlcache_l2_cmd_unlink_older).  Returns
+ * true if all of it went through; adds the records delivered (all but the
+ * held patterns') to *done.
  */
 static bool
-hygiene_deliver(HygieneItem *items, int n)
+hygiene_deliver(HygieneItem *items, int n, int64 *done)
 {
 	/* At most one EVAL and one PUBLISH per item. */
 	MlcacheL2Cmd *cmds = palloc0(sizeof(MlcacheL2Cmd) * 2 * n);
@@ -487,9 +781,12 @@ hygiene_deliver(HygieneItem *items, int n)
 		return false;
 	for (i = 0; i < neval; i++)
 		removed += cmds[i].result;
-	if (!hygiene_scan_patterns(items, n, &removed))
-		return false;
 	mlcache_count_n(MLC_REDIS_UNLINKED, removed);
+	if (!hygiene_scan_hold(items, n, done))
+		return false;
+	for (i = 0; i < n; i++)
+		if (!items[i].is_pattern || !items[i].scan)
+			*done += items[i].records;
 	return true;
 }
 
@@ -532,14 +829,14 @@ hygiene_clear_pid(int code, Datum arg)
 static MemoryContext hygiene_batch_cxt = NULL;
 static HygieneItem *hygiene_items = NULL;
 static int	hygiene_nitems = 0;
-static int64 hygiene_folded = 0;	/* duplicate records folded into the held batch */
 static long hygiene_backoff_ms = 0;
 static TimestampTz hygiene_retry_at = 0;	/* while backing off: no delivery before this */
 
 /*
  * The worker takes the queue: commits wake it through its latch, and its
- * batch lives in TopMemoryContext.  Called once, by the worker.
- * worker_latch and worker_pid have one writer (this worker): no lock.
+ * batch and waiting patterns live in TopMemoryContext.  Called once, by the
+ * worker.  worker_latch and worker_pid have one writer (this worker): no
+ * lock.
  */
 void
 mlcache_hygiene_attach(void)
@@ -547,27 +844,36 @@ mlcache_hygiene_attach(void)
 	ring->worker_latch = MyLatch;
 	ring->worker_pid = MyProcPid;
 	on_shmem_exit(hygiene_clear_pid, (Datum) 0);
+	/* A previous worker's waiting patterns went with it (left to the TTLs). */
+	SpinLockAcquire(&ring->mutex);
+	ring->waiting = 0;
+	SpinLockRelease(&ring->mutex);
 
 	hygiene_batch_cxt = AllocSetContextCreate(TopMemoryContext, "mlcache worker batch",
 											  ALLOCSET_DEFAULT_SIZES);
 	hygiene_items = MemoryContextAlloc(TopMemoryContext, sizeof(HygieneItem) * MAX_BATCH);
+	scan_cxt = AllocSetContextCreate(TopMemoryContext, "mlcache worker SCAN patterns",
+									 ALLOCSET_DEFAULT_SIZES);
+	scan_items = MemoryContextAlloc(TopMemoryContext, sizeof(HygieneItem) * MAX_BATCH);
 }
 
-/* How long the worker may sleep: until the retry time while backing off. */
+/*
+ * How long the worker may sleep: until the retry time while backing off,
+ * else until the next waiting SCAN pass is due, at most a second.
+ */
 long
 mlcache_hygiene_timeout(void)
 {
-	long		timeout_ms = 1000L;
+	TimestampTz until = hygiene_retry_at != 0 ? hygiene_retry_at : hygiene_scan_next();
+	long		secs;
+	int			usecs;
+	long		ms;
 
-	if (hygiene_retry_at != 0)
-	{
-		long		secs;
-		int			usecs;
-
-		TimestampDifference(GetCurrentTimestamp(), hygiene_retry_at, &secs, &usecs);
-		timeout_ms = Max(secs * 1000L + usecs / 1000, 1L);
-	}
-	return timeout_ms;
+	if (until == 0)
+		return 1000L;
+	TimestampDifference(GetCurrentTimestamp(), until, &secs, &usecs);
+	ms = Max(secs * 1000L + usecs / 1000, 1L);
+	return hygiene_retry_at != 0 ? ms : Min(ms, 1000L);
 }
 
 /* mlcache.redis_retry_interval may have changed: retry now, back off afresh. */
@@ -582,15 +888,44 @@ mlcache_hygiene_reloaded(void)
 }
 
 /*
+ * A delivery or a pass failed: back off exponentially.  A full batch is
+ * dropped (left to the TTLs) rather than held longer.
+ */
+static void
+hygiene_failed(void)
+{
+	mlcache_count(MLC_HYGIENE_RETRIES);
+	hygiene_backoff_ms = Min(Max(hygiene_backoff_ms * 2, (long) mlcache_redis_retry_interval),
+							 10L * mlcache_redis_retry_interval);
+	hygiene_retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), hygiene_backoff_ms);
+	if (hygiene_nitems >= MAX_BATCH)
+	{
+		int64		dropped = 0;
+		int			i;
+
+		for (i = 0; i < hygiene_nitems; i++)
+			dropped += hygiene_items[i].records;
+		mlcache_count_n(MLC_HYGIENE_DROPPED, dropped);
+		hygiene_nitems = 0;
+		MemoryContextReset(hygiene_batch_cxt);
+	}
+}
+
+/*
  * One iteration of the worker's hygiene: drain the queue into the held
- * batch and deliver it, or back off.  loop_cxt is the worker's context,
- * reset every iteration; owner is set before the drain (see worker.c).
+ * batch and deliver it, then run the SCAN passes that are due, or back
+ * off.  loop_cxt is the worker's context, reset every iteration; owner is
+ * set before the drain (see worker.c).
  */
 void
 mlcache_hygiene_work(MemoryContext loop_cxt, ResourceOwner owner)
 {
+	TimestampTz next_pass;
+	int64		done = 0;
+	bool		ok = true;
+
 	/* Let a burst of commits gather into one batch. */
-	if (hygiene_nitems == 0 && mlcache_hygiene_queue_length() > 0)
+	if (hygiene_nitems == 0 && hygiene_ring_records() > 0)
 		(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 BATCH_DELAY_MS, PG_WAIT_EXTENSION);
 
@@ -598,16 +933,11 @@ mlcache_hygiene_work(MemoryContext loop_cxt, ResourceOwner owner)
 	CurrentResourceOwner = owner;
 	hygiene_nitems = hygiene_drain(hygiene_items, hygiene_nitems, MAX_BATCH);
 	MemoryContextSwitchTo(loop_cxt);
-	if (hygiene_nitems == 0)
+	/* Every queued record is done once its item is; duplicates too. */
+	hygiene_nitems = hygiene_dedup(hygiene_items, hygiene_nitems, false);
+	next_pass = hygiene_scan_next();
+	if (hygiene_nitems == 0 && (next_pass == 0 || GetCurrentTimestamp() < next_pass))
 		return;
-
-	/* Every queued record is done once its batch is; duplicates too. */
-	{
-		int			before = hygiene_nitems;
-
-		hygiene_nitems = hygiene_dedup(hygiene_items, hygiene_nitems);
-		hygiene_folded += before - hygiene_nitems;
-	}
 
 	/*
 	 * Backing off: commits still wake us, and their records join the held
@@ -617,28 +947,28 @@ mlcache_hygiene_work(MemoryContext loop_cxt, ResourceOwner owner)
 	if (hygiene_retry_at != 0 && hygiene_nitems < MAX_BATCH &&
 		GetCurrentTimestamp() < hygiene_retry_at)
 		return;
-	if (hygiene_deliver(hygiene_items, hygiene_nitems))
+	if (hygiene_nitems > 0)
 	{
-		mlcache_count_n(MLC_HYGIENE_DONE, hygiene_folded + hygiene_nitems);
-		hygiene_log_summary(hygiene_folded + hygiene_nitems);
-		hygiene_folded = 0;
-		hygiene_nitems = 0;
-		hygiene_backoff_ms = 0;
-		hygiene_retry_at = 0;
-		MemoryContextReset(hygiene_batch_cxt);
-		SetLatch(MyLatch);		/* more may have arrived meanwhile */
+		ok = hygiene_deliver(hygiene_items, hygiene_nitems, &done);
+		if (ok)
+		{
+			hygiene_nitems = 0;
+			MemoryContextReset(hygiene_batch_cxt);
+			SetLatch(MyLatch);	/* more may have arrived meanwhile */
+		}
+	}
+	if (ok)
+		ok = hygiene_scan_run(false, &done);
+	if (done > 0)
+	{
+		mlcache_count_n(MLC_HYGIENE_DONE, done);
+		hygiene_log_summary(done);
+	}
+	if (!ok)
+	{
+		hygiene_failed();
 		return;
 	}
-	mlcache_count(MLC_HYGIENE_RETRIES);
-	hygiene_backoff_ms = Min(Max(hygiene_backoff_ms * 2, (long) mlcache_redis_retry_interval),
-							 10L * mlcache_redis_retry_interval);
-	hygiene_retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), hygiene_backoff_ms);
-	if (hygiene_nitems >= MAX_BATCH)
-	{
-		/* The batch is full and Redis still fails: leave it to the TTLs. */
-		mlcache_count_n(MLC_HYGIENE_DROPPED, hygiene_folded + hygiene_nitems);
-		hygiene_folded = 0;
-		hygiene_nitems = 0;
-		MemoryContextReset(hygiene_batch_cxt);
-	}
+	hygiene_backoff_ms = 0;
+	hygiene_retry_at = 0;
 }

@@ -20,6 +20,7 @@ extern void mlcache_hygiene_enqueue(char kind, const char *ns, int nslen,
 									const char *text, int len, bool scan,
 									TimestampTz committed);
 extern int	mlcache_hygiene_queue_length(void);
+extern int	mlcache_hygiene_scans_waiting(void);
 extern bool mlcache_hygiene_worker_alive(void);
 
 /* The worker's side (worker.c). */

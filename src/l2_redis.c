@@ -740,11 +740,10 @@ l2_cmd_eval(MlcacheL2Cmd *c, const char *script,
 	}
 }
 
-#define L2_CURSOR_LEN 32
 
 /*
  * Is r a SCAN reply (a cursor and an array of key names)?  If so its cursor
- * is copied into cursor (L2_CURSOR_LEN bytes).
+ * is copied into cursor (MLCACHE_L2_CURSOR_LEN bytes).
  */
 static bool
 l2_scan_reply(const redisReply *r, char *cursor)
@@ -753,13 +752,13 @@ l2_scan_reply(const redisReply *r, char *cursor)
 
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
 		r->element[0]->type != REDIS_REPLY_STRING ||
-		r->element[0]->len >= L2_CURSOR_LEN ||
+		r->element[0]->len >= MLCACHE_L2_CURSOR_LEN ||
 		r->element[1]->type != REDIS_REPLY_ARRAY)
 		return false;
 	for (i = 0; i < r->element[1]->elements; i++)
 		if (r->element[1]->element[i]->type != REDIS_REPLY_STRING)
 			return false;
-	strlcpy(cursor, r->element[0]->str, L2_CURSOR_LEN);
+	strlcpy(cursor, r->element[0]->str, MLCACHE_L2_CURSOR_LEN);
 	return true;
 }
 
@@ -846,19 +845,23 @@ typedef MlcacheL2Result (*L2ScanPageFn) (const char **keys, const size_t *keylen
 										 void *arg, int64 *removed);
 
 /*
- * SCAN the keys matching match and hand them to page_fn page by page;
- * *removed sums what it reports.  Each page is handled in a context of its
- * own, reset after it.  Interrupts are checked between pages, where no
- * reply is live and no command in flight.  Off the commit path only.
+ * SCAN the keys matching match from cursor (MLCACHE_L2_CURSOR_LEN bytes,
+ * "0" for the start) and hand them to page_fn page by page, for at most
+ * max_pages pages (0: to the end); *removed sums what it reports.  On
+ * success cursor is where the next call resumes, "0" when the SCAN has
+ * ended.  Each page is handled in a context of its own, reset after it.
+ * Interrupts are checked between pages, where no reply is live and no
+ * command in flight.  Off the commit path only.
  */
 static MlcacheL2Result
-l2_scan_pages(const char *match, L2ScanPageFn page_fn, void *arg, int64 *removed)
+l2_scan_pages(const char *match, char *cursor, int max_pages, L2ScanPageFn page_fn, void *arg,
+			  int64 *removed)
 {
-	char		cursor[L2_CURSOR_LEN] = "0";
 	MemoryContext batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "mlcache SCAN batch",
 													ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(batch_cxt);
 	MlcacheL2Result res = L2_OK;
+	int			pages = 0;
 
 	*removed = 0;
 	do
@@ -886,7 +889,7 @@ l2_scan_pages(const char *match, L2ScanPageFn page_fn, void *arg, int64 *removed
 		if (res != L2_OK)
 			break;
 		MemoryContextReset(batch_cxt);
-	} while (strcmp(cursor, "0") != 0);
+	} while (strcmp(cursor, "0") != 0 && (max_pages == 0 || ++pages < max_pages));
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(batch_cxt);
 	return res;
@@ -917,8 +920,9 @@ l2_scan_eval(const char *match, const char *script, const char *arg, size_t argl
 			 int64 *removed)
 {
 	L2ScriptArg a = {script, arg, arglen};
+	char		cursor[MLCACHE_L2_CURSOR_LEN] = "0";
 
-	return l2_scan_pages(match, l2_scan_script_page, &a, removed);
+	return l2_scan_pages(match, cursor, 0, l2_scan_script_page, &a, removed);
 }
 
 /* Order prefixes by length, then bytes: each length's run is sorted. */
@@ -1010,19 +1014,20 @@ l2_scan_prefix_page(const char **keys, const size_t *keylens, int n, void *arg, 
 }
 
 /*
- * One SCAN pass for several prefixes: SCAN the keys matching match (which
- * must cover every prefix) and remove those under one of the prefixes that
- * were computed before its commit time (the latest of them, for a key under
+ * One SCAN pass for several prefixes, or max_pages pages of it (0: all) from
+ * cursor (see l2_scan_pages): SCAN the keys matching match (which must cover
+ * every prefix) and remove those under one of the prefixes that were
+ * computed before its commit time (the latest of them, for a key under
  * several; see l2_unlink_older_script).  Sorts prefixes.
  */
 MlcacheL2Result
 mlcache_l2_scan_unlink_prefixes(const char *match, MlcacheL2Prefix *prefixes, int np,
-								int64 *removed)
+								char *cursor, int max_pages, int64 *removed)
 {
 	L2PrefixArg a = {prefixes, np};
 
 	qsort(prefixes, np, sizeof(MlcacheL2Prefix), l2_prefix_cmp);
-	return l2_scan_pages(match, l2_scan_prefix_page, &a, removed);
+	return l2_scan_pages(match, cursor, max_pages, l2_scan_prefix_page, &a, removed);
 }
 
 /*
@@ -1125,7 +1130,7 @@ mlcache_l2_used_memory(int64 *bytes)
 MlcacheL2Result
 mlcache_l2_count_keys(const char *match, int max_steps, int64 *count, bool *exact)
 {
-	char		cursor[L2_CURSOR_LEN] = "0";
+	char		cursor[MLCACHE_L2_CURSOR_LEN] = "0";
 	int			steps = 0;
 
 	*count = 0;

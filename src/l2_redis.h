@@ -36,6 +36,9 @@ typedef struct MlcacheL2Prefix
 	TimestampTz before;
 } MlcacheL2Prefix;
 
+/* Room for a SCAN cursor as text, with its terminator. */
+#define MLCACHE_L2_CURSOR_LEN 32
+
 /* Redis keys per EVAL of the clean-up scripts. */
 #define MLCACHE_L2_KEYS_PER_EVAL 512
 
@@ -49,7 +52,8 @@ extern void mlcache_l2_cmd_unlink_older(MlcacheL2Cmd *c, const char *const *keys
 extern MlcacheL2Result mlcache_l2_clean_orphans(const char *match, uint64 epoch,
 												const char *skip, int64 *removed);
 extern MlcacheL2Result mlcache_l2_scan_unlink_prefixes(const char *match, MlcacheL2Prefix *prefixes,
-													   int np, int64 *removed);
+													   int np, char *cursor, int max_pages,
+													   int64 *removed);
 extern MlcacheL2Result mlcache_l2_ping(double *rtt_ms);
 extern bool mlcache_l2_breaker_open(void);
 extern MlcacheL2Result mlcache_l2_pttl(const char *rkey, int rkeylen, int64 *ttl_ms);

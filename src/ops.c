@@ -316,6 +316,7 @@ mlcache_health(PG_FUNCTION_ARGS)
 	jb_key(&st, "worker");
 	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
 	jb_bool(&st, "alive", worker_ok);
+	jb_num(&st, "scans_waiting", mlcache_hygiene_scans_waiting());
 	pushJsonbValue(&st, WJB_END_OBJECT, NULL);
 	jb_num(&st, "invalidations_pending", mlcache_hygiene_queue_length());
 	health_standby(&st);

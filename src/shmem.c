@@ -31,7 +31,9 @@
  *                                                                (track_evict, tracking_sweep)
  *                                                                read buckets without it
  *  ring->mutex (spinlock)         the hygiene ring: head, tail,  hygiene.c: enqueue (commit path),
- *                                 used, records, data[]          queue_length, hygiene_drain
+ *                                 used, records, data[];         queue_length, scans_waiting,
+ *                                 waiting (records whose SCAN    hygiene_drain, hygiene_ring_records,
+ *                                 waits in the worker)           hygiene_scan_recount
  *  atomics, no lock               gens[] (bumped at commit by    invalidate.c: inval_apply
  *                                 fetch_add, read anywhere);     (fetch_add); keys.c, fetch.c,
  *                                 breaker_until/backoff (CAS:    l3.c, l3_dirty.c (reads);
