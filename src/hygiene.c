@@ -189,47 +189,43 @@ mlcache_hygiene_enqueue(char kind, const char *ns, int nslen, const char *text,
 		SetLatch(latch);
 }
 
-/* Records in the ring.  Takes ring->mutex. */
-static int
-hygiene_ring_records(void)
+/*
+ * The records in the ring, and those whose SCAN waits in the worker for its
+ * namespace's next pass (0 and 0 before shared memory is set up).  Takes
+ * ring->mutex.
+ */
+static void
+hygiene_counts(int *records, int *waiting)
 {
-	int			n;
-
+	*records = *waiting = 0;
+	if (ring == NULL)
+		return;
 	SpinLockAcquire(&ring->mutex);
-	n = ring->records;
+	*records = ring->records;
+	*waiting = ring->waiting;
 	SpinLockRelease(&ring->mutex);
-	return n;
 }
 
-/*
- * Records not yet delivered: those in the ring and those whose SCAN waits in
- * the worker for its namespace's next pass.  Takes ring->mutex.
- */
+/* Records not yet delivered: in the ring, or waiting for a SCAN pass. */
 int
 mlcache_hygiene_queue_length(void)
 {
-	int			n;
+	int			records,
+				waiting;
 
-	if (ring == NULL)
-		return 0;
-	SpinLockAcquire(&ring->mutex);
-	n = ring->records + ring->waiting;
-	SpinLockRelease(&ring->mutex);
-	return n;
+	hygiene_counts(&records, &waiting);
+	return records + waiting;
 }
 
-/* Records whose SCAN waits in the worker.  Takes ring->mutex. */
+/* Records whose SCAN waits in the worker. */
 int
 mlcache_hygiene_scans_waiting(void)
 {
-	int			n;
+	int			records,
+				waiting;
 
-	if (ring == NULL)
-		return 0;
-	SpinLockAcquire(&ring->mutex);
-	n = ring->waiting;
-	SpinLockRelease(&ring->mutex);
-	return n;
+	hygiene_counts(&records, &waiting);
+	return waiting;
 }
 
 /*
@@ -923,9 +919,12 @@ mlcache_hygiene_work(MemoryContext loop_cxt, ResourceOwner owner)
 	TimestampTz next_pass;
 	int64		done = 0;
 	bool		ok = true;
+	int			records,
+				waiting;
 
 	/* Let a burst of commits gather into one batch. */
-	if (hygiene_nitems == 0 && hygiene_ring_records() > 0)
+	hygiene_counts(&records, &waiting);
+	if (hygiene_nitems == 0 && records > 0)
 		(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 BATCH_DELAY_MS, PG_WAIT_EXTENSION);
 

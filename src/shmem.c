@@ -32,7 +32,7 @@
  *                                                                read buckets without it
  *  ring->mutex (spinlock)         the hygiene ring: head, tail,  hygiene.c: enqueue (commit path),
  *                                 used, records, data[];         queue_length, scans_waiting,
- *                                 waiting (records whose SCAN    hygiene_drain, hygiene_ring_records,
+ *                                 waiting (records whose SCAN    hygiene_drain, hygiene_counts,
  *                                 waits in the worker)           hygiene_scan_recount
  *  atomics, no lock               gens[] (bumped at commit by    invalidate.c: inval_apply
  *                                 fetch_add, read anywhere);     (fetch_add); keys.c, fetch.c,
