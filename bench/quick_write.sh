@@ -10,8 +10,8 @@
 # round's tps per table (1 / mean latency from pgbench's per-transaction log)
 # and the overheads floor/plain and watched/floor, and the CPU time the
 # mlcache worker (hygiene: the Redis clean-up after each watched commit)
-# spent per watched commit, from its /proc/PID/stat (utime + stime, in clock
-# ticks).  QW_SET="name = value; ..." is applied with ALTER SYSTEM and a
+# spent per watched commit, and redis-server's, from their /proc/PID/stat
+# (utime + stime, in clock ticks).  QW_SET="name = value; ..." is applied with ALTER SYSTEM and a
 # reload first (as in bench/quick_bulk.sh).  Used to compare two builds by
 # installing each in turn.  Nothing here asserts.
 set -euo pipefail
@@ -38,16 +38,17 @@ done
 psql -c CHECKPOINT
 echo "pgbench -n -f upd_plain.sql -f upd_floor.sql -f upd_watched.sql -c 1 -j 1 -T $secs -l $db   # \\set id random(1, 100000) UPDATE sub_<variant> SET score = score + 1 WHERE id = :id"
 wpid=$(mlcache_worker_pid "$db")
+rpid=$(redis_pid)
 hz=$(getconf CLK_TCK)
 for ((r = 1; r <= rounds; r++)); do
 	rm -f "$w"/log*
-	t0=$(cpu_ticks "$wpid")
+	t0=$(cpu_ticks "$wpid") r0=$(cpu_ticks "$rpid")
 	pgbench -n -f "$w/upd_plain.sql" -f "$w/upd_floor.sql" -f "$w/upd_watched.sql" -c 1 -j 1 -T "$secs" \
 		-l --log-prefix="$w/log" "$db" >/dev/null 2>&1
 	# log line: client transaction latency_us script_no epoch epoch_us
-	t1=$(cpu_ticks "$wpid")
-	cat "$w"/log* | awk -v r="$r" -v wt=$((t1 - t0)) -v hz="$hz" '{c[$4]++; s[$4] += $3}
+	t1=$(cpu_ticks "$wpid") r1=$(cpu_ticks "$rpid")
+	cat "$w"/log* | awk -v r="$r" -v wt=$((t1 - t0)) -v rt=$((r1 - r0)) -v hz="$hz" '{c[$4]++; s[$4] += $3}
 		END {p = 1e6 * c[0] / s[0]; f = 1e6 * c[1] / s[1]; x = 1e6 * c[2] / s[2];
-		     printf "round %d plain=%.1f floor=%.1f watched=%.1f tps (n=%d/%d/%d) floor/plain overhead=%.2f%% watched/floor overhead=%.2f%% worker=%.1f us/watched commit\n",
-		            r, p, f, x, c[0], c[1], c[2], (1 - f / p) * 100, (1 - x / f) * 100, c[2] ? wt / hz * 1e6 / c[2] : 0}'
+		     printf "round %d plain=%.1f floor=%.1f watched=%.1f tps (n=%d/%d/%d) floor/plain overhead=%.2f%% watched/floor overhead=%.2f%% worker=%.1f redis=%.1f us/watched commit\n",
+		            r, p, f, x, c[0], c[1], c[2], (1 - f / p) * 100, (1 - x / f) * 100, c[2] ? wt / hz * 1e6 / c[2] : 0, c[2] ? rt / hz * 1e6 / c[2] : 0}'
 done

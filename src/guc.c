@@ -42,6 +42,7 @@ int			mlcache_track_max = 5000;
 int			mlcache_redis_spin_us = 0;
 int			mlcache_track_flush_interval = 1000;
 int			mlcache_scan_interval = 1000;
+int			mlcache_hygiene_delay = 50;
 int			mlcache_warm_task_timeout = 30000;
 int			mlcache_warm_max_attempts = 5;
 int			mlcache_warm_sync_limit = 2000;
@@ -384,6 +385,12 @@ mlcache_guc_init(void)
 							"How long a materialized view stays dirty before it is refreshed (debounce).",
 							"Writes during this time are gathered into one refresh.",
 							&mlcache_refresh_delay, 1000, 0, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("mlcache.hygiene_delay",
+							"How long the worker gathers committed invalidations into one batch for Redis.",
+							"It then removes the batch's keys from Redis and publishes them, each once.",
+							&mlcache_hygiene_delay, 50, 0, 10000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("mlcache.scan_interval",

@@ -31,6 +31,7 @@ extern int	mlcache_track_max;
 extern int	mlcache_redis_spin_us;
 extern int	mlcache_track_flush_interval;
 extern int	mlcache_scan_interval;	/* ms */
+extern int	mlcache_hygiene_delay;	/* ms */
 extern int	mlcache_warm_task_timeout;	/* ms */
 extern int	mlcache_warm_max_attempts;
 extern int	mlcache_warm_sync_limit;	/* ms */

@@ -58,7 +58,6 @@
 #define RECORD_HEADER	16		/* uint16 text length, namespace length, flags, kind, 3 unused, int64 time */
 #define MAX_NS			255		/* longer namespaces are not queued */
 #define MAX_BATCH		65536	/* records the worker holds while Redis is down */
-#define BATCH_DELAY_MS	10		/* gathering time before a batch is drained */
 #define SCAN_REST_FACTOR 4		/* a namespace's passes are apart at least 4
 								 * times as long as the last spent in Redis */
 #define SCAN_PAGES_PER_STEP 16	/* SCAN pages (of COUNT 1000) per worker
@@ -156,6 +155,7 @@ mlcache_hygiene_enqueue(char kind, const char *ns, int nslen, const char *text,
 	unsigned char hdr[RECORD_HEADER];
 	bool		queued = false;
 	bool		was_empty = false;
+	bool		half_full = false;
 	Latch	   *latch;
 
 	if (ring == NULL)
@@ -173,6 +173,7 @@ mlcache_hygiene_enqueue(char kind, const char *ns, int nslen, const char *text,
 		if (ring->used + need <= RING_SIZE)
 		{
 			was_empty = (ring->records == 0);
+			half_full = (ring->used < RING_SIZE / 2 && ring->used + need >= RING_SIZE / 2);
 			hygiene_ring_put(hdr, RECORD_HEADER);
 			hygiene_ring_put(ns, nslen);
 			hygiene_ring_put(text, len);
@@ -183,9 +184,12 @@ mlcache_hygiene_enqueue(char kind, const char *ns, int nslen, const char *text,
 		SpinLockRelease(&ring->mutex);
 	}
 	mlcache_count(queued ? MLC_HYGIENE_QUEUED : MLC_HYGIENE_DROPPED);
-	/* The worker drains everything once woken: wake it for the first record. */
+	/*
+	 * The worker drains everything once woken: wake it for the first record,
+	 * and again when the ring is half full, to end its batch delay early.
+	 */
 	latch = ring->worker_latch;
-	if (was_empty && latch != NULL)
+	if ((was_empty || half_full) && latch != NULL)
 		SetLatch(latch);
 }
 
@@ -908,6 +912,45 @@ hygiene_failed(void)
 }
 
 /*
+ * Let the commits of mlcache.hygiene_delay gather into one batch: fewer and
+ * larger Redis calls, and a key invalidated again meanwhile is removed and
+ * published once.  Ends early at a shutdown request, a reload, or a ring
+ * half full.  A latch set meanwhile for something else is set again.
+ */
+static void
+hygiene_gather(void)
+{
+	TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), mlcache_hygiene_delay);
+	bool		woken = false;
+
+	while (!ShutdownRequestPending && !ConfigReloadPending)
+	{
+		long		secs;
+		int			usecs;
+		long		ms;
+		uint32		used;
+
+		SpinLockAcquire(&ring->mutex);
+		used = ring->used;
+		SpinLockRelease(&ring->mutex);
+		if (used >= RING_SIZE / 2)
+			break;
+		TimestampDifference(GetCurrentTimestamp(), until, &secs, &usecs);
+		ms = secs * 1000L + usecs / 1000;
+		if (ms <= 0)
+			break;
+		if (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					  ms, PG_WAIT_EXTENSION) & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			woken = true;
+		}
+	}
+	if (woken)
+		SetLatch(MyLatch);
+}
+
+/*
  * One iteration of the worker's hygiene: drain the queue into the held
  * batch and deliver it, then run the SCAN passes that are due, or back
  * off.  loop_cxt is the worker's context, reset every iteration; owner is
@@ -922,11 +965,9 @@ mlcache_hygiene_work(MemoryContext loop_cxt, ResourceOwner owner)
 	int			records,
 				waiting;
 
-	/* Let a burst of commits gather into one batch. */
 	hygiene_counts(&records, &waiting);
 	if (hygiene_nitems == 0 && records > 0)
-		(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 BATCH_DELAY_MS, PG_WAIT_EXTENSION);
+		hygiene_gather();
 
 	MemoryContextSwitchTo(hygiene_batch_cxt);
 	CurrentResourceOwner = owner;

@@ -64,3 +64,27 @@ grep -qxF "${ns}pub:a\\]b:*" <<<"$texts" || fail "the pattern ${ns}pub:a\\]b:* w
 (($(grep -c "^${ns}#[0-9a-f]\{64\}\$" <<<"$texts") == 2)) || fail "the long keys' names were not published"
 ! grep -q "rolled-back" <<<"$texts" || fail "a rolled-back invalidation was published"
 echo "publish: $nkeys keys, 2 long keys and 2 patterns removed and published in $messages message(s); nothing from the rollback"
+
+# The commits of mlcache.hygiene_delay (here 3 s) after the first are one
+# batch, published in one message, a key invalidated twice once: four
+# commits 50 ms apart.  A commit delivered after the reload (the worker
+# rereads its settings at the top of an iteration, before its batch) shows
+# that the worker has the new delay.
+psql -c "ALTER SYSTEM SET mlcache.hygiene_delay = '3s'" -c "SELECT pg_reload_conf()" >/dev/null
+on_exit quiet psql -c "ALTER SYSTEM RESET mlcache.hygiene_delay" -c "SELECT pg_reload_conf()"
+delay_set() { [[ $(psql -c "SHOW mlcache.hygiene_delay") == 3s ]]; }
+wait_for 10 delay_set || fail "the reload did not set mlcache.hygiene_delay"
+done0=$(counter hygiene_done)
+psql -c "SELECT mlcache.invalidate('pub:probe')" >/dev/null
+probed() { (($(counter hygiene_done) > done0)); }
+wait_for 10 probed || fail "the probe's invalidation was not delivered"
+psql -c "SELECT mlcache.invalidate('pub:batch:a')" -c "SELECT pg_sleep(0.05)" \
+	-c "SELECT mlcache.invalidate('pub:batch:b')" -c "SELECT pg_sleep(0.05)" \
+	-c "SELECT mlcache.invalidate('pub:batch:a')" -c "SELECT pg_sleep(0.05)" \
+	-c "SELECT mlcache.invalidate('pub:batch:c')" >/dev/null
+wait_for 10 grep -q "pub:batch:c" "$out" || fail "the batch was not published"
+batch=$(grep '^"message"' "$out" | grep "pub:batch:" || true)
+(($(wc -l <<<"$batch") == 1)) || fail "four commits within the delay were published in $(wc -l <<<"$batch") messages: $batch"
+texts=$(sed -e 's/^"message","[^"]*","//' -e 's/"$//' -e 's/\\n/\n/g' <<<"$batch")
+[[ $(grep -c "pub:batch:" <<<"$texts") == 3 ]] || fail "the batch did not publish each key once: $texts"
+echo "publish: four commits within mlcache.hygiene_delay were one message with each of their three keys once"

@@ -4,13 +4,13 @@
 -- superuser-only, hidden mlcache.redis_password; range checks; and the
 -- reserved "mlcache" prefix.  Run as a superuser.
 BEGIN;
-SELECT plan(47);
+SELECT plan(48);
 
 -- The parameters are defined when the library is loaded; it normally is
 -- already (shared_preload_libraries), and then this is a no-op.
 LOAD 'mlcache';
 
--- ---- what pg_settings shows (28) ----
+-- ---- what pg_settings shows (29) ----
 -- setting NULL: not checked, because the test server's postgresql.conf sets it.
 CREATE TEMP TABLE tap_guc (
     name     text PRIMARY KEY,
@@ -41,6 +41,7 @@ INSERT INTO tap_guc VALUES
  ('mlcache.generation_slots',      '65536',     NULL, 'postmaster', '65536',     'integer'),
  ('mlcache.refresh_delay',         '1000',      'ms', 'sighup',     '1000',      'integer'),
  ('mlcache.scan_interval',         '1000',      'ms', 'sighup',     '1000',      'integer'),
+ ('mlcache.hygiene_delay',         '50',        'ms', 'sighup',     '50',        'integer'),
  ('mlcache.fill_wait_timeout',     '2000',      'ms', 'user',       '2000',      'integer'),
  ('mlcache.track_max',             '5000',      NULL, 'postmaster', '5000',      'integer'),
  ('mlcache.track_flush_interval',  '1000',      'ms', 'user',       '1000',      'integer'),
@@ -50,7 +51,7 @@ INSERT INTO tap_guc VALUES
  ('mlcache.warm_max_attempts',     '5',         NULL, 'sighup',     '5',         'integer'),
  ('mlcache.standby_invalidation',  'on',        NULL, 'sighup',     'on',        'bool');
 
--- One test per parameter; a missing parameter shows as NULL (28).
+-- One test per parameter; a missing parameter shows as NULL (29).
 SELECT is(
     (SELECT format('setting=%s unit=%s context=%s boot_val=%s vartype=%s',
                    CASE WHEN g.setting IS NULL THEN '(not checked)' ELSE quote_literal(s.setting) END,
