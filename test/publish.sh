@@ -5,8 +5,9 @@
 # transaction; the invalidated keys are gone from Redis, more of them in one
 # commit than one Lua call takes, and keys long enough to be stored under a
 # SHA-256 name (built by the worker, or by the backend for keys too long for
-# the worker's queue).  Run under test/harness.sh; exits non-zero
-# on failure.
+# the worker's queue); commits within mlcache.hygiene_delay are published
+# in one message, each key once, and a half-full queue ends that delay
+# early.  Run under test/harness.sh; exits non-zero on failure.
 set -euo pipefail
 # shellcheck source=test/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -88,3 +89,17 @@ batch=$(grep '^"message"' "$out" | grep "pub:batch:" || true)
 texts=$(sed -e 's/^"message","[^"]*","//' -e 's/"$//' -e 's/\\n/\n/g' <<<"$batch")
 [[ $(grep -c "pub:batch:" <<<"$texts") == 3 ]] || fail "the batch did not publish each key once: $texts"
 echo "publish: four commits within mlcache.hygiene_delay were one message with each of their three keys once"
+
+# A queue half full ends the gather early: with a 10 s delay, one commit of
+# 9,000 invalidations (about 650 kB of the 1 MB queue) is delivered at once.
+psql -c "ALTER SYSTEM SET mlcache.hygiene_delay = '10s'" -c "SELECT pg_reload_conf()" >/dev/null
+delay_set() { [[ $(psql -c "SHOW mlcache.hygiene_delay") == 10s ]]; }
+wait_for 10 delay_set || fail "the reload did not set mlcache.hygiene_delay"
+done0=$(counter hygiene_done)
+psql -c "SELECT mlcache.invalidate('pub:probe')" >/dev/null
+wait_for 10 probed || fail "the probe's invalidation was not delivered"
+done0=$(counter hygiene_done)
+psql -c "SELECT count(mlcache.invalidate('pub:half:' || g)) FROM generate_series(1, 9000) g" >/dev/null
+half_delivered() { (($(counter hygiene_done) >= done0 + 9000)); }
+wait_for 5 half_delivered || fail "a half-full queue did not end the 10 s gather within 5 s ($(($(counter hygiene_done) - done0)) of 9000 delivered)"
+echo "publish: a half-full queue ends the worker's gather early"
