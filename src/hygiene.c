@@ -849,8 +849,14 @@ mlcache_hygiene_attach(void)
 	ring->waiting = 0;
 	SpinLockRelease(&ring->mutex);
 
+	/*
+	 * A batch of the default delay fits in the kept first block, so that
+	 * resetting the context after each batch gives no memory back to the
+	 * kernel only to fault it in again for the next.
+	 */
 	hygiene_batch_cxt = AllocSetContextCreate(TopMemoryContext, "mlcache worker batch",
-											  ALLOCSET_DEFAULT_SIZES);
+											  MLCACHE_WORKER_KEPT_BLOCK, MLCACHE_WORKER_KEPT_BLOCK,
+											  ALLOCSET_DEFAULT_MAXSIZE);
 	hygiene_items = MemoryContextAlloc(TopMemoryContext, sizeof(HygieneItem) * MAX_BATCH);
 	scan_cxt = AllocSetContextCreate(TopMemoryContext, "mlcache worker SCAN patterns",
 									 ALLOCSET_DEFAULT_SIZES);

@@ -24,6 +24,10 @@ extern int	mlcache_hygiene_scans_waiting(void);
 extern bool mlcache_hygiene_worker_alive(void);
 
 /* The worker's side (worker.c). */
+
+/* First block kept by the worker's per-batch and per-iteration contexts. */
+#define MLCACHE_WORKER_KEPT_BLOCK (256 * 1024)
+
 extern void mlcache_hygiene_attach(void);
 extern long mlcache_hygiene_timeout(void);
 extern void mlcache_hygiene_reloaded(void);

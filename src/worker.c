@@ -53,8 +53,10 @@ mlcache_worker_main(Datum arg)
 	owner = ResourceOwnerCreate(NULL, "mlcache worker");
 
 	mlcache_hygiene_attach();
+	/* Its kept first block holds a batch's Redis commands (see hygiene.c). */
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "mlcache worker loop",
-									 ALLOCSET_DEFAULT_SIZES);
+									 MLCACHE_WORKER_KEPT_BLOCK, MLCACHE_WORKER_KEPT_BLOCK,
+									 ALLOCSET_DEFAULT_MAXSIZE);
 
 	while (!ShutdownRequestPending)
 	{
