@@ -1,4 +1,4 @@
--- Shared set-up for the regress suite: the extension, a test table and two
+-- Shared set-up for the regress suite: the extension, a test table and three
 -- helpers that the other files use.
 CREATE EXTENSION mlcache;
 
@@ -17,6 +17,24 @@ BEGIN
     RETURN 'no error';
 EXCEPTION WHEN OTHERS THEN
     RETURN SQLSTATE || ': ' || SQLERRM;
+END
+$$;
+
+-- Wait (bounded: 20 s) until the boolean expression cond is true.
+CREATE PROCEDURE wait_until(cond text) LANGUAGE plpgsql AS $$
+DECLARE
+    deadline timestamptz := clock_timestamp() + interval '20 s';
+    ok boolean;
+BEGIN
+    LOOP
+        EXECUTE 'SELECT ' || cond INTO ok;
+        EXIT WHEN ok;
+        IF clock_timestamp() > deadline THEN
+            RAISE EXCEPTION 'not within 20 s: %', cond;
+        END IF;
+        PERFORM pg_sleep(0.05);
+        COMMIT;
+    END LOOP;
 END
 $$;
 

@@ -77,22 +77,6 @@ DELETE FROM mlcache.warm_queue;
 -- its tasks numbered in batches of batch_size; the worker runs each batch
 -- in one transaction (so its tasks share the xmin of their "done" update
 -- and their finished_at), a batch at a time.
-CREATE PROCEDURE wait_until(cond text) LANGUAGE plpgsql AS $$
-DECLARE
-    deadline timestamptz := clock_timestamp() + interval '20 s';
-    ok boolean;
-BEGIN
-    LOOP
-        EXECUTE 'SELECT ' || cond INTO ok;
-        EXIT WHEN ok;
-        IF clock_timestamp() > deadline THEN
-            RAISE EXCEPTION 'not within 20 s: %', cond;
-        END IF;
-        PERFORM pg_sleep(0.05);
-        COMMIT;
-    END LOOP;
-END
-$$;
 SELECT mlcache.set_warm_query('w_student', 'SELECT DISTINCT student_id FROM wscores WHERE student_id BETWEEN 10 AND 16 ORDER BY 1');
 SET mlcache.warm_sync_limit = 0;
 SELECT mlcache.warm(ARRAY['w_student'], 3) AS w \gset
@@ -174,5 +158,4 @@ SELECT mlcache.undefine('w_bad'), mlcache.undefine('w_student'), mlcache.undefin
 DROP ROLE w_app;
 DROP ROLE w_other;
 DROP PROCEDURE wait_queue();
-DROP PROCEDURE wait_until(text);
 DROP TABLE wscores;

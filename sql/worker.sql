@@ -91,19 +91,6 @@ SELECT mlcache.get('wk:b', 'SELECT 2'), mlcache.last_level();
 ALTER SYSTEM SET mlcache.scan_interval = '3s';
 SELECT pg_reload_conf();
 SELECT pg_sleep(0.5);
--- Wait (bounded: 10 s) until n records wait for a SCAN pass.
-CREATE PROCEDURE wait_scans_waiting(n int) LANGUAGE plpgsql AS $$
-DECLARE
-    deadline timestamptz := clock_timestamp() + interval '10 s';
-BEGIN
-    WHILE (mlcache.health()->'worker'->>'scans_waiting')::int <> n LOOP
-        IF clock_timestamp() > deadline THEN
-            RAISE EXCEPTION 'scans_waiting did not reach % within 10 s', n;
-        END IF;
-        PERFORM pg_sleep(0.01);
-    END LOOP;
-END
-$$;
 SELECT mlcache.get('wk:s:a:1', 'SELECT 1'), mlcache.get('wk:s:b:1', 'SELECT 2'),
        mlcache.get('wk:s:c:1', 'SELECT 3'), mlcache.get('wk:s:d:1', 'SELECT 4');
 CALL settle();
@@ -113,7 +100,7 @@ CALL settle();
 SELECT counter('redis_unlinked') - :u0 AS first_pass_unlinked, counter('hygiene_done') - :d0 AS delivered;
 SELECT mlcache.invalidate_pattern('wk:s:b:*');
 SELECT mlcache.invalidate_pattern('wk:s:c:*');
-CALL wait_scans_waiting(2);
+CALL wait_until($$(mlcache.health()->'worker'->>'scans_waiting')::int = 2$$);
 SELECT counter('redis_unlinked') - :u0 AS unlinked_meanwhile, counter('hygiene_done') - :d0 AS delivered,
        (mlcache.health()->>'invalidations_pending')::int AS pending;
 CALL settle();
@@ -124,7 +111,6 @@ SELECT mlcache.get('wk:s:d:1', 'SELECT 4'), mlcache.last_level();
 SELECT mlcache.get('wk:s:c:1', 'SELECT 3'), mlcache.last_level();
 ALTER SYSTEM RESET mlcache.scan_interval;
 SELECT pg_reload_conf();
-DROP PROCEDURE wait_scans_waiting(int);
 
 -- A pass longer than the worker's step (16 SCAN pages of 1000 keys; the
 -- worker delivers its batches between steps) resumes where it stopped and

@@ -195,18 +195,22 @@ mlcache_hygiene_enqueue(char kind, const char *ns, int nslen, const char *text,
 
 /*
  * The records in the ring, and those whose SCAN waits in the worker for its
- * namespace's next pass (0 and 0 before shared memory is set up).  Takes
- * ring->mutex.
+ * namespace's next pass (0 and 0 before shared memory is set up); with
+ * used, the ring's bytes in use.  Takes ring->mutex.
  */
 static void
-hygiene_counts(int *records, int *waiting)
+hygiene_counts(int *records, int *waiting, uint32 *used)
 {
 	*records = *waiting = 0;
+	if (used)
+		*used = 0;
 	if (ring == NULL)
 		return;
 	SpinLockAcquire(&ring->mutex);
 	*records = ring->records;
 	*waiting = ring->waiting;
+	if (used)
+		*used = ring->used;
 	SpinLockRelease(&ring->mutex);
 }
 
@@ -217,7 +221,7 @@ mlcache_hygiene_queue_length(void)
 	int			records,
 				waiting;
 
-	hygiene_counts(&records, &waiting);
+	hygiene_counts(&records, &waiting, NULL);
 	return records + waiting;
 }
 
@@ -228,7 +232,7 @@ mlcache_hygiene_scans_waiting(void)
 	int			records,
 				waiting;
 
-	hygiene_counts(&records, &waiting);
+	hygiene_counts(&records, &waiting, NULL);
 	return waiting;
 }
 
@@ -863,6 +867,17 @@ mlcache_hygiene_attach(void)
 	scan_items = MemoryContextAlloc(TopMemoryContext, sizeof(HygieneItem) * MAX_BATCH);
 }
 
+/* Milliseconds from now until t; 0 if it has passed. */
+static long
+hygiene_ms_until(TimestampTz t)
+{
+	long		secs;
+	int			usecs;
+
+	TimestampDifference(GetCurrentTimestamp(), t, &secs, &usecs);
+	return secs * 1000L + usecs / 1000;
+}
+
 /*
  * How long the worker may sleep: until the retry time while backing off,
  * else until the next waiting SCAN pass is due, at most a second.
@@ -871,14 +886,11 @@ long
 mlcache_hygiene_timeout(void)
 {
 	TimestampTz until = hygiene_retry_at != 0 ? hygiene_retry_at : hygiene_scan_next();
-	long		secs;
-	int			usecs;
 	long		ms;
 
 	if (until == 0)
 		return 1000L;
-	TimestampDifference(GetCurrentTimestamp(), until, &secs, &usecs);
-	ms = Max(secs * 1000L + usecs / 1000, 1L);
+	ms = Max(hygiene_ms_until(until), 1L);
 	return hygiene_retry_at != 0 ? ms : Min(ms, 1000L);
 }
 
@@ -931,18 +943,15 @@ hygiene_gather(void)
 
 	while (!ShutdownRequestPending && !ConfigReloadPending)
 	{
-		long		secs;
-		int			usecs;
-		long		ms;
+		int			records,
+					waiting;
 		uint32		used;
+		long		ms;
 
-		SpinLockAcquire(&ring->mutex);
-		used = ring->used;
-		SpinLockRelease(&ring->mutex);
+		hygiene_counts(&records, &waiting, &used);
 		if (used >= RING_SIZE / 2)
 			break;
-		TimestampDifference(GetCurrentTimestamp(), until, &secs, &usecs);
-		ms = secs * 1000L + usecs / 1000;
+		ms = hygiene_ms_until(until);
 		if (ms <= 0)
 			break;
 		if (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -971,7 +980,7 @@ mlcache_hygiene_work(MemoryContext loop_cxt, ResourceOwner owner)
 	int			records,
 				waiting;
 
-	hygiene_counts(&records, &waiting);
+	hygiene_counts(&records, &waiting, NULL);
 	if (hygiene_nitems == 0 && records > 0)
 		hygiene_gather();
 
