@@ -21,6 +21,8 @@
 #   worker_watched the write_watched load, but perf samples the mlcache
 #                  worker (its Redis clean-up and PUBLISH after each watched
 #                  commit): us_per_tx is the worker's CPU per watched commit
+#   redis_watched  the write_watched load, but perf samples redis-server (the
+#                  worker's commands): us_per_tx is Redis's CPU per watched commit
 #   bulk_watched   UPDATE of all 100k rows of the watched table, then VACUUM;
 #                  NAME.children.txt also gives the inclusive share of the
 #                  watch trigger (perf report --children), which is
@@ -40,7 +42,7 @@ command -v perf >/dev/null || { echo "profile: perf is not installed (Debian: li
 
 secs=${PROFILE_SECONDS:-8}
 out=${PROFILE_OUT:-bench/results/profile}
-only=${PROFILE_ONLY:-floor call l1 l2 peer write_floor write_watched worker_watched bulk_watched}
+only=${PROFILE_ONLY:-floor call l1 l2 peer write_floor write_watched worker_watched redis_watched bulk_watched}
 db=mlcache_prof
 work=$MLCACHE_TMP/profile
 mkdir -p "$work" "$out"
@@ -64,6 +66,7 @@ for t in floor watched; do
 done
 psql -c "SELECT mlcache.watch('sub_watched', ARRAY[$templates])" >/dev/null
 cp "$work/write_watched.sql" "$work/worker_watched.sql"
+cp "$work/write_watched.sql" "$work/redis_watched.sql"
 printf 'UPDATE sub_watched SET score = score + 1;\nVACUUM sub_watched;\n' >"$work/bulk_watched.sql"
 bench_noop_so "$work"
 psql -c "CREATE FUNCTION bench_noop() RETURNS trigger LANGUAGE c AS '$work/noop_trigger.so', 'mlcache_bench_noop_trigger'"
@@ -108,6 +111,8 @@ profile() {
 	wait_for 10 backend
 	if [[ $name == worker_* ]]; then
 		pid=$(mlcache_worker_pid "$db")
+	elif [[ $name == redis_* ]]; then
+		pid=$(redis_pid)
 	fi
 	sleep 1
 	perf record -F 2999 -g -p "$pid" -o "$data" -- sleep "$secs" >/dev/null 2>&1
