@@ -41,6 +41,7 @@
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -82,6 +83,7 @@ static MlcacheRing *ring = NULL;
 typedef struct HygieneItem
 {
 	char	   *text;			/* Redis name, or SCAN pattern */
+	int			textlen;
 	char	   *prefix;			/* a pattern's Redis name prefix, unescaped */
 	int			prefixlen;
 	char	   *channel;		/* shared by the items of one namespace */
@@ -251,48 +253,79 @@ mlcache_hygiene_worker_alive(void)
 }
 
 /*
- * The item for one record: its Redis name or SCAN pattern, and its channel
- * "<namespace>invalidations", shared with the previous item when the
- * namespace is the same.
+ * What the records of one namespace share, built once per drain for each
+ * run of records of the same namespace: the namespace, its channel
+ * "<namespace>invalidations" with the hash of it, and the namespace escaped
+ * for SCAN patterns.
+ */
+typedef struct HygieneNsCache
+{
+	char	   *ns;				/* NULL before the first record */
+	int			nslen;
+	char	   *channel;
+	uint64		channel_hash;
+	char	   *glob;			/* ns escaped for Redis glob matching */
+	int			globlen;
+} HygieneNsCache;
+
+/* Point nc at namespace ns (of nslen bytes), building it anew if it differs. */
+static void
+hygiene_ns_cache(HygieneNsCache *nc, const char *ns, int nslen)
+{
+	if (nc->ns != NULL && nc->nslen == nslen && memcmp(nc->ns, ns, nslen) == 0)
+		return;
+	nc->ns = pnstrdup(ns, nslen);
+	nc->nslen = nslen;
+	nc->channel = psprintf("%sinvalidations", nc->ns);
+	nc->channel_hash = hash_bytes_extended((const unsigned char *) nc->channel,
+										   strlen(nc->channel), 0);
+	nc->glob = palloc(2 * nslen + 1);
+	nc->globlen = mlcache_glob_escape_into(nc->glob, ns, nslen);
+}
+
+/*
+ * The item for one record: its Redis name or SCAN pattern, and its channel,
+ * shared with the other items of its namespace (nc).
  */
 static void
-hygiene_item(HygieneItem *item, char kind, const char *ns, int nslen,
-			const char *text, int len, bool scan, TimestampTz committed,
-			char **last_ns, char **last_channel)
+hygiene_item(HygieneItem *item, char kind, HygieneNsCache *nc,
+			const char *text, int len, bool scan, TimestampTz committed)
 {
-	int			rlen;
-
-	if (*last_ns == NULL || strlen(*last_ns) != nslen || memcmp(*last_ns, ns, nslen) != 0)
-	{
-		*last_ns = pnstrdup(ns, nslen);
-		*last_channel = psprintf("%sinvalidations", *last_ns);
-	}
-	item->channel = *last_channel;
+	item->channel = nc->channel;
 	item->is_pattern = (kind == MLCACHE_TARGET_PREFIX || kind == MLCACHE_TARGET_ALL);
 	item->prefix = NULL;
 	item->prefixlen = 0;
 	if (kind == MLCACHE_HYGIENE_RNAME)
+	{
 		item->text = pnstrdup(text, len);
+		item->textlen = len;
+	}
 	else if (kind == MLCACHE_TARGET_KEY)
-		item->text = mlcache_redis_name(ns, nslen, text, len, &rlen);
+		item->text = mlcache_redis_name(nc->ns, nc->nslen, text, len, &item->textlen);
 	else
 	{
 		int			plen = kind == MLCACHE_TARGET_ALL ? 0 : len;
+		int			n = nc->globlen;
 
-		item->text = mlcache_prefix_glob(ns, nslen, text, plen);
-		item->prefixlen = nslen + plen;
+		/* The pattern: the escaped namespace and prefix, then '*'. */
+		item->text = palloc(nc->globlen + 2 * plen + 2);
+		memcpy(item->text, nc->glob, nc->globlen);
+		n += mlcache_glob_escape_into(item->text + n, text, plen);
+		item->text[n++] = '*';
+		item->text[n] = '\0';
+		item->textlen = n;
+		item->prefixlen = nc->nslen + plen;
 		item->prefix = palloc(item->prefixlen + 1);
-		memcpy(item->prefix, ns, nslen);
-		memcpy(item->prefix + nslen, text, plen);
+		memcpy(item->prefix, nc->ns, nc->nslen);
+		memcpy(item->prefix + nc->nslen, text, plen);
 		item->prefix[item->prefixlen] = '\0';
 	}
 	item->scan = scan;
 	item->committed = committed;
 	item->records = 1;
 	item->in_pass = false;
-	item->hash = hash_bytes_extended((const unsigned char *) item->text, strlen(item->text),
-									 hash_bytes((const unsigned char *) item->channel,
-												strlen(item->channel)));
+	item->hash = hash_bytes_extended((const unsigned char *) item->text, item->textlen,
+									 nc->channel_hash);
 }
 
 /*
@@ -306,8 +339,7 @@ hygiene_drain(HygieneItem *items, int nitems, int max)
 {
 	char		text[MLCACHE_HYGIENE_MAX_TEXT + 1];
 	char		ns[MAX_NS + 1];
-	char	   *last_ns = NULL;
-	char	   *last_channel = NULL;
+	HygieneNsCache nc = {0};
 
 	for (;;)
 	{
@@ -334,8 +366,9 @@ hygiene_drain(HygieneItem *items, int nitems, int max)
 		SpinLockRelease(&ring->mutex);
 
 		memcpy(&committed, hdr + 8, sizeof(committed));
-		hygiene_item(&items[nitems], (char) hdr[4], ns, nslen, text, len,
-					(hdr[3] & 1) != 0, committed, &last_ns, &last_channel);
+		hygiene_ns_cache(&nc, ns, nslen);
+		hygiene_item(&items[nitems], (char) hdr[4], &nc, text, len,
+					(hdr[3] & 1) != 0, committed);
 		nitems++;
 	}
 	return nitems;
@@ -350,8 +383,9 @@ static bool
 hygiene_item_same(const HygieneItem *a, const HygieneItem *b)
 {
 	return a->is_pattern == b->is_pattern && a->hash == b->hash &&
-		a->in_pass == b->in_pass &&
-		strcmp(a->text, b->text) == 0 && strcmp(a->channel, b->channel) == 0;
+		a->in_pass == b->in_pass && a->textlen == b->textlen &&
+		memcmp(a->text, b->text, a->textlen) == 0 &&
+		(a->channel == b->channel || strcmp(a->channel, b->channel) == 0);
 }
 
 /*
@@ -438,16 +472,17 @@ hygiene_publishes(HygieneItem *items, int n, MlcacheL2Cmd *cmds)
 		initStringInfo(&msg);
 		for (j = i; j < n; j++)
 		{
-			if (done[j] || strcmp(items[j].channel, items[i].channel) != 0)
+			if (done[j] || (items[j].channel != items[i].channel &&
+							strcmp(items[j].channel, items[i].channel) != 0))
 				continue;
-			if (msg.len > 0 && msg.len + 1 + strlen(items[j].text) > PUBLISH_MAX)
+			if (msg.len > 0 && msg.len + 1 + items[j].textlen > PUBLISH_MAX)
 			{
 				hygiene_publish_cmd(&cmds[ncmds++], items[i].channel, msg.data);
 				initStringInfo(&msg);
 			}
 			if (msg.len > 0)
 				appendStringInfoChar(&msg, '\n');
-			appendStringInfoString(&msg, items[j].text);
+			appendBinaryStringInfo(&msg, items[j].text, items[j].textlen);
 			done[j] = true;
 		}
 		hygiene_publish_cmd(&cmds[ncmds++], items[i].channel, msg.data);
@@ -773,7 +808,8 @@ hygiene_deliver(HygieneItem *items, int n, int64 *done)
 		if (items[i].is_pattern)
 			continue;
 		keys[nkeys] = items[i].text;
-		befores[nkeys] = psprintf(INT64_FORMAT, (int64) items[i].committed);
+		befores[nkeys] = palloc(MAXINT8LEN + 1);
+		pg_lltoa((int64) items[i].committed, (char *) befores[nkeys]);
 		nkeys++;
 	}
 	for (i = 0; i < nkeys; i += MLCACHE_L2_KEYS_PER_EVAL)

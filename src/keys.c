@@ -415,36 +415,48 @@ mlcache_pattern_target(const char *pattern, int len)
 }
 
 /*
+ * Write s escaped for Redis glob matching into dst, which has room for
+ * 2 * len bytes; returns the bytes written (no terminator).
+ */
+int
+mlcache_glob_escape_into(char *dst, const char *s, int len)
+{
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < len; i++)
+	{
+		if (glob_escaped(s[i]))
+			dst[n++] = '\\';
+		dst[n++] = s[i];
+	}
+	return n;
+}
+
+/*
  * The SCAN pattern matching every Redis name under prefix (which may be
  * empty: the whole namespace) in namespace ns.
  */
 char *
 mlcache_prefix_glob(const char *ns, int nlen, const char *prefix, int plen)
 {
-	return psprintf("%s%s*", mlcache_glob_escape(ns, nlen), mlcache_glob_escape(prefix, plen));
+	char	   *r = palloc(2 * (nlen + plen) + 2);
+	int			n = mlcache_glob_escape_into(r, ns, nlen);
+
+	n += mlcache_glob_escape_into(r + n, prefix, plen);
+	r[n++] = '*';
+	r[n] = '\0';
+	return r;
 }
 
 /* Escape Redis glob characters so that s matches only itself in SCAN MATCH. */
 char *
 mlcache_glob_escape(const char *s, int len)
 {
-	StringInfoData buf;
-	int			i;
+	char	   *r = palloc(2 * len + 1);
 
-	for (i = 0; i < len; i++)
-		if (glob_escaped(s[i]))
-			break;
-	if (i == len)
-		return pnstrdup(s, len);	/* the usual case: nothing to escape */
-	initStringInfo(&buf);
-	appendBinaryStringInfo(&buf, s, i);
-	for (; i < len; i++)
-	{
-		if (glob_escaped(s[i]))
-			appendStringInfoChar(&buf, '\\');
-		appendStringInfoChar(&buf, s[i]);
-	}
-	return buf.data;
+	r[mlcache_glob_escape_into(r, s, len)] = '\0';
+	return r;
 }
 
 /*

@@ -65,6 +65,7 @@ extern uint32 mlcache_security_slot(void);
 extern MlcacheTarget mlcache_pattern_target(const char *pattern, int len);
 extern const char *mlcache_namespace(int *len);
 extern char *mlcache_glob_escape(const char *s, int len);
+extern int	mlcache_glob_escape_into(char *dst, const char *s, int len);
 extern char *mlcache_redis_name(const char *ns, int nlen, const char *key, int keylen, int *rlen);
 extern char *mlcache_prefix_glob(const char *ns, int nlen, const char *prefix, int plen);
 extern uint64 mlcache_def_hash(const char *name, int len);
