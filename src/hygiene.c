@@ -73,6 +73,8 @@ typedef struct MlcacheRing
 	uint32		used;
 	uint32		records;
 	uint32		waiting;		/* records whose SCAN waits in the worker */
+	uint32		held;			/* records the worker has taken but not delivered */
+	uint64		scan_restarts;	/* SCAN passes started over on a new connection */
 	Latch	   *worker_latch;
 	pid_t		worker_pid;
 	char		data[RING_SIZE];
@@ -112,6 +114,8 @@ mlcache_hygiene_shmem_startup(void)
 	{
 		SpinLockInit(&ring->mutex);
 		ring->head = ring->tail = ring->used = ring->records = ring->waiting = 0;
+		ring->held = 0;
+		ring->scan_restarts = 0;
 		ring->worker_latch = NULL;
 		ring->worker_pid = 0;
 	}
@@ -198,12 +202,16 @@ mlcache_hygiene_enqueue(char kind, const char *ns, int nslen, const char *text,
 /*
  * The records in the ring, and those whose SCAN waits in the worker for its
  * namespace's next pass (0 and 0 before shared memory is set up); with
- * used, the ring's bytes in use.  Takes ring->mutex.
+ * held, those the worker has taken from the ring and not yet delivered
+ * (while Redis fails: its held batch); with used, the ring's bytes in use.
+ * Takes ring->mutex.
  */
 static void
-hygiene_counts(int *records, int *waiting, uint32 *used)
+hygiene_counts(int *records, int *waiting, int *held, uint32 *used)
 {
 	*records = *waiting = 0;
+	if (held)
+		*held = 0;
 	if (used)
 		*used = 0;
 	if (ring == NULL)
@@ -211,20 +219,57 @@ hygiene_counts(int *records, int *waiting, uint32 *used)
 	SpinLockAcquire(&ring->mutex);
 	*records = ring->records;
 	*waiting = ring->waiting;
+	if (held)
+		*held = ring->held;
 	if (used)
 		*used = ring->used;
 	SpinLockRelease(&ring->mutex);
 }
 
-/* Records not yet delivered: in the ring, or waiting for a SCAN pass. */
+/*
+ * Records not yet delivered: in the ring, in the worker's held batch, or
+ * waiting for a SCAN pass.
+ */
 int
 mlcache_hygiene_queue_length(void)
 {
 	int			records,
-				waiting;
+				waiting,
+				held;
 
-	hygiene_counts(&records, &waiting, NULL);
-	return records + waiting;
+	hygiene_counts(&records, &waiting, &held, NULL);
+	return records + waiting + held;
+}
+
+/* Publish how many records the worker holds undelivered.  Takes ring->mutex. */
+static void
+hygiene_set_held(int64 n)
+{
+	SpinLockAcquire(&ring->mutex);
+	ring->held = (uint32) Min(n, PG_UINT32_MAX);
+	SpinLockRelease(&ring->mutex);
+}
+
+/* SCAN passes that started over because the Redis connection changed. */
+int64
+mlcache_hygiene_scan_restarts(void)
+{
+	int64		n;
+
+	if (ring == NULL)
+		return 0;
+	SpinLockAcquire(&ring->mutex);
+	n = (int64) ring->scan_restarts;
+	SpinLockRelease(&ring->mutex);
+	return n;
+}
+
+static void
+hygiene_count_restarts(int n)
+{
+	SpinLockAcquire(&ring->mutex);
+	ring->scan_restarts += n;
+	SpinLockRelease(&ring->mutex);
 }
 
 /* Records whose SCAN waits in the worker. */
@@ -234,7 +279,7 @@ mlcache_hygiene_scans_waiting(void)
 	int			records,
 				waiting;
 
-	hygiene_counts(&records, &waiting, NULL);
+	hygiene_counts(&records, &waiting, NULL, NULL);
 	return waiting;
 }
 
@@ -253,14 +298,17 @@ mlcache_hygiene_worker_alive(void)
 }
 
 /*
- * What the records of one namespace share, built once per drain for each
- * run of records of the same namespace: the namespace, its channel
+ * What the records of one namespace share: the namespace, its channel
  * "<namespace>invalidations" with the hash of it, and the namespace escaped
- * for SCAN patterns.
+ * for SCAN patterns.  Built in the batch's memory context for the first
+ * record of a namespace, and kept with the batch (the items point at the
+ * channel), so that a batch held while Redis fails does not grow by a
+ * namespace's strings at every drain.  A few namespaces are remembered;
+ * more than that (many databases committing at once) only cost a rebuild.
  */
 typedef struct HygieneNsCache
 {
-	char	   *ns;				/* NULL before the first record */
+	char	   *ns;
 	int			nslen;
 	char	   *channel;
 	uint64		channel_hash;
@@ -268,12 +316,35 @@ typedef struct HygieneNsCache
 	int			globlen;
 } HygieneNsCache;
 
-/* Point nc at namespace ns (of nslen bytes), building it anew if it differs. */
-static void
-hygiene_ns_cache(HygieneNsCache *nc, const char *ns, int nslen)
+#define NS_CACHE_SIZE	8
+static HygieneNsCache hygiene_nscache[NS_CACHE_SIZE];	/* in hygiene_batch_cxt */
+static int	hygiene_nscache_n = 0;
+static int	hygiene_nscache_last = 0;	/* the one found last */
+
+/* The cache entry of namespace ns (of nslen bytes), built if new. */
+static HygieneNsCache *
+hygiene_ns_cache(const char *ns, int nslen)
 {
-	if (nc->ns != NULL && nc->nslen == nslen && memcmp(nc->ns, ns, nslen) == 0)
-		return;
+	HygieneNsCache *nc;
+	int			i;
+
+	for (i = 0; i < hygiene_nscache_n; i++)
+	{
+		int			k = (hygiene_nscache_last + i) % hygiene_nscache_n;
+
+		nc = &hygiene_nscache[k];
+		if (nc->nslen == nslen && memcmp(nc->ns, ns, nslen) == 0)
+		{
+			hygiene_nscache_last = k;
+			return nc;
+		}
+	}
+	/* New: a free entry, or the one after the last found. */
+	if (hygiene_nscache_n < NS_CACHE_SIZE)
+		hygiene_nscache_last = hygiene_nscache_n++;
+	else
+		hygiene_nscache_last = (hygiene_nscache_last + 1) % NS_CACHE_SIZE;
+	nc = &hygiene_nscache[hygiene_nscache_last];
 	nc->ns = pnstrdup(ns, nslen);
 	nc->nslen = nslen;
 	nc->channel = psprintf("%sinvalidations", nc->ns);
@@ -281,6 +352,7 @@ hygiene_ns_cache(HygieneNsCache *nc, const char *ns, int nslen)
 										   strlen(nc->channel), 0);
 	nc->glob = palloc(2 * nslen + 1);
 	nc->globlen = mlcache_glob_escape_into(nc->glob, ns, nslen);
+	return nc;
 }
 
 /*
@@ -339,7 +411,6 @@ hygiene_drain(HygieneItem *items, int nitems, int max)
 {
 	char		text[MLCACHE_HYGIENE_MAX_TEXT + 1];
 	char		ns[MAX_NS + 1];
-	HygieneNsCache nc = {0};
 
 	for (;;)
 	{
@@ -363,11 +434,11 @@ hygiene_drain(HygieneItem *items, int nitems, int max)
 		hygiene_ring_get(text, len);
 		ring->used -= RECORD_HEADER + nslen + len;
 		ring->records--;
+		ring->held++;
 		SpinLockRelease(&ring->mutex);
 
 		memcpy(&committed, hdr + 8, sizeof(committed));
-		hygiene_ns_cache(&nc, ns, nslen);
-		hygiene_item(&items[nitems], (char) hdr[4], &nc, text, len,
+		hygiene_item(&items[nitems], (char) hdr[4], hygiene_ns_cache(ns, nslen), text, len,
 					(hdr[3] & 1) != 0, committed);
 		nitems++;
 	}
@@ -514,8 +585,9 @@ typedef struct HygieneNs
 	TimestampTz next_pass;		/* no new pass of this namespace before this */
 	int			nwaiting;		/* its waiting patterns, in the pass or not */
 	bool		passing;		/* a pass is under way (its patterns: in_pass) */
-	char		cursor[MLCACHE_L2_CURSOR_LEN];	/* where the pass resumes */
+	MlcacheL2Cursor cursor;		/* where the pass resumes */
 	TimestampTz busy;			/* time the pass has spent in its steps (us) */
+	TimestampTz ended;			/* when its last pass ended (0: none yet) */
 } HygieneNs;
 
 static HygieneNs *scan_ns = NULL;	/* namespaces with waiting patterns or a
@@ -579,6 +651,31 @@ hygiene_scan_recount(void)
 }
 
 /*
+ * When ns's next pass may start: mlcache.scan_interval after its last ended,
+ * and at least SCAN_REST_FACTOR times as long as that pass spent in Redis.
+ */
+static void
+hygiene_scan_plan(HygieneNs *ns)
+{
+	ns->next_pass = ns->ended;
+	if (mlcache_scan_interval > 0)
+		ns->next_pass += Max((TimestampTz) mlcache_scan_interval * 1000,
+							 SCAN_REST_FACTOR * ns->busy);
+}
+
+/* Is a pass under way? */
+static bool
+hygiene_scan_passing(void)
+{
+	int			i;
+
+	for (i = 0; i < scan_nns; i++)
+		if (scan_ns[i].passing)
+			return true;
+	return false;
+}
+
+/*
  * When the worker next has a pass to start or continue: 0 if none, a time
  * already past while a pass is under way.
  */
@@ -631,7 +728,7 @@ hygiene_scan_ns(HygieneNs *ns, bool force, TimestampTz now, int64 *done)
 				if (scan_items[i].channel == ns->channel)
 					scan_items[i].in_pass = true;
 			ns->passing = true;
-			strlcpy(ns->cursor, "0", sizeof(ns->cursor));
+			mlcache_l2_cursor_init(&ns->cursor);
 			ns->busy = 0;
 		}
 		prefixes = palloc(sizeof(MlcacheL2Prefix) * scan_nitems);
@@ -665,21 +762,26 @@ hygiene_scan_ns(HygieneNs *ns, bool force, TimestampTz now, int64 *done)
 		}
 		start = GetCurrentTimestamp();
 		res = mlcache_l2_scan_unlink_prefixes(psprintf("%s*", mlcache_glob_escape(prefixes[0].text, lcp)),
-											  prefixes, np, ns->cursor,
-											  force ? 0 : SCAN_PAGES_PER_STEP, &got);
+											  prefixes, np, &ns->cursor, SCAN_PAGES_PER_STEP, &got);
 		end = GetCurrentTimestamp();
 		pfree(prefixes);
 		ns->busy += end - start;
-		if (res != L2_OK)
+		if (ns->cursor.restarts > 0)
 		{
-			strlcpy(ns->cursor, "0", sizeof(ns->cursor));
-			return false;
+			/* Another connection: the pass has started over (see MlcacheL2Cursor). */
+			hygiene_count_restarts(ns->cursor.restarts);
+			ns->cursor.restarts = 0;
 		}
 		mlcache_count_n(MLC_REDIS_UNLINKED, got);
-		if (strcmp(ns->cursor, "0") != 0)
+		/* On failure the cursor stays: the pass resumes, or starts over on a new connection. */
+		if (res != L2_OK)
+			return false;
+		if (strcmp(ns->cursor.pos, "0") != 0)
 		{
 			if (!force)
 				return true;	/* more at the next step */
+			if (ShutdownRequestPending)
+				return false;	/* a forced run gives way to a shutdown */
 			continue;
 		}
 
@@ -699,10 +801,8 @@ hygiene_scan_ns(HygieneNs *ns, bool force, TimestampTz now, int64 *done)
 		}
 		scan_nitems = kept;
 		ns->passing = false;
-		ns->next_pass = end;
-		if (mlcache_scan_interval > 0)
-			ns->next_pass += Max((TimestampTz) mlcache_scan_interval * 1000,
-								 SCAN_REST_FACTOR * ns->busy);
+		ns->ended = end;
+		hygiene_scan_plan(ns);
 		hygiene_scan_recount();
 		if (!force)
 			return true;
@@ -851,26 +951,61 @@ hygiene_log_summary(int delivered)
 	last = now;
 }
 
-/*
- * At the worker's exit; worker_latch and worker_pid have one writer, no
- * lock.
- */
-static void
-hygiene_clear_pid(int code, Datum arg)
-{
-	if (ring != NULL && ring->worker_pid == MyProcPid)
-	{
-		ring->worker_latch = NULL;
-		ring->worker_pid = 0;
-	}
-}
-
 /* The worker's batch, kept across iterations while Redis fails. */
 static MemoryContext hygiene_batch_cxt = NULL;
 static HygieneItem *hygiene_items = NULL;
 static int	hygiene_nitems = 0;
 static long hygiene_backoff_ms = 0;
 static TimestampTz hygiene_retry_at = 0;	/* while backing off: no delivery before this */
+
+/* The batch is delivered or dropped: free it, and the namespaces it used. */
+static void
+hygiene_batch_reset(void)
+{
+	hygiene_nitems = 0;
+	MemoryContextReset(hygiene_batch_cxt);
+	hygiene_nscache_n = 0;
+	hygiene_nscache_last = 0;
+	hygiene_set_held(0);
+}
+
+/* The records of the held batch. */
+static int64
+hygiene_batch_records(void)
+{
+	int64		n = 0;
+	int			i;
+
+	for (i = 0; i < hygiene_nitems; i++)
+		n += hygiene_items[i].records;
+	return n;
+}
+
+/*
+ * At the worker's exit.  What it held undelivered and the patterns waiting
+ * for a pass are given up, left to the TTLs, and counted as dropped.
+ * worker_latch and worker_pid have one writer, no lock.
+ */
+static void
+hygiene_clear_pid(int code, Datum arg)
+{
+	int64		lost;
+	int			i;
+
+	if (ring == NULL || ring->worker_pid != MyProcPid)
+		return;
+	lost = hygiene_items != NULL ? hygiene_batch_records() : 0;
+	for (i = 0; i < scan_nitems; i++)
+		lost += scan_items[i].records;
+	if (lost > 0)
+		mlcache_count_n(MLC_HYGIENE_DROPPED, lost);
+	SpinLockAcquire(&ring->mutex);
+	ring->held = 0;
+	ring->waiting = 0;
+	SpinLockRelease(&ring->mutex);
+	ring->worker_latch = NULL;
+	ring->worker_pid = 0;
+}
 
 /*
  * The worker takes the queue: commits wake it through its latch, and its
@@ -884,9 +1019,10 @@ mlcache_hygiene_attach(void)
 	ring->worker_latch = MyLatch;
 	ring->worker_pid = MyProcPid;
 	on_shmem_exit(hygiene_clear_pid, (Datum) 0);
-	/* A previous worker's waiting patterns went with it (left to the TTLs). */
+	/* A previous worker's batch and waiting patterns went with it. */
 	SpinLockAcquire(&ring->mutex);
 	ring->waiting = 0;
+	ring->held = 0;
 	SpinLockRelease(&ring->mutex);
 
 	/*
@@ -921,24 +1057,35 @@ hygiene_ms_until(TimestampTz t)
 long
 mlcache_hygiene_timeout(void)
 {
-	TimestampTz until = hygiene_retry_at != 0 ? hygiene_retry_at : hygiene_scan_next();
-	long		ms;
+	TimestampTz until;
 
+	/* A retry time that has passed is no reason to wake (nothing may wait). */
+	if (hygiene_retry_at != 0 && hygiene_retry_at > GetCurrentTimestamp())
+		return Max(hygiene_ms_until(hygiene_retry_at), 1L);
+	until = hygiene_scan_next();
 	if (until == 0)
 		return 1000L;
-	ms = Max(hygiene_ms_until(until), 1L);
-	return hygiene_retry_at != 0 ? ms : Min(ms, 1000L);
+	return Min(Max(hygiene_ms_until(until), 1L), 1000L);
 }
 
-/* mlcache.redis_retry_interval may have changed: retry now, back off afresh. */
+/*
+ * The configuration was reloaded.  mlcache.redis_retry_interval may have
+ * changed: retry now, back off afresh.  mlcache.scan_interval may have: the
+ * namespaces between passes wait by the new one.
+ */
 void
 mlcache_hygiene_reloaded(void)
 {
+	int			i;
+
 	if (hygiene_retry_at != 0)
 	{
 		hygiene_backoff_ms = 0;
 		hygiene_retry_at = GetCurrentTimestamp();
 	}
+	for (i = 0; i < scan_nns; i++)
+		if (!scan_ns[i].passing && scan_ns[i].ended != 0)
+			hygiene_scan_plan(&scan_ns[i]);
 }
 
 /*
@@ -954,14 +1101,8 @@ hygiene_failed(void)
 	hygiene_retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), hygiene_backoff_ms);
 	if (hygiene_nitems >= MAX_BATCH)
 	{
-		int64		dropped = 0;
-		int			i;
-
-		for (i = 0; i < hygiene_nitems; i++)
-			dropped += hygiene_items[i].records;
-		mlcache_count_n(MLC_HYGIENE_DROPPED, dropped);
-		hygiene_nitems = 0;
-		MemoryContextReset(hygiene_batch_cxt);
+		mlcache_count_n(MLC_HYGIENE_DROPPED, hygiene_batch_records());
+		hygiene_batch_reset();
 	}
 }
 
@@ -984,7 +1125,7 @@ hygiene_gather(void)
 		uint32		used;
 		long		ms;
 
-		hygiene_counts(&records, &waiting, &used);
+		hygiene_counts(&records, &waiting, NULL, &used);
 		if (used >= RING_SIZE / 2)
 			break;
 		ms = hygiene_ms_until(until);
@@ -1016,16 +1157,25 @@ mlcache_hygiene_work(MemoryContext loop_cxt, ResourceOwner owner)
 	int			records,
 				waiting;
 
-	hygiene_counts(&records, &waiting, NULL);
-	if (hygiene_nitems == 0 && records > 0)
+	/*
+	 * Let commits gather for mlcache.hygiene_delay, unless a SCAN pass is
+	 * under way: its steps run one per iteration, and what commits during a
+	 * step makes the next batch by itself.
+	 */
+	hygiene_counts(&records, &waiting, NULL, NULL);
+	if (hygiene_nitems == 0 && records > 0 && !hygiene_scan_passing())
 		hygiene_gather();
 
 	MemoryContextSwitchTo(hygiene_batch_cxt);
 	CurrentResourceOwner = owner;
 	hygiene_nitems = hygiene_drain(hygiene_items, hygiene_nitems, MAX_BATCH);
 	MemoryContextSwitchTo(loop_cxt);
-	/* Every queued record is done once its item is; duplicates too. */
-	hygiene_nitems = hygiene_dedup(hygiene_items, hygiene_nitems, false);
+	/*
+	 * Every queued record is done once its item is; duplicates too.  Their
+	 * text is freed, so that a batch held while Redis fails grows only with
+	 * distinct keys.
+	 */
+	hygiene_nitems = hygiene_dedup(hygiene_items, hygiene_nitems, true);
 	next_pass = hygiene_scan_next();
 	if (hygiene_nitems == 0 && (next_pass == 0 || GetCurrentTimestamp() < next_pass))
 		return;
@@ -1043,8 +1193,7 @@ mlcache_hygiene_work(MemoryContext loop_cxt, ResourceOwner owner)
 		ok = hygiene_deliver(hygiene_items, hygiene_nitems, &done);
 		if (ok)
 		{
-			hygiene_nitems = 0;
-			MemoryContextReset(hygiene_batch_cxt);
+			hygiene_batch_reset();
 			SetLatch(MyLatch);	/* more may have arrived meanwhile */
 		}
 	}

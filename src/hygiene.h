@@ -21,6 +21,7 @@ extern void mlcache_hygiene_enqueue(char kind, const char *ns, int nslen,
 									TimestampTz committed);
 extern int	mlcache_hygiene_queue_length(void);
 extern int	mlcache_hygiene_scans_waiting(void);
+extern int64 mlcache_hygiene_scan_restarts(void);
 extern bool mlcache_hygiene_worker_alive(void);
 
 /* The worker's side (worker.c). */

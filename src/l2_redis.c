@@ -63,6 +63,7 @@ static redisContext *l2_ctx = NULL;
 static bool l2_ctx_used = false;	/* a command went through on l2_ctx */
 static bool l2_ctx_sentinel = false;	/* l2_ctx was found through the sentinels */
 static uint64 l2_master_version = 0;	/* the sentinel address version it was made for */
+static uint64 l2_conn_serial = 0;	/* counts this process's connections: l2_ctx's */
 
 /*
  * Remove each of KEYS unless it is an mlcache value computed at or after its
@@ -70,15 +71,18 @@ static uint64 l2_master_version = 0;	/* the sentinel address version it was made
  * clean-up after a commit must not delete a value stored after that commit,
  * nor one that may still be served stale (its max_stale window reaches past
  * the commit).  Values that are not envelopes, or of another type, are
- * removed.  The offsets are those of computed_at and max_stale in
- * envelope.c.  Returns how many keys were removed.
+ * removed.  Only a value's first 96 bytes are read (GETRANGE), however large
+ * it is; that cannot tell an empty string from a missing key, so an empty
+ * string is left alone (a reader takes it for a miss and overwrites it).
+ * The offsets are those of computed_at and max_stale in envelope.c.
+ * Returns how many keys were removed.
  */
 static const char *const l2_unlink_older_script =
 "local n = 0 "
 "for i, k in ipairs(KEYS) do "
 "  local t = tonumber(ARGV[i] or ARGV[1]) "
-"  local ok, v = pcall(redis.call, 'GET', k) "
-"  local keep = ok and not v "
+"  local ok, v = pcall(redis.call, 'GETRANGE', k, 0, 95) "
+"  local keep = ok and v == '' "
 "  if ok and v and #v >= 96 and string.sub(v, 1, 4) == 'MLC\\3' then "
 "    local computed = struct.unpack('<i8', v, 41) "
 "    local stale = struct.unpack('<I4', v, 69) "
@@ -402,6 +406,7 @@ l2_connection(void)
 	l2_ctx = c;
 	l2_ctx_version = mlcache_redis_config_version;
 	l2_ctx_used = false;
+	l2_conn_serial++;
 	return c;
 }
 
@@ -695,7 +700,8 @@ mlcache_l2_pipeline(MlcacheL2Cmd *cmds, int n)
  * first 8 bytes of ARGV[1] (as stored at offset 8): values of an older
  * server life, or foreign values, under our prefix.  Keys that begin with
  * the rest of ARGV[1] (a standby's names under a primary's namespace) are
- * left alone.  Returns how many keys were removed.
+ * left alone, and so are empty strings (see l2_unlink_older_script: only
+ * the first 96 bytes are read).  Returns how many keys were removed.
  */
 static const char *const l2_unlink_orphan_script =
 "local n = 0 "
@@ -703,8 +709,8 @@ static const char *const l2_unlink_orphan_script =
 "local skip = string.sub(ARGV[1], 9) "
 "for _, k in ipairs(KEYS) do "
 "  if skip == '' or string.sub(k, 1, #skip) ~= skip then "
-"    local ok, v = pcall(redis.call, 'GET', k) "
-"    local keep = ok and not v "
+"    local ok, v = pcall(redis.call, 'GETRANGE', k, 0, 95) "
+"    local keep = ok and v == '' "
 "    if ok and v and #v >= 96 and string.sub(v, 1, 4) == 'MLC\\3' and string.sub(v, 9, 16) == epoch "
 "    then keep = true end "
 "    if not keep then n = n + redis.call('UNLINK', k) end "
@@ -844,18 +850,30 @@ l2_eval_keys(const char *script, const char **keys, const size_t *keylens, int n
 typedef MlcacheL2Result (*L2ScanPageFn) (const char **keys, const size_t *keylens, int n,
 										 void *arg, int64 *removed);
 
+/* A cursor at the start of a SCAN. */
+void
+mlcache_l2_cursor_init(MlcacheL2Cursor *cursor)
+{
+	strlcpy(cursor->pos, "0", sizeof(cursor->pos));
+	cursor->conn = 0;
+	cursor->restarts = 0;
+}
+
 /*
- * SCAN the keys matching match from cursor (MLCACHE_L2_CURSOR_LEN bytes,
- * "0" for the start) and hand them to page_fn page by page, for at most
- * max_pages pages (0: to the end); *removed sums what it reports.  On
- * success cursor is where the next call resumes, "0" when the SCAN has
- * ended.  Each page is handled in a context of its own, reset after it.
+ * SCAN the keys matching match from cursor (pos "0" for the start) and hand
+ * them to page_fn page by page, for at most max_pages pages (0: to the
+ * end); *removed sums what it reports.  On success cursor is where the next
+ * call resumes, pos "0" when the SCAN has ended.  A page read on another
+ * connection than the one that returned the cursor is dropped, and the SCAN
+ * starts over (see MlcacheL2Cursor).  On failure cursor is left as it was:
+ * a later call resumes there if the connection survived, and starts over
+ * if not.  Each page is handled in a context of its own, reset after it.
  * Interrupts are checked between pages, where no reply is live and no
  * command in flight.  Off the commit path only.
  */
 static MlcacheL2Result
-l2_scan_pages(const char *match, char *cursor, int max_pages, L2ScanPageFn page_fn, void *arg,
-			  int64 *removed)
+l2_scan_pages(const char *match, MlcacheL2Cursor *cursor, int max_pages, L2ScanPageFn page_fn,
+			  void *arg, int64 *removed)
 {
 	MemoryContext batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "mlcache SCAN batch",
 													ALLOCSET_DEFAULT_SIZES);
@@ -864,9 +882,10 @@ l2_scan_pages(const char *match, char *cursor, int max_pages, L2ScanPageFn page_
 	int			pages = 0;
 
 	*removed = 0;
-	do
+	for (;;)
 	{
-		const char *argv[6] = {"SCAN", cursor, "MATCH", match, "COUNT", "1000"};
+		char		pos[MLCACHE_L2_CURSOR_LEN];
+		const char *argv[6] = {"SCAN", cursor->pos, "MATCH", match, "COUNT", "1000"};
 		redisReply *r;
 		const char **keys = NULL;
 		size_t	   *keylens = NULL;
@@ -877,7 +896,15 @@ l2_scan_pages(const char *match, char *cursor, int max_pages, L2ScanPageFn page_
 		r = l2_command(6, argv, NULL, &res);
 		if (r == NULL)
 			break;
-		ok = l2_scan_reply(r, cursor) && l2_scan_keys(r, &keys, &keylens, &n);
+		if (strcmp(cursor->pos, "0") != 0 && cursor->conn != l2_conn_serial)
+		{
+			/* The cursor is another connection's: this page means nothing. */
+			freeReplyObject(r);
+			strlcpy(cursor->pos, "0", sizeof(cursor->pos));
+			cursor->restarts++;
+			continue;
+		}
+		ok = l2_scan_reply(r, pos) && l2_scan_keys(r, &keys, &keylens, &n);
 		freeReplyObject(r);
 		if (!ok)
 		{
@@ -888,8 +915,12 @@ l2_scan_pages(const char *match, char *cursor, int max_pages, L2ScanPageFn page_
 		res = page_fn(keys, keylens, n, arg, removed);
 		if (res != L2_OK)
 			break;
+		strlcpy(cursor->pos, pos, sizeof(cursor->pos));
+		cursor->conn = l2_conn_serial;
 		MemoryContextReset(batch_cxt);
-	} while (strcmp(cursor, "0") != 0 && (max_pages == 0 || ++pages < max_pages));
+		if (strcmp(cursor->pos, "0") == 0 || (max_pages > 0 && ++pages >= max_pages))
+			break;
+	}
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(batch_cxt);
 	return res;
@@ -920,9 +951,10 @@ l2_scan_eval(const char *match, const char *script, const char *arg, size_t argl
 			 int64 *removed)
 {
 	L2ScriptArg a = {script, arg, arglen};
-	char		cursor[MLCACHE_L2_CURSOR_LEN] = "0";
+	MlcacheL2Cursor cursor;
 
-	return l2_scan_pages(match, cursor, 0, l2_scan_script_page, &a, removed);
+	mlcache_l2_cursor_init(&cursor);
+	return l2_scan_pages(match, &cursor, 0, l2_scan_script_page, &a, removed);
 }
 
 /* Order prefixes by length, then bytes: each length's run is sorted. */
@@ -1022,7 +1054,7 @@ l2_scan_prefix_page(const char **keys, const size_t *keylens, int n, void *arg, 
  */
 MlcacheL2Result
 mlcache_l2_scan_unlink_prefixes(const char *match, MlcacheL2Prefix *prefixes, int np,
-								char *cursor, int max_pages, int64 *removed)
+								MlcacheL2Cursor *cursor, int max_pages, int64 *removed)
 {
 	L2PrefixArg a = {prefixes, np};
 

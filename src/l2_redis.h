@@ -39,6 +39,22 @@ typedef struct MlcacheL2Prefix
 /* Room for a SCAN cursor as text, with its terminator. */
 #define MLCACHE_L2_CURSOR_LEN 32
 
+/*
+ * Where a SCAN resumes.  Redis's cursor means something only to the server
+ * process that returned it (its hash tables are seeded per process), so it
+ * is kept with the connection it came from; a page read on another
+ * connection (a reconnect, a restarted Redis, a new master) starts the
+ * SCAN over, and counts in restarts.
+ */
+typedef struct MlcacheL2Cursor
+{
+	char		pos[MLCACHE_L2_CURSOR_LEN];	/* "0": from the start */
+	uint64		conn;			/* the connection it came from */
+	int			restarts;
+} MlcacheL2Cursor;
+
+extern void mlcache_l2_cursor_init(MlcacheL2Cursor *cursor);
+
 /* Redis keys per EVAL of the clean-up scripts. */
 #define MLCACHE_L2_KEYS_PER_EVAL 512
 
@@ -52,7 +68,7 @@ extern void mlcache_l2_cmd_unlink_older(MlcacheL2Cmd *c, const char *const *keys
 extern MlcacheL2Result mlcache_l2_clean_orphans(const char *match, uint64 epoch,
 												const char *skip, int64 *removed);
 extern MlcacheL2Result mlcache_l2_scan_unlink_prefixes(const char *match, MlcacheL2Prefix *prefixes,
-													   int np, char *cursor, int max_pages,
+													   int np, MlcacheL2Cursor *cursor, int max_pages,
 													   int64 *removed);
 extern MlcacheL2Result mlcache_l2_ping(double *rtt_ms);
 extern bool mlcache_l2_breaker_open(void);

@@ -317,6 +317,7 @@ mlcache_health(PG_FUNCTION_ARGS)
 	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
 	jb_bool(&st, "alive", worker_ok);
 	jb_num(&st, "scans_waiting", mlcache_hygiene_scans_waiting());
+	jb_num(&st, "scan_restarts", (double) mlcache_hygiene_scan_restarts());
 	pushJsonbValue(&st, WJB_END_OBJECT, NULL);
 	jb_num(&st, "invalidations_pending", mlcache_hygiene_queue_length());
 	health_standby(&st);

@@ -32,8 +32,11 @@
  *                                                                read buckets without it
  *  ring->mutex (spinlock)         the hygiene ring: head, tail,  hygiene.c: enqueue (commit path),
  *                                 used, records, data[];         queue_length, scans_waiting,
- *                                 waiting (records whose SCAN    hygiene_drain, hygiene_counts,
- *                                 waits in the worker)           hygiene_scan_recount
+ *                                 waiting (records whose SCAN    scan_restarts, hygiene_drain,
+ *                                 waits in the worker), held     hygiene_counts, hygiene_set_held,
+ *                                 (taken, not delivered),        hygiene_scan_recount,
+ *                                 scan_restarts                  hygiene_count_restarts,
+ *                                                                hygiene_clear_pid
  *  atomics, no lock               gens[] (bumped at commit by    invalidate.c: inval_apply
  *                                 fetch_add, read anywhere);     (fetch_add); keys.c, fetch.c,
  *                                 breaker_until/backoff (CAS:    l3.c, l3_dirty.c (reads);

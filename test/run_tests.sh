@@ -104,6 +104,8 @@ shell() {
 shell e-coherence /usr/bin/python3 test/coherence_check.py --seconds 6
 shell e-hygiene-late bash test/hygiene_late.sh
 shell e-publish bash test/publish.sh
+shell e-hygiene-outage bash test/hygiene_outage.sh
+shell e-scan-steps bash test/scan_steps.sh
 shell e-redis-spin bash test/redis_spin.sh
 shell e-redis-values bash test/redis_values.sh
 shell e-standby bash test/standby.sh

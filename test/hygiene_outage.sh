@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# test/hygiene_outage.sh: the worker's Redis clean-up while Redis is down.
+# 20,000 commits invalidate the same key: the worker takes them from the
+# queue into the batch it holds, and health()'s invalidations_pending still
+# counts every one of them (queued = done + dropped + pending); the held
+# batch's memory stays flat however many commits fold into it; when the
+# worker stops with the batch undelivered, its records are counted as
+# dropped, not lost from the counts.  Then Redis returns and clean-ups are
+# delivered again.  Restarts PostgreSQL at the end (the stopped worker is
+# not started again until then).  Run under test/harness.sh; exits non-zero
+# on failure.
+# shellcheck disable=SC2119 # test/lib.sh functions take optional arguments
+set -euo pipefail
+# shellcheck source=test/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+db=mlcache_outage
+commits=20000
+psql() { psql_db "$db" "$@"; }
+fail() { echo "hygiene_outage: $*" >&2; exit 1; }
+counter() { psql -c "SELECT value FROM mlcache.counters() WHERE counter = '$1'"; }
+pending() { psql -c "SELECT (mlcache.health()->>'invalidations_pending')::bigint"; }
+# queued - done - dropped: what the counters say is still undelivered.
+undelivered() {
+	psql -c "SELECT sum(value) FILTER (WHERE counter = 'hygiene_queued')
+	              - sum(value) FILTER (WHERE counter = 'hygiene_done')
+	              - sum(value) FILTER (WHERE counter = 'hygiene_dropped')
+	         FROM mlcache.counters()"
+}
+balanced() { local u p; u=$(undelivered) p=$(pending); [[ $u == "$p" ]]; }
+log=$(pg_dir)/server.log
+
+fresh_db "$db"
+psql -c 'CREATE EXTENSION mlcache'
+wpid=$(mlcache_worker_pid "$db")
+[[ -n $wpid ]] || fail "no mlcache worker running"
+wait_for 20 balanced || fail "the counters do not balance before the test: undelivered $(undelivered), pending $(pending)"
+on_exit redis_start
+redis_stop
+
+# 20,000 commits of one key while Redis is down.
+echo "SELECT mlcache.invalidate('outage:hot');" >"$MLCACHE_TMP/outage.sql"
+pgbench -n -M simple -f "$MLCACHE_TMP/outage.sql" -c 1 -j 1 -t "$commits" "$db" >/dev/null 2>&1 ||
+	fail "pgbench failed"
+# The worker drains the queue into its held batch within its retry time;
+# pending must count those records throughout.
+sleep 1
+wait_for 20 balanced || fail "invalidations_pending ($(pending)) does not count what the worker holds ($(undelivered) undelivered)"
+p=$(pending)
+((p >= commits)) || fail "only $p pending after $commits undelivered commits"
+echo "hygiene_outage: $p invalidations pending while Redis is down, the worker's held batch included"
+
+# The held batch folds the commits into one key: its memory stays within the
+# context's kept first block (256 kB), where one allocation per commit would
+# take 1.5 MB or more.
+psql -c "SELECT pg_log_backend_memory_contexts($wpid)" >/dev/null
+batch_line() { grep "mlcache worker batch:" "$log" | tail -n 1; }
+wait_for 10 quiet batch_line || fail "the worker did not log its memory contexts"
+total=$(batch_line | sed -n 's/.*mlcache worker batch: \([0-9]*\) total.*/\1/p')
+[[ -n $total ]] || fail "no size in: $(batch_line)"
+((total <= 512 * 1024)) || fail "the held batch takes $total bytes for one distinct key"
+echo "hygiene_outage: the held batch takes $total bytes after $commits commits of one key"
+
+# The worker stops with its batch undelivered: those records are dropped, and
+# counted so.
+dropped0=$(counter hygiene_dropped)
+psql -c "SELECT pg_terminate_backend($wpid)" >/dev/null
+wait_for 20 dead "$wpid" || fail "the worker did not stop"
+dropped=$(counter hygiene_dropped)
+((dropped - dropped0 >= commits)) || fail "the stopped worker's $commits held records were not counted as dropped ($((dropped - dropped0)))"
+wait_for 10 balanced || fail "the counters do not balance after the worker stopped: undelivered $(undelivered), pending $(pending)"
+echo "hygiene_outage: the stopped worker's held records were counted as dropped ($((dropped - dropped0)))"
+
+# Redis returns; a restarted server's worker delivers again.
+redis_start
+pg_restart
+done0=$(counter hygiene_done)
+psql -c "SELECT mlcache.invalidate('outage:after')" >/dev/null
+delivered() { (($(counter hygiene_done) > done0)); }
+wait_for 20 delivered || fail "nothing was delivered after Redis returned"
+echo "hygiene_outage: clean-ups are delivered again once Redis is back"
