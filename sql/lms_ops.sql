@@ -28,22 +28,6 @@ DROP ROLE mlc_lms_reader;
 -- assignments, the active students of the last day before the data's
 -- reference time, their (student, course) pairs and courses.
 -- ---------------------------------------------------------------------------
-CREATE PROCEDURE lms_wait_until(cond text) LANGUAGE plpgsql AS $$
-DECLARE
-    deadline timestamptz := clock_timestamp() + interval '60 s';
-    ok boolean;
-BEGIN
-    LOOP
-        EXECUTE 'SELECT ' || cond INTO ok;
-        EXIT WHEN ok;
-        IF clock_timestamp() > deadline THEN
-            RAISE EXCEPTION 'not within 60 s: %', cond;
-        END IF;
-        PERFORM pg_sleep(0.05);
-        COMMIT;
-    END LOOP;
-END
-$$;
 SELECT mlcache.lms_generate(1) ->> 'submissions' AS submissions;
 SELECT mlcache.lms_setup() -> 'schema' AS set_up;
 SELECT name, warm_query IS NOT NULL AS has_warm_query FROM mlcache.definitions
@@ -77,8 +61,8 @@ SELECT mlcache.warm(ARRAY(SELECT name FROM mlcache.lms_definitions()), 50) AS w 
 RESET mlcache.warm_sync_limit;
 SELECT (:'w'::jsonb ->> 'total')::int AS total, (:'w'::jsonb ->> 'failed')::int AS failed,
        (:'w'::jsonb ->> 'warmed')::int + (:'w'::jsonb ->> 'async_scheduled')::int = (:'w'::jsonb ->> 'total')::int AS all_taken;
-CALL lms_wait_until(format($$NOT EXISTS (SELECT FROM mlcache.warm_tasks WHERE job = %s AND state IN ('pending', 'running'))$$,
-                           :'w'::jsonb ->> 'job'));
+CALL wait_until(format($$NOT EXISTS (SELECT FROM mlcache.warm_tasks WHERE job = %s AND state IN ('pending', 'running'))$$,
+                       :'w'::jsonb ->> 'job'), 60);
 SELECT state, count(*), count(DISTINCT batch) AS batches FROM mlcache.warm_tasks
  WHERE job = (:'w'::jsonb ->> 'job')::bigint GROUP BY 1;
 \c
@@ -123,8 +107,8 @@ RESET mlcache.warm_sync_limit;
 SELECT :'w'::jsonb - 'job' AS queued;
 SELECT batch, count(*), bool_and(queued_by = 'mlc_lms_app'::regrole) AS queued_by_app
   FROM mlcache.warm_tasks WHERE job = (:'w'::jsonb ->> 'job')::bigint GROUP BY 1 ORDER BY 1;
-CALL lms_wait_until(format($$NOT EXISTS (SELECT FROM mlcache.warm_tasks WHERE job = %s AND state <> 'done')$$,
-                           :'w'::jsonb ->> 'job'));
+CALL wait_until(format($$NOT EXISTS (SELECT FROM mlcache.warm_tasks WHERE job = %s AND state <> 'done')$$,
+                       :'w'::jsonb ->> 'job'), 60);
 SELECT count(*) AS done FROM mlcache.warm_tasks WHERE job = (:'w'::jsonb ->> 'job')::bigint AND state = 'done';
 RESET ROLE;
 \c
@@ -148,4 +132,3 @@ DELETE FROM mlcache.warm_queue;
 DROP ROLE mlc_lms_app;
 DROP ROLE mlc_lms_nofetch;
 DROP ROLE mlc_lms_notable;
-DROP PROCEDURE lms_wait_until(text);

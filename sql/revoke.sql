@@ -21,22 +21,6 @@ EXCEPTION WHEN OTHERS THEN
     RETURN SQLSTATE || ': ' || SQLERRM;
 END
 $$;
--- Wait until the worker has done the Redis clean-up queued by earlier
--- commits, so that it cannot remove a value this test expects in Redis.
-CREATE PROCEDURE rv_settle() LANGUAGE plpgsql AS $$
-DECLARE
-    tries int := 0;
-BEGIN
-    WHILE (SELECT sum(value) FILTER (WHERE counter = 'hygiene_queued')
-                - sum(value) FILTER (WHERE counter IN ('hygiene_done', 'hygiene_dropped'))
-           FROM mlcache.counters()) > 0 LOOP
-        tries := tries + 1;
-        IF tries > 3000 THEN
-            RAISE EXCEPTION 'mlcache hygiene queue did not drain within 30 s';
-        END IF;
-        PERFORM pg_sleep(0.01);
-    END LOOP;
-END $$;
 
 -- Cached while rv_app may read the table: compute, then L1.
 SET ROLE rv_app;
@@ -61,7 +45,7 @@ RESET ROLE;
 -- The L2 path alone: cache a value in Redis from one backend, REVOKE, then
 -- read it first from a new backend.
 GRANT SELECT ON rv_t TO rv_app;
-CALL rv_settle();
+CALL settle();
 SET ROLE rv_app;
 SELECT mlcache.get('rv:l2', 'SELECT count(*) FROM rv_t'), mlcache.last_level();
 RESET ROLE;
@@ -106,7 +90,7 @@ RESET ROLE;
 -- A REVOKE that is rolled back (whole transaction, or savepoint) leaves
 -- the cached value served.
 GRANT SELECT ON rv_t TO rv_app;
-CALL rv_settle();
+CALL settle();
 SET ROLE rv_app;
 SELECT mlcache.get('rv:rb', 'SELECT sum(x) * 10 FROM rv_t'), mlcache.last_level();
 SELECT mlcache.get('rv:rb', 'SELECT sum(x) * 10 FROM rv_t'), mlcache.last_level();
@@ -140,6 +124,5 @@ SELECT rv_error($$SELECT mlcache.get('rv:rb', 'SELECT sum(x) * 10 FROM rv_t')$$)
 RESET ROLE;
 
 DROP TABLE rv_t;
-DROP PROCEDURE rv_settle();
 DROP FUNCTION rv_error(text);
 DROP ROLE rv_app, rv_grp;

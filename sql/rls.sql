@@ -17,22 +17,6 @@ CREATE FUNCTION rls_f() RETURNS bigint LANGUAGE plpgsql STABLE
 AS $$ BEGIN RETURN (SELECT sum(x) FROM rls_t); END $$;
 CREATE FUNCTION rls_fs() RETURNS bigint LANGUAGE sql STABLE
 AS $$ SELECT sum(x) FROM rls_t $$;
--- Wait until the worker has done the Redis clean-up queued by earlier
--- commits, so that it cannot remove a value this test expects in Redis.
-CREATE PROCEDURE rls_settle() LANGUAGE plpgsql AS $$
-DECLARE
-    tries int := 0;
-BEGIN
-    WHILE (SELECT sum(value) FILTER (WHERE counter = 'hygiene_queued')
-                - sum(value) FILTER (WHERE counter IN ('hygiene_done', 'hygiene_dropped'))
-           FROM mlcache.counters()) > 0 LOOP
-        tries := tries + 1;
-        IF tries > 3000 THEN
-            RAISE EXCEPTION 'mlcache hygiene queue did not drain within 30 s';
-        END IF;
-        PERFORM pg_sleep(0.01);
-    END LOOP;
-END $$;
 
 -- 1. A policy applies (rls_app does not own the table): every read
 -- computes, and tenant 2 never gets tenant 1's sum.
@@ -94,7 +78,7 @@ RESET ROLE;
 -- is cached, and only served to that tenant.  (vary_on comes after all the
 -- other arguments: a three-argument get(key, query, vary_on) would make
 -- get(key, query, NULL) ambiguous.)
-CALL rls_settle();
+CALL settle();
 SET ROLE rls_app;
 SET app.tenant = 1;
 SELECT mlcache.get('rls:v', 'SELECT sum(x) FROM rls_t', NULL, NULL, NULL, NULL, vary_on => ARRAY['app.tenant']), mlcache.last_level();
@@ -263,5 +247,4 @@ SELECT mlcache.undefine('rls_def'), mlcache.undefine('rls_def_v');
 DROP VIEW rls_v;
 DROP TABLE rls_t, rls_u;
 DROP FUNCTION rls_f(), rls_fs();
-DROP PROCEDURE rls_settle();
 DROP ROLE rls_app, rls_owner;

@@ -20,21 +20,33 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 
--- Wait (bounded: 20 s) until the boolean expression cond is true.
-CREATE PROCEDURE wait_until(cond text) LANGUAGE plpgsql AS $$
+-- Wait (bounded: seconds) until the boolean expression cond is true;
+-- commits between tries, so that it sees other sessions' commits.
+CREATE PROCEDURE wait_until(cond text, seconds int DEFAULT 20) LANGUAGE plpgsql AS $$
 DECLARE
-    deadline timestamptz := clock_timestamp() + interval '20 s';
+    deadline timestamptz := clock_timestamp() + make_interval(secs => seconds);
     ok boolean;
 BEGIN
     LOOP
         EXECUTE 'SELECT ' || cond INTO ok;
         EXIT WHEN ok;
         IF clock_timestamp() > deadline THEN
-            RAISE EXCEPTION 'not within 20 s: %', cond;
+            RAISE EXCEPTION 'not within % s: %', seconds, cond;
         END IF;
-        PERFORM pg_sleep(0.05);
+        PERFORM pg_sleep(0.02);
         COMMIT;
     END LOOP;
+END
+$$;
+
+-- Wait (bounded: 30 s) until the worker has delivered everything queued
+-- for Redis, so that a late clean-up cannot remove a value a test expects
+-- there.
+CREATE PROCEDURE settle() LANGUAGE plpgsql AS $$
+BEGIN
+    CALL wait_until($c$(SELECT coalesce(sum(value) FILTER (WHERE counter = 'hygiene_queued')
+                          - sum(value) FILTER (WHERE counter IN ('hygiene_done', 'hygiene_dropped')), 0)
+                        FROM mlcache.counters()) <= 0$c$, 30);
 END
 $$;
 

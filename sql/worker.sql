@@ -2,20 +2,6 @@
 -- Redis, but never a value stored after the invalidating commit.
 SELECT backend_type, application_name FROM pg_stat_activity WHERE backend_type = 'mlcache worker';
 
--- Wait (bounded: 10 s) until the worker has delivered everything queued.
-CREATE PROCEDURE settle() LANGUAGE plpgsql AS $$
-DECLARE
-    deadline timestamptz := clock_timestamp() + interval '10 s';
-BEGIN
-    WHILE counter('hygiene_queued') > counter('hygiene_done') + counter('hygiene_dropped') LOOP
-        IF clock_timestamp() > deadline THEN
-            RAISE EXCEPTION 'the mlcache worker did not deliver its queue within 10 s';
-        END IF;
-        PERFORM pg_sleep(0.02);
-    END LOOP;
-END
-$$;
-
 -- An invalidated key is removed from Redis.
 SELECT mlcache.get('wk:a', 'SELECT 1'), mlcache.get('wk:b', 'SELECT 2');
 CALL settle();
@@ -129,4 +115,3 @@ SELECT counter('redis_unlinked') - :u0 AS unlinked;
 
 -- Nothing failed on the way.
 SELECT counter('redis_errors') AS redis_errors, counter('hygiene_dropped') AS dropped;
-DROP PROCEDURE settle();
