@@ -6,7 +6,9 @@
 # batch's memory stays flat however many commits fold into it; when the
 # worker stops with the batch undelivered, its records are counted as
 # dropped, not lost from the counts.  Then Redis returns and clean-ups are
-# delivered again.  Restarts PostgreSQL at the end (the stopped worker is
+# delivered again; and a held batch of 65,536 distinct keys is dropped at
+# its next failed delivery, after which the worker sleeps instead of waking
+# every millisecond.  Restarts PostgreSQL at the end (the stopped worker is
 # not started again until then).  Run under test/harness.sh; exits non-zero
 # on failure.
 # shellcheck disable=SC2119 # test/lib.sh functions take optional arguments
@@ -78,3 +80,26 @@ psql -c "SELECT mlcache.invalidate('outage:after')" >/dev/null
 delivered() { (($(counter hygiene_done) > done0)); }
 wait_for 20 delivered || fail "nothing was delivered after Redis returned"
 echo "hygiene_outage: clean-ups are delivered again once Redis is back"
+
+# A held batch of 65,536 distinct keys (8 commits of 8,192) is dropped at
+# its next failed delivery; the worker, with nothing left to retry, then
+# sleeps (about one wake-up a second) instead of waking every millisecond.
+psql -c "ALTER SYSTEM SET mlcache.redis_retry_interval = '100ms'" -c "SELECT pg_reload_conf()" >/dev/null
+on_exit quiet psql -c "ALTER SYSTEM RESET mlcache.redis_retry_interval" -c "SELECT pg_reload_conf()"
+wpid=$(mlcache_worker_pid "$db")
+dropped0=$(counter hygiene_dropped)
+redis_stop
+for ((i = 0; i < 8; i++)); do
+	psql -c "SELECT count(mlcache.invalidate('drop:' || g)) FROM generate_series($((i * 8192 + 1)), $(((i + 1) * 8192))) g" >/dev/null
+	sleep 0.3
+done
+dropped_batch() { (($(counter hygiene_dropped) - dropped0 >= 65536)); }
+wait_for 20 dropped_batch || fail "the full held batch was not dropped ($(($(counter hygiene_dropped) - dropped0)) dropped)"
+sleep 1.5 # past the retry time (at most 10 x 100 ms)
+switches() { awk '/^voluntary_ctxt_switches/ {print $2}' "/proc/$wpid/status"; }
+s0=$(switches)
+sleep 3
+s1=$(switches)
+((s1 - s0 < 300)) || fail "the idle worker woke $((s1 - s0)) times in 3 s after dropping its batch"
+echo "hygiene_outage: after dropping a full batch the idle worker woke $((s1 - s0)) times in 3 s"
+redis_start
