@@ -22,9 +22,10 @@
  *                                 warm_db[]; l3_shared.h)        refresher.c: every function that
  *                                                                reads (shared) or writes (excl.)
  *                                                                the table
- *  track_shared->lock (LWLock,    the tracking hash table:       track.c: mlcache_track, lookup
- *    tranche "mlcache tracking")  entries' existence and keys    (shared; exclusive to insert),
- *                                                                evict, tracking_sweep (excl.)
+ *  track_shared->lock (LWLock,    the tracking hash table:       track.c: track_flush_one (shared;
+ *    tranche "mlcache tracking")  entries' existence and keys    exclusive to insert), lookup
+ *                                                                (shared), evict, tracking_sweep
+ *                                                                (excl.)
  *  TrackEntry.mutex (spinlock)    one tracked key's buckets      track.c: track_add, track_lookup,
  *                                 (hour[], hits[], misses[])     under track_shared->lock; holders
  *                                                                of that lock in exclusive mode

@@ -6,16 +6,17 @@
  * A shared hash table of at most mlcache.track_max keys.  Each entry has 24
  * buckets, one per hour of the day, each tagged with the hour it counts, so
  * a bucket left from a previous day is recognised and restarted.  When the
- * table is full, a new key evicts the entry with the fewest reads in the
- * last 24 hours.  Nothing here touches Redis.
+ * table is full, a new key evicts the 5% of entries with the fewest reads in
+ * the last 24 hours.  Nothing here touches Redis.
  *
  * A read does not touch shared memory: it is counted in a backend-local
- * table (pending), which is added to the shared one in one pass, under one
- * acquisition of the lock, at the end of the first transaction that ends
+ * table (pending), which is added to the shared one in one pass (the lock
+ * taken shared per key, exclusively for a key not yet tracked), at the end
+ * of the first transaction that ends
  * mlcache.track_flush_interval or more after the oldest count in it, when
- * it holds TRACK_PENDING_MAX keys, when the hour changes, before this
- * backend reads the table (key_stats, tracking_sweep) and when the backend
- * exits.  So backends reading the same hot key do not contend on the lock
+ * it holds TRACK_PENDING_MAX keys, when the hour changes, when a count
+ * would wrap, before this backend reads the table (key_stats,
+ * tracking_sweep) and when the backend exits.  So backends reading the same hot key do not contend on the lock
  * and the key's spinlock at each hit; other backends' reads show in
  * key_stats once they are flushed.
  *
@@ -122,8 +123,9 @@ mlcache_track_shmem_startup(void)
 	}
 	info.keysize = sizeof(TrackKey);
 	info.entrysize = sizeof(TrackEntry);
+	/* Fixed size: never more than track_max entries (see track_flush_one). */
 	track_table = ShmemInitHash("mlcache tracking table", mlcache_track_max, mlcache_track_max,
-								&info, HASH_ELEM | HASH_BLOBS);
+								&info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
 }
 
 /*
@@ -144,14 +146,16 @@ track_hour(void)
 }
 
 /*
- * The time a read is counted at: a client backend uses its statement's start,
- * which PostgreSQL has already read (hours are all that matter here), other
- * processes the clock.
+ * The time a read is counted at: a client backend uses its transaction's
+ * start, which PostgreSQL has already read (hours are all that matter here),
+ * other processes the clock.  The transaction's, not the statement's: a
+ * procedure that commits in a loop is one statement for hours, but each of
+ * its transactions starts at the time it began.
  */
 static TimestampTz
 track_now(void)
 {
-	TimestampTz ts = (MyBackendType == B_BACKEND) ? GetCurrentStatementStartTimestamp() : 0;
+	TimestampTz ts = (MyBackendType == B_BACKEND) ? GetCurrentTransactionStartTimestamp() : 0;
 
 	return ts != 0 ? ts : GetCurrentTimestamp();
 }
@@ -405,6 +409,14 @@ mlcache_track(const MlcacheKey *k, uint64 hash, bool hit)
 			strlcpy(p->text, k->key, Min(k->keylen, TRACK_KEY_LEN) + 1);
 		}
 		pending_last = p;
+	}
+	if ((hit ? p->hits : p->misses) == PG_UINT32_MAX)
+	{
+		/* A count about to wrap is added to the shared table first. */
+		track_flush();
+		if (pending_since == 0)
+			mlcache_track(k, hash, hit);
+		return;					/* else not flushed: this read is not counted */
 	}
 	if (pending_since == 0)
 	{
