@@ -81,7 +81,7 @@ delivered() { (($(counter hygiene_done) > done0)); }
 wait_for 20 delivered || fail "nothing was delivered after Redis returned"
 echo "hygiene_outage: clean-ups are delivered again once Redis is back"
 
-# A held batch of 65,536 distinct keys (8 commits of 8,192) is dropped at
+# A held batch of 65,536 distinct keys is dropped at
 # its next failed delivery; the worker, with nothing left to retry, then
 # sleeps (about one wake-up a second) instead of waking every millisecond.
 psql -c "ALTER SYSTEM SET mlcache.redis_retry_interval = '100ms'" -c "SELECT pg_reload_conf()" >/dev/null
@@ -89,12 +89,16 @@ on_exit quiet psql -c "ALTER SYSTEM RESET mlcache.redis_retry_interval" -c "SELE
 wpid=$(mlcache_worker_pid "$db")
 dropped0=$(counter hygiene_dropped)
 redis_stop
-for ((i = 0; i < 8; i++)); do
-	psql -c "SELECT count(mlcache.invalidate('drop:' || g)) FROM generate_series($((i * 8192 + 1)), $(((i + 1) * 8192))) g" >/dev/null
-	sleep 0.3
+# 16 commits of 4,096 keys (about 270 kB of the 1 MB queue each), apart, so
+# that the worker takes each into its batch before the queue could fill.
+for ((i = 0; i < 16; i++)); do
+	psql -c "SELECT count(mlcache.invalidate('drop:' || g)) FROM generate_series($((i * 4096 + 1)), $(((i + 1) * 4096))) g" >/dev/null
+	sleep 0.2
 done
 dropped_batch() { (($(counter hygiene_dropped) - dropped0 >= 65536)); }
 wait_for 20 dropped_batch || fail "the full held batch was not dropped ($(($(counter hygiene_dropped) - dropped0)) dropped)"
+# Exactly the batch: nothing was dropped from a full queue on the way.
+(($(counter hygiene_dropped) - dropped0 == 65536)) || fail "$(($(counter hygiene_dropped) - dropped0)) dropped, not the batch's 65,536"
 sleep 1.5 # past the retry time (at most 10 x 100 ms)
 switches() { awk '/^voluntary_ctxt_switches/ {print $2}' "/proc/$wpid/status"; }
 s0=$(switches)
