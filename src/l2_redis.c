@@ -885,6 +885,7 @@ l2_scan_pages(const char *match, MlcacheL2Cursor *cursor, int max_pages, L2ScanP
 	for (;;)
 	{
 		char		pos[MLCACHE_L2_CURSOR_LEN];
+		uint64		conn;
 		const char *argv[6] = {"SCAN", cursor->pos, "MATCH", match, "COUNT", "1000"};
 		redisReply *r;
 		const char **keys = NULL;
@@ -904,6 +905,8 @@ l2_scan_pages(const char *match, MlcacheL2Cursor *cursor, int max_pages, L2ScanP
 			cursor->restarts++;
 			continue;
 		}
+		/* The connection pos belongs to, whatever page_fn reconnects to. */
+		conn = l2_conn_serial;
 		ok = l2_scan_reply(r, pos) && l2_scan_keys(r, &keys, &keylens, &n);
 		freeReplyObject(r);
 		if (!ok)
@@ -916,7 +919,7 @@ l2_scan_pages(const char *match, MlcacheL2Cursor *cursor, int max_pages, L2ScanP
 		if (res != L2_OK)
 			break;
 		strlcpy(cursor->pos, pos, sizeof(cursor->pos));
-		cursor->conn = l2_conn_serial;
+		cursor->conn = conn;
 		MemoryContextReset(batch_cxt);
 		if (strcmp(cursor->pos, "0") == 0 || (max_pages > 0 && ++pages >= max_pages))
 			break;
