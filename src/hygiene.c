@@ -241,12 +241,17 @@ mlcache_hygiene_queue_length(void)
 	return records + waiting + held;
 }
 
-/* Publish how many records the worker holds undelivered.  Takes ring->mutex. */
+/*
+ * The worker no longer holds a batch (delivered, dropped, or it is gone);
+ * with waiting_too, no patterns wait for a pass either.  Takes ring->mutex.
+ */
 static void
-hygiene_set_held(int64 n)
+hygiene_clear_held(bool waiting_too)
 {
 	SpinLockAcquire(&ring->mutex);
-	ring->held = (uint32) Min(n, PG_UINT32_MAX);
+	ring->held = 0;
+	if (waiting_too)
+		ring->waiting = 0;
 	SpinLockRelease(&ring->mutex);
 }
 
@@ -377,15 +382,9 @@ hygiene_item(HygieneItem *item, char kind, HygieneNsCache *nc,
 	else
 	{
 		int			plen = kind == MLCACHE_TARGET_ALL ? 0 : len;
-		int			n = nc->globlen;
 
-		/* The pattern: the escaped namespace and prefix, then '*'. */
-		item->text = palloc(nc->globlen + 2 * plen + 2);
-		memcpy(item->text, nc->glob, nc->globlen);
-		n += mlcache_glob_escape_into(item->text + n, text, plen);
-		item->text[n++] = '*';
-		item->text[n] = '\0';
-		item->textlen = n;
+		item->text = mlcache_prefix_glob_escaped(nc->glob, nc->globlen, text, plen,
+												 &item->textlen);
 		item->prefixlen = nc->nslen + plen;
 		item->prefix = palloc(item->prefixlen + 1);
 		memcpy(item->prefix, nc->ns, nc->nslen);
@@ -701,9 +700,11 @@ hygiene_scan_next(void)
 /*
  * Run ns's pass for a step (SCAN_PAGES_PER_STEP pages), starting it if none
  * is under way and one is due; with force, run passes to their end until
- * nothing of ns waits.  When a pass ends, its patterns are done (their
- * records are added to *done) and the next one waits.  Returns false if
- * Redis failed: the pass starts over after the backoff.
+ * nothing of ns waits (a shutdown request stops that between steps).  When
+ * a pass ends, its patterns are done (their records are added to *done) and
+ * the next one waits.  Returns false if Redis failed (or a forced run
+ * stopped): after the backoff the pass resumes where it was, or starts over
+ * if its connection was replaced (see MlcacheL2Cursor).
  */
 static bool
 hygiene_scan_ns(HygieneNs *ns, bool force, TimestampTz now, int64 *done)
@@ -966,7 +967,7 @@ hygiene_batch_reset(void)
 	MemoryContextReset(hygiene_batch_cxt);
 	hygiene_nscache_n = 0;
 	hygiene_nscache_last = 0;
-	hygiene_set_held(0);
+	hygiene_clear_held(false);
 }
 
 /* The records of the held batch. */
@@ -999,10 +1000,7 @@ hygiene_clear_pid(int code, Datum arg)
 		lost += scan_items[i].records;
 	if (lost > 0)
 		mlcache_count_n(MLC_HYGIENE_DROPPED, lost);
-	SpinLockAcquire(&ring->mutex);
-	ring->held = 0;
-	ring->waiting = 0;
-	SpinLockRelease(&ring->mutex);
+	hygiene_clear_held(true);
 	ring->worker_latch = NULL;
 	ring->worker_pid = 0;
 }
@@ -1020,10 +1018,7 @@ mlcache_hygiene_attach(void)
 	ring->worker_pid = MyProcPid;
 	on_shmem_exit(hygiene_clear_pid, (Datum) 0);
 	/* A previous worker's batch and waiting patterns went with it. */
-	SpinLockAcquire(&ring->mutex);
-	ring->waiting = 0;
-	ring->held = 0;
-	SpinLockRelease(&ring->mutex);
+	hygiene_clear_held(true);
 
 	/*
 	 * A batch of the default delay fits in the kept first block, so that

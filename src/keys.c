@@ -435,18 +435,36 @@ mlcache_glob_escape_into(char *dst, const char *s, int len)
 
 /*
  * The SCAN pattern matching every Redis name under prefix (which may be
+ * empty) in the namespace whose glob-escaped text is nsglob (nsgloblen
+ * bytes); its length goes to *len.
+ */
+char *
+mlcache_prefix_glob_escaped(const char *nsglob, int nsgloblen, const char *prefix, int plen,
+							int *len)
+{
+	char	   *r = palloc(nsgloblen + 2 * plen + 2);
+	int			n = nsgloblen;
+
+	memcpy(r, nsglob, nsgloblen);
+	n += mlcache_glob_escape_into(r + n, prefix, plen);
+	r[n++] = '*';
+	r[n] = '\0';
+	*len = n;
+	return r;
+}
+
+/*
+ * The SCAN pattern matching every Redis name under prefix (which may be
  * empty: the whole namespace) in namespace ns.
  */
 char *
 mlcache_prefix_glob(const char *ns, int nlen, const char *prefix, int plen)
 {
-	char	   *r = palloc(2 * (nlen + plen) + 2);
-	int			n = mlcache_glob_escape_into(r, ns, nlen);
+	char	   *nsglob = palloc(2 * nlen + 1);
+	int			len;
 
-	n += mlcache_glob_escape_into(r + n, prefix, plen);
-	r[n++] = '*';
-	r[n] = '\0';
-	return r;
+	return mlcache_prefix_glob_escaped(nsglob, mlcache_glob_escape_into(nsglob, ns, nlen),
+									   prefix, plen, &len);
 }
 
 /* Escape Redis glob characters so that s matches only itself in SCAN MATCH. */

@@ -68,6 +68,8 @@ extern char *mlcache_glob_escape(const char *s, int len);
 extern int	mlcache_glob_escape_into(char *dst, const char *s, int len);
 extern char *mlcache_redis_name(const char *ns, int nlen, const char *key, int keylen, int *rlen);
 extern char *mlcache_prefix_glob(const char *ns, int nlen, const char *prefix, int plen);
+extern char *mlcache_prefix_glob_escaped(const char *nsglob, int nsgloblen, const char *prefix,
+										 int plen, int *len);
 extern uint64 mlcache_def_hash(const char *name, int len);
 extern uint32 mlcache_def_slot(const char *name, int len);
 extern void mlcache_key_append_value(StringInfo buf, const char *s, int len);

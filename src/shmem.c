@@ -34,7 +34,7 @@
  *  ring->mutex (spinlock)         the hygiene ring: head, tail,  hygiene.c: enqueue (commit path),
  *                                 used, records, data[];         queue_length, scans_waiting,
  *                                 waiting (records whose SCAN    scan_restarts, hygiene_drain,
- *                                 waits in the worker), held     hygiene_counts, hygiene_set_held,
+ *                                 waits in the worker), held     hygiene_counts, hygiene_clear_held,
  *                                 (taken, not delivered),        hygiene_scan_recount,
  *                                 scan_restarts                  hygiene_count_restarts,
  *                                                                hygiene_clear_pid

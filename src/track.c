@@ -12,13 +12,13 @@
  * A read does not touch shared memory: it is counted in a backend-local
  * table (pending), which is added to the shared one in one pass (the lock
  * taken shared per key, exclusively for a key not yet tracked), at the end
- * of the first transaction that ends
- * mlcache.track_flush_interval or more after the oldest count in it, when
- * it holds TRACK_PENDING_MAX keys, when the hour changes, when a count
- * would wrap, before this backend reads the table (key_stats,
- * tracking_sweep) and when the backend exits.  So backends reading the same hot key do not contend on the lock
- * and the key's spinlock at each hit; other backends' reads show in
- * key_stats once they are flushed.
+ * of the first transaction that ends mlcache.track_flush_interval or more
+ * after the oldest count in it, when it holds TRACK_PENDING_MAX keys, when
+ * the hour changes, when a count would wrap, before this backend reads the
+ * table (key_stats, tracking_sweep) and when the backend exits.  So backends
+ * reading the same hot key do not contend on the lock and the key's
+ * spinlock at each hit; other backends' reads show in key_stats once they
+ * are flushed.
  *
  * Locking (see the table in shmem.c): track_shared->lock (the LWLock of
  * tranche "mlcache tracking") in shared mode to look entries up and count,
